@@ -1,0 +1,144 @@
+"""Cross-modal search CLI: index a photo collection, query it with a sentence or a photo, serve it, evaluate it.
+
+    python app.py -t index -d demo            # index the built-in demo photos into ./workspace
+    python app.py -t query --text "a cup of coffee"
+    python app.py -t query-restful            # serve http://127.0.0.1:45678 until Ctrl-C / SIGTERM
+    python app.py -t evaluate -d demo         # R@1/5/10 and median rank, both directions
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
+from dataset import DATASETS, open_dataset  # noqa: E402
+from serving.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
+
+TASKS = ("index", "query", "query-restful", "evaluate")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-t", "--task", choices=TASKS, required=True)
+    parser.add_argument("-n", "--num-docs", type=int, default=None, help="index at most this many images")
+    parser.add_argument("-b", "--batch-size", type=int, default=32, help="images per request and per encoder batch")
+    parser.add_argument("-d", "--dataset", choices=DATASETS, default="demo")
+    parser.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: data/<dataset>)")
+    parser.add_argument("--split", default=None, help="train|val|test|restval (default: all; evaluate: test)")
+    parser.add_argument("--workspace", type=Path, default=Path("workspace"), help="where indexes persist")
+    parser.add_argument("--model", default=DEFAULT_BACKEND, help="model backend (default: the offline one)")
+    parser.add_argument("--host", default="127.0.0.1", help="address the gateway binds (0.0.0.0 in containers)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--text", help="text query (-t query)")
+    parser.add_argument("--image", type=Path, help="image query file (-t query)")
+    parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
+    parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
+    parser.add_argument("--output", type=Path, default=None, help="metrics JSON file (-t evaluate)")
+    parser.add_argument("--depth", type=int, default=1000, help="results retrieved per query (-t evaluate)")
+    args = parser.parse_args(argv)
+    if args.task == "query" and (args.text is None) == (args.image is None):
+        parser.error("-t query needs exactly one of --text or --image")
+    if args.num_docs is not None and args.num_docs < 1:
+        parser.error("-n/--num-docs must be positive")
+    return args
+
+
+def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
+    values = dict(workspace=args.workspace, model=args.model, batch_size=args.batch_size, host=args.host,
+                  port=args.port)
+    values.update(overrides)
+    return FlowSettings(**values)
+
+
+def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> None:
+    from serving.flows import load_flow
+    from serving.indexing import index_dataset
+
+    reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
+    with load_flow("index", settings_for(args, workspace=workspace)) as flow:
+        summary = index_dataset(flow, reader, workspace, args.batch_size, args.num_docs, reindex=args.reindex)
+    print(summary.report())
+
+
+def run_query(args: argparse.Namespace) -> None:
+    from jina.helper import random_port
+
+    from serving.client import SearchClient
+    from serving.flows import load_flow
+
+    settings = settings_for(args, host="127.0.0.1", port=random_port())
+    with load_flow("query", settings):
+        client = SearchClient(f"http://127.0.0.1:{settings.port}")
+        if args.text is not None:
+            matches = client.search_text(args.text, args.limit)
+        else:
+            matches = client.search_image(args.image, args.limit)
+    if not matches:
+        print("no results: is the workspace indexed? (python app.py -t index)")
+    for rank, match in enumerate(matches, start=1):
+        label = match["text"] if match["modality"] == "text" else match["tags"].get("pair_id", match["id"])
+        print(f"{rank:3d}. {match['score']:.4f}  [{match['modality']}] {label}")
+
+
+def run_server(args: argparse.Namespace) -> None:
+    from serving.flows import load_flow, serve_until_stopped
+
+    flow = load_flow("query", settings_for(args))
+    print(f"serving cross-modal search on http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
+    serve_until_stopped(flow)
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from jina.helper import random_port
+
+    from serving.client import SearchClient
+    from serving.evaluation import evaluate_pairs
+    from serving.flows import load_flow
+
+    split = args.split or ("test" if args.dataset in ("f8k", "f30k") else None)
+    # A workspace of its own, so that the ranking is over exactly this dataset split and nothing else.
+    workspace = args.workspace / "eval" / f"{args.dataset}-{split or 'all'}-{args.model}"
+    run_index(args, workspace, split)
+    reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
+    pairs = list(itertools.islice(reader, args.num_docs) if args.num_docs else reader)
+    settings = settings_for(args, workspace=workspace, host="127.0.0.1", port=random_port(), max_limit=args.depth)
+    with load_flow("query", settings):
+        client = SearchClient(f"http://127.0.0.1:{settings.port}")
+        metrics = evaluate_pairs(client, pairs, args.depth)
+    metrics.update({"dataset": args.dataset, "split": split or "all", "model": args.model})
+    output = args.output or workspace / "metrics.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(metrics, indent=2) + "\n")
+    for direction in ("image_to_text", "text_to_image"):
+        m = metrics[direction]
+        print(f"{direction:>14}: R@1 {m['R@1']:6.2f}  R@5 {m['R@5']:6.2f}  R@10 {m['R@10']:6.2f}  "
+              f"medr {m['medr']:g}  meanr {m['meanr']:g}  ({m['queries']} queries)")
+    print(f"rsum {metrics['rsum']:.2f}; written to {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.task == "index":
+            run_index(args, args.workspace, args.split)
+        elif args.task == "query":
+            run_query(args)
+        elif args.task == "query-restful":
+            run_server(args)
+        else:
+            run_evaluate(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

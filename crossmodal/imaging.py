@@ -1,0 +1,117 @@
+"""Safe image decoding: untrusted bytes, base64, data URIs and files to upright RGB images.
+
+Sizes are checked before pixels are decoded, so a decompression bomb never allocates, and every failure is an
+ImageDecodeError whose message says what is wrong with the input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Common photo formats only: fewer parsers exposed to untrusted input, and never EPS (which runs Ghostscript).
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
+
+class ImageDecodeError(ValueError):
+    """The input is not a usable image; the message says why."""
+
+
+def decode_image_bytes(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Image.Image:
+    """Decode encoded image bytes to an upright RGB image, enforcing the byte and pixel limits."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageDecodeError(f"expected image bytes, got {type(data).__name__}")
+    _check_byte_count(len(data), max_bytes)
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(
+            f"not an image (cannot identify image file; supported formats: {', '.join(ALLOWED_FORMATS)})"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning when -W error
+        raise ImageDecodeError(f"image too large: {exc}") from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if "truncated" in str(exc):
+            raise ImageDecodeError(f"truncated image: {exc}") from exc
+        raise ImageDecodeError(f"corrupt image: {exc}") from exc
+    return _to_rgb(image)
+
+
+def image_bytes_from_base64(value: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Raw bytes of plain or URL-safe base64, or of a base64 data URI; whitespace and missing padding are fine."""
+    if not isinstance(value, str):
+        raise ImageDecodeError(f"expected a base64 string, got {type(value).__name__}")
+    payload = value.strip()
+    if payload[:5].lower() == "data:":
+        header, comma, payload = payload.partition(",")
+        if not comma:
+            raise ImageDecodeError("invalid data URI: missing ',' after the media type")
+        if not header.lower().endswith(";base64"):
+            raise ImageDecodeError(f"invalid data URI: {header!r} is not base64-encoded")
+    payload = "".join(payload.split()).translate(_URLSAFE_TO_STANDARD).rstrip("=")
+    _check_byte_count(len(payload) * 3 // 4, max_bytes)  # before decoding, so a huge string never doubles in memory
+    try:
+        data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ImageDecodeError(f"invalid base64: {exc}") from exc
+    _check_byte_count(len(data), max_bytes)
+    return data
+
+
+def decode_base64_image(
+    value: str, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Image.Image:
+    """Decode plain base64 or a data URI to an upright RGB image."""
+    return decode_image_bytes(image_bytes_from_base64(value, max_bytes), max_pixels, max_bytes)
+
+
+def load_image_file(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Image.Image:
+    """Read and decode an image file, reading at most ``max_bytes`` + 1 bytes."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"file not found: {path}") from exc
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return decode_image_bytes(data, max_pixels, max_bytes)
+
+
+def _check_byte_count(size: int, max_bytes: int) -> None:
+    if size == 0:
+        raise ImageDecodeError("empty image data")
+    if size > max_bytes:
+        raise ImageDecodeError(f"image data too large: {size} bytes exceeds the limit of {max_bytes}")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB whatever the mode: transparency composited on white, 16-bit samples scaled rather than clipped."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16"):
+        samples = np.asarray(image).astype(np.uint16)
+        return Image.fromarray((samples >> 8).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,489 @@
+"""Vector store: a FAISS inner-product index over vectors that SQLite keeps together with their metadata.
+
+SQLite is the source of truth and every mutation is one transaction that bumps a ``generation`` counter. The
+FAISS index is a derived snapshot tagged with the generation it reflects, so a crash between the SQLite commit
+and the snapshot write never loses or duplicates data: a stale or missing snapshot is rebuilt from SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import struct
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+MODALITIES = ("image", "text")
+INDEX_TYPES = ("flat", "hnsw")
+DB_NAME = "meta.sqlite"
+SNAPSHOT_NAME = "index.faiss"
+
+_SNAPSHOT_MAGIC = b"CMSNAP1\n"
+_REBUILD_BATCH = 10_000
+_SQL_CHUNK = 500  # stays below SQLite's limit on bound parameters, whatever the build
+_VECTOR_DTYPE = np.dtype("<f4")  # explicit byte order keeps the SQLite blobs portable
+_COLUMNS = "id, modality, text, uri, pair_id, dataset, split, tags"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # AUTOINCREMENT: a FAISS label (num) is never reused, so a stale index can never point at a newer record.
+    """CREATE TABLE IF NOT EXISTS records (
+        num INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        modality TEXT NOT NULL,
+        text TEXT, uri TEXT, pair_id TEXT, dataset TEXT, split TEXT,
+        tags TEXT NOT NULL,
+        vector BLOB NOT NULL
+    )""",
+)
+
+
+class StoreError(Exception):
+    """A vector store cannot be opened, read or written."""
+
+
+class ModelMismatchError(StoreError):
+    """The folder was built by another model or dimension; mixing embedding spaces gives meaningless scores."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """Metadata of one stored document; its vector travels separately."""
+
+    id: str
+    modality: str
+    text: str | None = None
+    uri: str | None = None
+    pair_id: str | None = None
+    dataset: str | None = None
+    split: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"record id must be a non-empty string, got {self.id!r}")
+        if self.modality not in MODALITIES:
+            raise ValueError(f"record {self.id!r}: unknown modality {self.modality!r}, expected one of {MODALITIES}")
+        if not isinstance(self.tags, dict):
+            raise ValueError(f"record {self.id!r}: tags must be a dict, got {type(self.tags).__name__}")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; ``score`` is the inner product (cosine for normalised vectors), higher is better."""
+
+    record: Record
+    score: float
+
+
+def read_record(folder: str | Path, id: str) -> Record | None:
+    """Look one record up without loading FAISS, so the gateway can serve images by id cheaply."""
+    db = Path(folder) / DB_NAME
+    if not db.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True)) as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (id,)).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {db}: {exc}") from exc
+    return _to_record(row) if row else None
+
+
+class VectorStore:
+    """One modality's index in a folder: upsert, search, get and delete by string id; thread-safe."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        modality: str,
+        model_name: str,
+        dim: int,
+        index_type: str = "flat",
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+        read_only: bool = False,
+    ) -> None:
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}, expected one of {MODALITIES}")
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"unknown index_type {index_type!r}, expected one of {INDEX_TYPES}")
+        if int(dim) < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self._folder = Path(folder)
+        self._modality = modality
+        self._model_name = model_name
+        self._dim = int(dim)
+        self._index_type = index_type
+        self._hnsw_m = hnsw_m
+        self._ef_search = ef_search
+        self._read_only = read_only
+        self._lock = threading.Lock()
+        self._index: faiss.Index | None = None
+        self._index_generation = -1
+        self._snapshot_generation: int | None = None
+        self._conn: sqlite3.Connection | None = self._connect()
+        try:
+            self._check_settings()
+            with self._reading():
+                self._current_index()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def modality(self) -> str:
+        return self._modality
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add(self, records: Sequence[Record], vectors: np.ndarray) -> None:
+        """Upsert: a record whose id is already stored (or repeated in ``records``; the last wins) is replaced."""
+        records = list(records)
+        matrix = self._as_matrix(vectors, "vectors", allow_1d=False)
+        if len(records) != len(matrix):
+            raise ValueError(f"got {len(records)} records but {len(matrix)} vectors")
+        rows = [self._to_row(record, vector) for record, vector in zip(records, matrix)]
+        last = sorted({row[0]: i for i, row in enumerate(rows)}.values())
+        if not last:
+            return
+        rows, matrix = [rows[i] for i in last], matrix[last]
+        insert = "INSERT INTO records (id, modality, text, uri, pair_id, dataset, split, tags, vector) "
+        insert += "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        with self._lock:
+            with self._writing() as conn:
+                before = self._db_generation()
+                replaced = self._nums_for_ids([row[0] for row in rows])
+                self._delete_nums(replaced)
+                nums = [conn.execute(insert, row).lastrowid for row in rows]
+                after = self._bump_generation()
+            self._apply(before, after, removed=replaced, added=(nums, matrix))
+
+    def search(self, queries: np.ndarray, limit: int) -> list[list[Hit]]:
+        """Best ``limit`` hits per query (a 1-D vector is one query), by descending score."""
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        matrix = self._as_matrix(queries, "queries", allow_1d=True)
+        with self._lock, self._reading():
+            index = self._current_index()
+            k = min(int(limit), index.ntotal)
+            if k == 0 or len(matrix) == 0:
+                return [[] for _ in range(len(matrix))]
+            scores, labels = index.search(matrix, k)
+            records = self._records_by_num({int(label) for label in labels.ravel() if label >= 0})
+        return [
+            [Hit(records[int(label)], float(score)) for score, label in zip(row_scores, row_labels) if label >= 0]
+            for row_scores, row_labels in zip(scores, labels)
+        ]
+
+    def get(self, id: str) -> Record | None:
+        with self._lock:
+            row = self._db().execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (id,)).fetchone()
+        return _to_record(row) if row else None
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are stored, so callers can skip re-encoding documents already indexed."""
+        found: set[str] = set()
+        with self._lock:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                sql = f"SELECT id FROM records WHERE id IN ({_marks(chunk)})"
+                found.update(row[0] for row in self._db().execute(sql, chunk))
+        return found
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove records by id; returns how many were stored."""
+        ids = list(dict.fromkeys(ids))
+        with self._lock:
+            with self._writing():
+                before = self._db_generation()
+                removed = self._nums_for_ids(ids)
+                self._delete_nums(removed)
+                after = self._bump_generation() if removed else before
+            self._apply(before, after, removed=removed, added=None)
+        return len(removed)
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db().execute("SELECT COUNT(*) FROM records").fetchone()[0]
+
+    def flush(self) -> None:
+        """Write the FAISS snapshot, so the next open loads it instead of rebuilding from SQLite."""
+        with self._lock:
+            self._flush()
+
+    def close(self) -> None:
+        """Flush (unless read-only) and release the database; further calls raise StoreError."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                if not self._read_only:
+                    self._flush()
+            finally:
+                self._conn.close()
+                self._conn = None
+                self._index = None
+
+    # --- opening -------------------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = self._folder / DB_NAME
+        try:
+            if self._read_only:
+                if not db.is_file():
+                    raise StoreError(f"no vector store in {self._folder} (missing {DB_NAME}); index some data first")
+                return sqlite3.connect(_read_only_uri(db), uri=True, check_same_thread=False, isolation_level=None)
+            self._folder.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            return conn
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise StoreError(f"cannot open vector store {db}: {exc}") from exc
+
+    def _check_settings(self) -> None:
+        """Record model, dimension and modality on creation; refuse to reopen with different ones."""
+        wanted = {"model_name": self._model_name, "dim": str(self._dim), "modality": self._modality, "generation": "0"}
+        try:
+            if not self._read_only:
+                with self._writing() as conn:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.executemany("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", wanted.items())
+            stored = dict(self._db().execute("SELECT key, value FROM settings"))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self._folder / DB_NAME} is not a readable vector store: {exc}") from exc
+        if (stored.get("model_name"), stored.get("dim")) != (self._model_name, str(self._dim)):
+            raise ModelMismatchError(
+                f"{self._folder} was built with model {stored.get('model_name')!r} (dim {stored.get('dim')}), "
+                f"but model {self._model_name!r} (dim {self._dim}) was requested; "
+                f"use another workspace folder or delete {self._folder} to re-index with the new model"
+            )
+        if stored.get("modality") != self._modality:
+            raise StoreError(f"{self._folder} holds the {stored.get('modality')!r} index, not {self._modality!r}")
+
+    # --- SQLite helpers (callers hold self._lock) -----------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"vector store {self._folder} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """IMMEDIATE takes SQLite's write lock up front, so the generation read inside is the one we replace."""
+        if self._read_only:
+            raise StoreError(f"vector store {self._folder} is opened read-only")
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction sees one consistent state even while another process writes."""
+        conn = self._db()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def _db_generation(self) -> int:
+        return int(self._db().execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()[0])
+
+    def _bump_generation(self) -> int:
+        self._db().execute("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+        return self._db_generation()
+
+    def _nums_for_ids(self, ids: list[str]) -> list[int]:
+        nums: list[int] = []
+        for chunk in _chunks(ids):
+            sql = f"SELECT num FROM records WHERE id IN ({_marks(chunk)})"
+            nums.extend(row[0] for row in self._db().execute(sql, chunk))
+        return nums
+
+    def _delete_nums(self, nums: list[int]) -> None:
+        for chunk in _chunks(nums):
+            self._db().execute(f"DELETE FROM records WHERE num IN ({_marks(chunk)})", chunk)
+
+    def _records_by_num(self, nums: set[int]) -> dict[int, Record]:
+        found: dict[int, Record] = {}
+        for chunk in _chunks(sorted(nums)):
+            sql = f"SELECT num, {_COLUMNS} FROM records WHERE num IN ({_marks(chunk)})"
+            found.update((row[0], _to_record(row[1:])) for row in self._db().execute(sql, chunk))
+        return found
+
+    # --- FAISS index (callers hold self._lock) --------------------------------------------------------------------
+
+    def _new_index(self) -> faiss.Index:
+        if self._index_type == "flat":
+            return faiss.IndexIDMap(faiss.IndexFlatIP(self._dim))
+        return faiss.IndexIDMap(faiss.IndexHNSWFlat(self._dim, self._hnsw_m, faiss.METRIC_INNER_PRODUCT))
+
+    def _current_index(self) -> faiss.Index:
+        """The index for SQLite's current generation: kept, loaded from the snapshot, or rebuilt."""
+        generation = self._db_generation()
+        if self._index is None or self._index_generation != generation:
+            index = self._load_snapshot(generation)
+            if index is None:
+                index = self._rebuild()
+            else:
+                self._snapshot_generation = generation
+            if self._index_type == "hnsw":
+                faiss.downcast_index(index.index).hnsw.efSearch = self._ef_search
+            self._index, self._index_generation = index, generation
+        return self._index
+
+    def _rebuild(self) -> faiss.Index:
+        index = self._new_index()
+        last = -1
+        while rows := self._db().execute(
+            "SELECT num, vector FROM records WHERE num > ? ORDER BY num LIMIT ?", (last, _REBUILD_BATCH)
+        ).fetchall():
+            nums = np.array([row[0] for row in rows], dtype=np.int64)
+            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=_VECTOR_DTYPE).reshape(-1, self._dim)
+            index.add_with_ids(np.ascontiguousarray(matrix, dtype=np.float32), nums)
+            last = int(nums[-1])
+        return index
+
+    def _apply(self, before: int, after: int, removed: list[int], added: tuple[list[int], np.ndarray] | None) -> None:
+        """Mirror a committed write in memory; when that is impossible, drop the index so it is rebuilt lazily."""
+        incremental = self._index is not None and self._index_generation == before
+        if not incremental or (removed and self._index_type == "hnsw"):  # HNSW cannot remove vectors
+            self._index = None
+            return
+        if removed:
+            self._index.remove_ids(np.array(removed, dtype=np.int64))
+        if added:
+            nums, matrix = added
+            self._index.add_with_ids(matrix, np.array(nums, dtype=np.int64))
+        self._index_generation = after
+
+    def _header(self, generation: int) -> dict[str, Any]:
+        hnsw_m = self._hnsw_m if self._index_type == "hnsw" else None
+        return {"generation": generation, "index_type": self._index_type, "dim": self._dim, "hnsw_m": hnsw_m}
+
+    def _load_snapshot(self, generation: int) -> faiss.Index | None:
+        """The snapshot if it was written for exactly this generation and configuration, else None."""
+        try:
+            data = (self._folder / SNAPSHOT_NAME).read_bytes()
+        except FileNotFoundError:
+            return None
+        start = len(_SNAPSHOT_MAGIC) + 4
+        if not data.startswith(_SNAPSHOT_MAGIC) or len(data) < start:
+            return None
+        (header_size,) = struct.unpack("<I", data[len(_SNAPSHOT_MAGIC) : start])
+        try:
+            header = json.loads(data[start : start + header_size])
+            if header != self._header(generation):
+                return None
+            return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + header_size))
+        except (ValueError, RuntimeError):  # damaged snapshot: SQLite still has everything
+            return None
+
+    def _flush(self) -> None:
+        if self._read_only:
+            raise StoreError(f"vector store {self._folder} is opened read-only")
+        with self._reading():
+            index = self._current_index()
+        generation = self._index_generation
+        if self._snapshot_generation == generation:
+            return
+        header = json.dumps(self._header(generation)).encode()
+        fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".tmp", dir=self._folder)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(_SNAPSHOT_MAGIC + struct.pack("<I", len(header)) + header)
+                file.write(faiss.serialize_index(index))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, self._folder / SNAPSHOT_NAME)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self._folder)
+        self._snapshot_generation = generation
+
+    # --- validation ---------------------------------------------------------------------------------------------
+
+    def _as_matrix(self, values: np.ndarray, name: str, allow_1d: bool) -> np.ndarray:
+        try:
+            matrix = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric: {exc}") from exc
+        if allow_1d and matrix.ndim == 1:
+            matrix = matrix[None, :]
+        if matrix.ndim != 2 or matrix.shape[1] != self._dim:
+            raise ValueError(f"{name} must have shape [N, {self._dim}], got {list(matrix.shape)}")
+        if not np.isfinite(matrix).all():
+            raise ValueError(f"{name} contain NaN or infinite values")
+        return np.ascontiguousarray(matrix)
+
+    def _to_row(self, record: Record, vector: np.ndarray) -> tuple[Any, ...]:
+        if not isinstance(record, Record):
+            raise TypeError(f"expected a Record, got {type(record).__name__}")
+        if record.modality != self._modality:
+            raise ValueError(
+                f"record {record.id!r} has modality {record.modality!r}, but this store holds {self._modality!r}"
+            )
+        try:
+            tags = json.dumps(record.tags, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"record {record.id!r}: tags are not JSON-serialisable: {exc}") from exc
+        blob = vector.astype(_VECTOR_DTYPE).tobytes()
+        return (record.id, record.modality, record.text, record.uri, record.pair_id, record.dataset, record.split,
+                tags, blob)
+
+
+def _to_record(row: Sequence[Any]) -> Record:
+    id_, modality, text, uri, pair_id, dataset, split, tags = row
+    return Record(id_, modality, text, uri, pair_id, dataset, split, json.loads(tags))
+
+
+def _read_only_uri(db: Path) -> str:
+    return db.resolve().as_uri() + "?mode=ro"
+
+
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), _SQL_CHUNK):
+        yield values[start : start + _SQL_CHUNK]
+
+
+def _marks(chunk: list[Any]) -> str:
+    return ", ".join("?" * len(chunk))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; only POSIX can open a directory for fsync."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,43 @@
+"""Image encoder executor: decodes image bytes safely and embeds them in batches with the chosen backend."""
+from __future__ import annotations
+
+from typing import Any
+
+from docarray import DocList
+from jina import Executor, requests
+
+from crossmodal.backends import DEFAULT_BACKEND, create_backend
+from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes
+from serving.schema import IMAGE, CrossModalDoc
+
+
+class ImageEncoder(Executor):
+    """Sets `embedding` on image docs; a doc whose bytes do not decode gets `tags['error']` and no embedding."""
+
+    def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | None = None, batch_size: int = 32,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = create_backend(model, **(model_options or {}))
+        self.batch_size = int(batch_size)
+        self.max_pixels = int(max_pixels)
+
+    @requests(on=["/index", "/search"])
+    def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        decoded = []
+        for doc in docs:
+            if doc.modality != IMAGE:
+                doc.tags["error"] = f"image encoder received a {doc.modality!r} document"
+                continue
+            try:
+                if not doc.blob:
+                    raise ImageDecodeError("no image bytes in the document")
+                decoded.append((doc, decode_image_bytes(doc.blob, max_pixels=self.max_pixels)))
+            except ImageDecodeError as error:
+                doc.tags["error"] = f"image unreadable: {error}"
+        for start in range(0, len(decoded), self.batch_size):
+            batch = decoded[start : start + self.batch_size]
+            vectors = self.backend.encode_images([image for _, image in batch])
+            for (doc, _), vector in zip(batch, vectors):
+                doc.embedding = vector
+                doc.blob = None
+        return docs

@@ -1,0 +1,68 @@
+"""Loads the flow YAMLs with the settings chosen on the command line, and serves them until Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FLOWS_DIR = REPO_ROOT / "flows"
+DEFAULT_PORT = 45678
+
+
+@dataclass
+class FlowSettings:
+    """Everything the flow YAMLs read from ${{ ENV.* }}."""
+
+    workspace: Path = Path("workspace")
+    model: str = "offline"
+    batch_size: int = 32
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    index_port: int = 0
+    max_limit: int = 100
+
+    def export(self) -> None:
+        from jina.helper import random_port
+
+        os.environ.update({
+            "CROSSMODAL_WORKSPACE": str(Path(self.workspace).resolve()),
+            "CROSSMODAL_MODEL": self.model,
+            "CROSSMODAL_BATCH_SIZE": str(self.batch_size),
+            "CROSSMODAL_HOST": self.host,
+            "CROSSMODAL_PORT": str(self.port),
+            "CROSSMODAL_INDEX_PORT": str(self.index_port or random_port()),
+            "CROSSMODAL_MAX_LIMIT": str(self.max_limit),
+        })
+
+
+def load_flow(kind: str, settings: FlowSettings):
+    """Build the `index` or `query` flow from flows/<kind>.yml.
+
+    The gateway class is imported here rather than named in the YAML's py_modules (broken in Jina 3.34); the
+    forked executor and gateway processes inherit it.
+    """
+    os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
+    from jina import Flow
+
+    import serving.gateway  # noqa: F401  (registers CrossModalGateway)
+
+    settings.export()
+    return Flow.load_config(str(FLOWS_DIR / f"{kind}.yml"))
+
+
+def serve_until_stopped(flow) -> None:
+    """Block until Ctrl-C or SIGTERM, then close every process of the flow (SIGTERM alone would orphan them)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with flow:
+            flow.block()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

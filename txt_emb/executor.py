@@ -1,0 +1,37 @@
+"""Text encoder executor: embeds captions and text queries in batches with the chosen backend."""
+from __future__ import annotations
+
+from typing import Any
+
+from docarray import DocList
+from jina import Executor, requests
+
+from crossmodal.backends import DEFAULT_BACKEND, create_backend
+from serving.schema import TEXT, CrossModalDoc
+
+
+class TextEncoder(Executor):
+    """Sets `embedding` on caption docs; an empty caption gets `tags['error']` and no embedding."""
+
+    def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | None = None, batch_size: int = 64,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = create_backend(model, **(model_options or {}))
+        self.batch_size = int(batch_size)
+
+    @requests(on=["/index", "/search"])
+    def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        valid = []
+        for doc in docs:
+            if doc.modality != TEXT:
+                doc.tags["error"] = f"text encoder received a {doc.modality!r} document"
+            elif not (doc.text or "").strip():
+                doc.tags["error"] = "empty text"
+            else:
+                valid.append(doc)
+        for start in range(0, len(valid), self.batch_size):
+            batch = valid[start : start + self.batch_size]
+            vectors = self.backend.encode_texts([doc.text for doc in batch])
+            for doc, vector in zip(batch, vectors):
+                doc.embedding = vector
+        return docs
