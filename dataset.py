@@ -149,11 +149,12 @@ class DatasetReader:
                 continue
             problem = _image_problem(item.image_path)
             if problem:
-                self.skipped.append(Skipped(item.pair_id, problem))
+                self._skip(item.pair_id, problem)
                 continue
             yield item
 
     def _items(self) -> Iterator[ImageCaptions]:
+        """All items of the source, sorted, images not yet checked."""
         raise NotImplementedError
 
     def _skip(self, item: str, reason: str) -> None:

@@ -29,7 +29,7 @@ def decode_image_bytes(
     data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Image.Image:
     """Decode encoded image bytes to an upright RGB image, enforcing the byte and pixel limits."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    if not isinstance(data, (bytes, bytearray)):
         raise ImageDecodeError(f"expected image bytes, got {type(data).__name__}")
     _check_byte_count(len(data), max_bytes)
     try:
@@ -105,13 +105,11 @@ def _check_byte_count(size: int, max_bytes: int) -> None:
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB whatever the mode: transparency composited on white, 16-bit samples scaled rather than clipped."""
-    if image.mode == "RGB":
-        return image
     if image.mode.startswith("I;16"):
         samples = np.asarray(image).astype(np.uint16)
-        return Image.fromarray((samples >> 8).astype(np.uint8), mode="L").convert("RGB")
+        return Image.fromarray((samples >> 8).astype(np.uint8)).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")

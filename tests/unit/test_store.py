@@ -1,0 +1,356 @@
+"""VectorStore against real FAISS indexes and real SQLite files."""
+
+import gc
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossmodal.store import (
+    DB_NAME,
+    SNAPSHOT_NAME,
+    Hit,
+    ModelMismatchError,
+    Record,
+    StoreError,
+    VectorStore,
+    read_record,
+)
+
+DIM = 4
+MODEL = "test-model"
+
+
+def text(id_: str, **kwargs) -> Record:
+    return Record(id=id_, modality="text", **kwargs)
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def open_store(folder: Path, **kwargs) -> VectorStore:
+    return VectorStore(folder, "text", kwargs.pop("model_name", MODEL), kwargs.pop("dim", DIM), **kwargs)
+
+
+def ids(hits: list[Hit]) -> list[str]:
+    return [hit.record.id for hit in hits]
+
+
+def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(tmp_path / "ws") as opened:
+        yield opened
+
+
+def add_abc(store: VectorStore) -> None:
+    store.add(
+        [text("a", text="cat"), text("b", text="dog"), text("c", text="cat and dog")],
+        np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0), unit(1, 1, 0, 0)]),
+    )
+
+
+def test_search_orders_hits_by_inner_product(store):
+    add_abc(store)
+    [hits] = store.search(unit(1, 0, 0, 0)[None, :], limit=3)
+    assert ids(hits) == ["a", "c", "b"]
+    assert [hit.score for hit in hits] == pytest.approx([1.0, 2**-0.5, 0.0], abs=1e-6)
+    assert hits[0].record == text("a", text="cat")
+
+
+def test_search_several_queries_and_1d_query(store):
+    add_abc(store)
+    results = store.search(np.stack([unit(0, 1, 0, 0), unit(1, 0, 0, 0)]), limit=1)
+    assert [ids(hits) for hits in results] == [["b"], ["a"]]
+    assert [ids(hits) for hits in store.search(unit(0, 1, 0.1, 0), limit=2)] == [["b", "c"]]
+
+
+def test_limit_larger_than_count_returns_everything(store):
+    add_abc(store)
+    [hits] = store.search(unit(1, 0, 0, 0), limit=100)
+    assert sorted(ids(hits)) == ["a", "b", "c"]
+
+
+def test_empty_store_returns_one_empty_list_per_query(store):
+    assert store.search(np.zeros((2, DIM), dtype=np.float32), limit=5) == [[], []]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, True])
+def test_bad_limit_is_rejected(store, limit):
+    with pytest.raises(ValueError, match="limit"):
+        store.search(unit(1, 0, 0, 0), limit=limit)
+
+
+def test_add_upserts_by_id(store):
+    add_abc(store)
+    store.add([text("a", text="new cat")], unit(0, 0, 1, 0)[None, :])
+    assert store.count() == 3
+    assert store.get("a").text == "new cat"
+    [hits] = store.search(unit(0, 0, 1, 0), limit=3)
+    assert ids(hits)[0] == "a" and hits[0].score == pytest.approx(1.0)
+    assert ids(hits).count("a") == 1
+
+
+def test_repeated_id_in_one_call_keeps_the_last(store):
+    store.add([text("x", text="first"), text("x", text="last")], np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0)]))
+    assert store.count() == 1
+    assert store.get("x").text == "last"
+    [hits] = store.search(unit(0, 1, 0, 0), limit=5)
+    assert ids(hits) == ["x"] and hits[0].score == pytest.approx(1.0)
+
+
+def test_records_and_vectors_persist_across_reopen(tmp_path, monkeypatch):
+    folder = tmp_path / "ws"
+    record = text("a", text="a cat", uri=None, pair_id="p1", dataset="demo", split="test", tags={"image_id": "i1"})
+    with open_store(folder) as store:
+        store.add([record, text("b")], np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0)]))
+    assert (folder / SNAPSHOT_NAME).is_file()
+
+    def no_rebuild(self):
+        raise AssertionError("a clean close must leave a snapshot that is loaded, not rebuilt")
+
+    monkeypatch.setattr(VectorStore, "_rebuild", no_rebuild)
+    with open_store(folder) as store:
+        assert store.count() == 2
+        assert store.get("a") == record
+        assert ids(store.search(unit(0, 1, 0, 0), limit=1)[0]) == ["b"]
+
+
+def test_missing_snapshot_is_rebuilt_from_sqlite(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as store:
+        add_abc(store)
+    (folder / SNAPSHOT_NAME).unlink()
+    with open_store(folder) as store:
+        [hits] = store.search(unit(0, 1, 0, 0), limit=10)
+        assert ids(hits) == ["b", "c", "a"]
+    assert (folder / SNAPSHOT_NAME).is_file()
+
+
+def test_stale_snapshot_after_crash_loses_and_duplicates_nothing(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as store:
+        add_abc(store)
+    crashed = open_store(folder)
+    crashed.add([text("d"), text("a", text="replaced")], np.stack([unit(0, 0, 0, 1), unit(0, 0, 1, 0)]))
+    del crashed  # no close(): the snapshot on disk still reflects the first session
+    gc.collect()
+    with open_store(folder) as store:
+        assert store.count() == 4
+        [hits] = store.search(unit(0, 0, 1, 0), limit=10)
+        assert sorted(ids(hits)) == ["a", "b", "c", "d"]
+        assert ids(hits)[0] == "a" and hits[0].record.text == "replaced"
+
+
+def test_damaged_snapshot_is_rebuilt(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as store:
+        add_abc(store)
+    snapshot = folder / SNAPSHOT_NAME
+    snapshot.write_bytes(snapshot.read_bytes()[:40])
+    with open_store(folder) as store:
+        assert ids(store.search(unit(1, 0, 0, 0), limit=1)[0]) == ["a"]
+
+
+def test_other_model_is_refused(tmp_path):
+    folder = tmp_path / "ws"
+    open_store(folder).close()
+    with pytest.raises(ModelMismatchError) as error:
+        open_store(folder, model_name="other-model")
+    message = str(error.value)
+    assert "test-model" in message and "other-model" in message and "delete" in message
+
+
+def test_other_dimension_is_refused(tmp_path):
+    folder = tmp_path / "ws"
+    open_store(folder).close()
+    with pytest.raises(ModelMismatchError, match="dim 4.*dim 8"):
+        open_store(folder, dim=8)
+
+
+def test_other_modality_is_refused(tmp_path):
+    folder = tmp_path / "ws"
+    open_store(folder).close()
+    with pytest.raises(StoreError, match="'text' index, not 'image'"):
+        VectorStore(folder, "image", MODEL, DIM)
+
+
+@pytest.mark.parametrize(
+    ("vectors", "message"),
+    [
+        (np.zeros((2, DIM + 1), dtype=np.float32), r"shape \[N, 4\]"),
+        (np.zeros(DIM, dtype=np.float32), r"shape \[N, 4\]"),
+        (np.zeros((3, DIM), dtype=np.float32), "2 records but 3 vectors"),
+        (np.array([[np.nan, 0, 0, 0], [1, 0, 0, 0]], dtype=np.float32), "NaN"),
+        (np.array([[np.inf, 0, 0, 0], [1, 0, 0, 0]]), "NaN or infinite"),
+        ([["x", 0, 0, 0], [1, 0, 0, 0]], "numeric"),
+    ],
+)
+def test_bad_vectors_are_rejected_and_nothing_is_written(store, vectors, message):
+    with pytest.raises(ValueError, match=message):
+        store.add([text("a"), text("b")], vectors)
+    assert store.count() == 0
+
+
+def test_bad_query_shape_is_rejected(store):
+    add_abc(store)
+    with pytest.raises(ValueError, match=r"queries must have shape \[N, 4\]"):
+        store.search(np.zeros((1, 3), dtype=np.float32), limit=1)
+
+
+def test_record_of_other_modality_is_rejected(store):
+    with pytest.raises(ValueError, match="modality 'image'"):
+        store.add([Record(id="i", modality="image", uri="a.jpg")], unit(1, 0, 0, 0)[None, :])
+    assert store.count() == 0
+
+
+def test_record_validates_modality_and_id():
+    with pytest.raises(ValueError, match="unknown modality 'audio'"):
+        Record(id="a", modality="audio")
+    with pytest.raises(ValueError, match="non-empty string"):
+        Record(id="", modality="text")
+
+
+def test_tags_must_be_json_serialisable(store):
+    with pytest.raises(ValueError, match="JSON"):
+        store.add([text("a", tags={"when": object()})], unit(1, 0, 0, 0)[None, :])
+
+
+def test_delete_removes_from_search_and_persists(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as store:
+        add_abc(store)
+        assert store.delete(["a", "missing", "a"]) == 1
+        assert store.delete(["missing"]) == 0
+        assert store.count() == 2
+        assert store.get("a") is None
+        assert "a" not in ids(store.search(unit(1, 0, 0, 0), limit=10)[0])
+    with open_store(folder) as store:
+        assert sorted(ids(store.search(unit(1, 0, 0, 0), limit=10)[0])) == ["b", "c"]
+
+
+def test_existing_ids_across_sql_chunks(store):
+    names = [f"doc-{i}" for i in range(1200)]
+    store.add([text(name) for name in names], random_unit_vectors(len(names), DIM, seed=1))
+    asked = names[::2] + ["unknown-1", "unknown-2"]
+    assert store.existing_ids(asked) == set(names[::2])
+    assert store.existing_ids([]) == set()
+
+
+def test_read_record_without_loading_faiss(tmp_path):
+    folder = tmp_path / "ws"
+    with VectorStore(folder, "image", MODEL, DIM) as store:
+        store.add([Record(id="img1", modality="image", uri="/data/1.jpg", pair_id="p")], unit(1, 0, 0, 0)[None, :])
+        assert read_record(folder, "img1") == Record(id="img1", modality="image", uri="/data/1.jpg", pair_id="p")
+    assert read_record(folder, "nope") is None
+    assert read_record(tmp_path / "absent", "img1") is None
+
+
+def test_read_only_never_writes(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as store:
+        add_abc(store)
+    (folder / SNAPSHOT_NAME).unlink()
+    with open_store(folder, read_only=True) as reader:
+        assert ids(reader.search(unit(1, 0, 0, 0), limit=1)[0]) == ["a"]
+        with pytest.raises(StoreError, match="read-only"):
+            reader.add([text("d")], unit(0, 0, 0, 1)[None, :])
+        with pytest.raises(StoreError, match="read-only"):
+            reader.delete(["a"])
+        with pytest.raises(StoreError, match="read-only"):
+            reader.flush()
+    assert not (folder / SNAPSHOT_NAME).exists()
+    with open_store(folder) as store:
+        assert store.count() == 3
+
+
+def test_read_only_without_store_fails_and_creates_nothing(tmp_path):
+    with pytest.raises(StoreError, match="no vector store"):
+        open_store(tmp_path / "absent", read_only=True)
+    assert not (tmp_path / "absent").exists()
+
+
+def test_read_only_sees_later_writes(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as writer:
+        add_abc(writer)
+        with open_store(folder, read_only=True) as reader:
+            writer.add([text("d")], unit(0, 0, 0, 1)[None, :])
+            assert ids(reader.search(unit(0, 0, 0, 1), limit=1)[0]) == ["d"]
+
+
+def test_closed_store_raises(tmp_path):
+    store = open_store(tmp_path / "ws")
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        store.count()
+
+
+def test_settings_are_recorded(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder) as store:
+        assert (store.model_name, store.dim, store.modality) == (MODEL, DIM, "text")
+    assert (folder / DB_NAME).is_file()
+
+
+def test_concurrent_adds_and_searches(store):
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for batch in range(10):
+                names = [f"w{worker}-{batch}-{i}" for i in range(5)]
+                store.add([text(name) for name in names], random_unit_vectors(5, DIM, seed=worker * 100 + batch))
+                store.search(random_unit_vectors(2, DIM, seed=batch), limit=3)
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.count() == 200
+    assert len(store.search(unit(1, 0, 0, 0), limit=500)[0]) == 200
+
+
+def test_hnsw_agrees_with_exact_search(tmp_path):
+    dim, count = 32, 2000
+    vectors = random_unit_vectors(count, dim, seed=7)
+    records = [text(f"d{i}") for i in range(count)]
+    queries = vectors[:100] + 0.3 * random_unit_vectors(100, dim, seed=8)
+    with (
+        open_store(tmp_path / "flat", dim=dim) as flat,
+        open_store(tmp_path / "hnsw", dim=dim, index_type="hnsw", hnsw_m=16, ef_search=64) as hnsw,
+    ):
+        flat.add(records, vectors)
+        hnsw.add(records, vectors)
+        exact = [ids(hits) for hits in flat.search(queries, limit=10)]
+        approx = [ids(hits) for hits in hnsw.search(queries, limit=10)]
+    recall = np.mean([len(set(e) & set(a)) / 10 for e, a in zip(exact, approx)])
+    top1 = np.mean([e[0] == a[0] for e, a in zip(exact, approx)])
+    assert recall >= 0.9
+    assert top1 >= 0.95
+
+
+def test_hnsw_delete_upsert_and_reopen(tmp_path):
+    folder = tmp_path / "ws"
+    with open_store(folder, index_type="hnsw") as store:
+        add_abc(store)
+        store.add([text("b", text="moved")], unit(0, 0, 1, 0)[None, :])
+        assert store.delete(["a"]) == 1
+        [hits] = store.search(unit(0, 0, 1, 0), limit=10)
+        assert ids(hits) == ["b", "c"] and hits[0].record.text == "moved"
+    with open_store(folder, index_type="hnsw") as store:
+        assert ids(store.search(unit(0, 0, 1, 0), limit=10)[0]) == ["b", "c"]
+    with open_store(folder, index_type="flat") as store:  # another index type rebuilds instead of loading
+        assert ids(store.search(unit(0, 0, 1, 0), limit=10)[0]) == ["b", "c"]
