@@ -93,6 +93,8 @@ def load_image_file(
         raise ImageDecodeError(f"file not found: {path}") from exc
     except OSError as exc:
         raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise ImageDecodeError(f"image file too large: {path} is over the limit of {max_bytes} bytes")
     return decode_image_bytes(data, max_pixels, max_bytes)
 
 

