@@ -1,5 +1,4 @@
 """Image encoder executor: decodes image bytes safely and embeds them in batches with the chosen backend."""
-from __future__ import annotations
 
 from typing import Any
 

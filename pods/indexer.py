@@ -1,5 +1,4 @@
 """Indexer executor: a thin adapter that stores embedded docs in a VectorStore and answers nearest-neighbour queries."""
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Any

@@ -1,5 +1,4 @@
 """Text encoder executor: embeds captions and text queries in batches with the chosen backend."""
-from __future__ import annotations
 
 from typing import Any
 

@@ -67,7 +67,8 @@ def test_data_uri():
 
 
 def test_url_safe_base64():
-    assert image_bytes_from_base64(base64.urlsafe_b64encode(RED_PNG).decode()) == RED_PNG
+    data = bytes(range(256))  # encodes to every base64 character, '-' and '_' included in the URL-safe alphabet
+    assert image_bytes_from_base64(base64.urlsafe_b64encode(data).decode()) == data
 
 
 @pytest.mark.parametrize(
