@@ -6,7 +6,7 @@ from docarray import DocList
 from jina import Executor, requests
 
 from crossmodal.backends import DEFAULT_BACKEND, create_backend
-from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes
+from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
 from serving.schema import IMAGE, CrossModalDoc
 
 
@@ -28,9 +28,10 @@ class ImageEncoder(Executor):
                 doc.tags["error"] = f"image encoder received a {doc.modality!r} document"
                 continue
             try:
-                if not doc.blob:
-                    raise ImageDecodeError("no image bytes in the document")
-                decoded.append((doc, decode_image_bytes(doc.blob, max_pixels=self.max_pixels)))
+                if not doc.image_b64:
+                    raise ImageDecodeError("no image data in the document")
+                image = decode_image_bytes(image_bytes_from_base64(doc.image_b64), max_pixels=self.max_pixels)
+                decoded.append((doc, image))
             except ImageDecodeError as error:
                 doc.tags["error"] = f"image unreadable: {error}"
         for start in range(0, len(decoded), self.batch_size):
@@ -38,5 +39,5 @@ class ImageEncoder(Executor):
             vectors = self.backend.encode_images([image for _, image in batch])
             for (doc, _), vector in zip(batch, vectors):
                 doc.embedding = vector
-                doc.blob = None
+                doc.image_b64 = None
         return docs

@@ -51,7 +51,7 @@ class Indexer(Executor):
             store.add([_to_record(doc) for doc in accepted], vectors)
         for doc in docs:
             doc.embedding = None
-            doc.blob = None
+            doc.image_b64 = None
         return docs
 
     @requests(on="/search")
@@ -61,10 +61,10 @@ class Indexer(Executor):
         if queries and self.store is not None and self.store.count():
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             for doc, hits in zip(queries, self.store.search(vectors, limit)):
-                doc.matches = [_to_match(hit) for hit in hits]
+                doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])
         for doc in docs:
             doc.embedding = None
-            doc.blob = None
+            doc.image_b64 = None
         return docs
 
     @requests(on="/flush")

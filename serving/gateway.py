@@ -4,6 +4,7 @@ Requests are validated here, before anything reaches the executors, so bad input
 """
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from pathlib import Path
@@ -102,7 +103,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             decode_image_bytes(data, max_pixels=self.max_pixels)
         except ImageDecodeError as error:
             raise HTTPException(400, f"'image' is not a usable image: {error}") from None
-        return CrossModalDoc(id=query_id, modality=IMAGE, blob=data)
+        return CrossModalDoc(id=query_id, modality=IMAGE, image_b64=base64.b64encode(data).decode("ascii"))
 
     async def _search(self, doc: CrossModalDoc, limit: int) -> list[MatchDoc]:
         matches: list[MatchDoc] = []
@@ -110,7 +111,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                                                     parameters={"limit": limit}, return_type=DocList[CrossModalDoc]):
             for result in docs:
                 if result.id == doc.id:
-                    matches.extend(result.matches)
+                    matches.extend(result.matches or [])
         # Shards return their matches merged but unsorted, and may each hold some of the best ones.
         best: dict[str, MatchDoc] = {}
         for match in matches:

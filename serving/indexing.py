@@ -1,6 +1,7 @@
 """Feeds a dataset into the index flow in batches, with a progress bar and a summary of what happened."""
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ def pair_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
     image_id = image_doc_id(pair.pair_id)
     tags = {"pair_id": pair.pair_id, "dataset": pair.dataset, "split": pair.split}
     docs = [CrossModalDoc(id=image_id, modality=IMAGE, uri=str(pair.image_path),
-                          blob=Path(pair.image_path).read_bytes(), tags=dict(tags))]
+                          image_b64=base64.b64encode(Path(pair.image_path).read_bytes()).decode("ascii"), tags=dict(tags))]
     docs += [CrossModalDoc(id=caption_doc_id(pair.pair_id, number), modality=TEXT, text=caption,
                            tags={**tags, "image_id": image_id})
              for number, caption in enumerate(pair.captions)]

@@ -1,10 +1,10 @@
 """One docarray schema for both modalities, shared by every executor and the gateway."""
-from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
-from docarray import BaseDoc
+from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
+from pydantic import Field
 
 IMAGE = "image"
 TEXT = "text"
@@ -22,12 +22,16 @@ class MatchDoc(BaseDoc):
 
 
 class CrossModalDoc(BaseDoc):
-    """An image (raw bytes in `blob`, location in `uri`) or a caption (`text`), routed by `modality`."""
+    """An image (base64 bytes in `image_b64`, location in `uri`) or a caption (`text`), routed by `modality`.
+
+    Image bytes travel as base64 text: Jina 3.34's gateway rebuilds the schema from JSON and turns `bytes`
+    fields into `str`, which then rejects binary data.
+    """
 
     modality: str
     text: Optional[str] = None
     uri: Optional[str] = None
-    blob: Optional[bytes] = None
+    image_b64: Optional[str] = None
     embedding: Optional[NdArray] = None
     tags: Dict[str, str] = {}
-    matches: List[MatchDoc] = []
+    matches: DocList[MatchDoc] = Field(default_factory=DocList[MatchDoc])

