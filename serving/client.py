@@ -8,6 +8,10 @@ from pathlib import Path
 import httpx
 
 
+class SearchError(RuntimeError):
+    """The gateway refused or failed a query; the message carries its answer."""
+
+
 class SearchClient:
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
@@ -34,7 +38,7 @@ class SearchClient:
     def _search(self, body: dict) -> list[dict]:
         response = self.http.post("/search", json=body)
         if response.status_code != 200:
-            raise RuntimeError(f"search failed ({response.status_code}): {response.text}")
+            raise SearchError(f"search failed ({response.status_code}): {response.text[:500]}")
         return response.json()["matches"]
 
     def close(self) -> None:
