@@ -1,0 +1,34 @@
+# Two commands matter: `make run` (set up, index the demo photos, serve on :45678) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 45678
+HOST ?= 127.0.0.1
+export JINA_OPTOUT_TELEMETRY := 1
+
+.PHONY: setup run index serve test evaluate clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+run: index serve
+
+index: setup
+	$(BIN)/python app.py -t index -d demo
+
+serve: setup
+	$(BIN)/python app.py -t query-restful --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest
+
+evaluate: setup
+	$(BIN)/python app.py -t evaluate -d demo --output results/demo-offline.json
+
+clean:
+	rm -rf workspace

@@ -1,0 +1,137 @@
+"""Both flows with the real offline models, the query flow driven through its HTTP gateway."""
+import base64
+import io
+
+import httpx
+import numpy as np
+import pytest
+from jina.helper import random_port
+from PIL import Image
+
+from crossmodal.store import ModelMismatchError, stored_ids
+from pods.indexer import Indexer
+from dataset import open_dataset
+from serving.flows import FlowSettings, load_flow
+from serving.indexing import index_dataset
+
+CAT_CAPTION_WORD = "cat"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("workspace")
+    reader = open_dataset("demo", workspace=workspace)
+    with load_flow("index", FlowSettings(workspace=workspace)) as flow:
+        summary = index_dataset(flow, reader, workspace, batch_size=8)
+    assert (summary.images, summary.captions, len(summary.skipped)) == (19, 57, 0)
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def client(workspace):
+    port = random_port()
+    with load_flow("query", FlowSettings(workspace=workspace, port=port)):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            yield http
+
+
+def b64(path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_index_flow_routes_each_modality_to_its_own_index(workspace):
+    image_ids, text_ids = stored_ids(workspace / "image_index"), stored_ids(workspace / "text_index")
+    assert len(image_ids) == 19 and all(doc_id.startswith("img-") for doc_id in image_ids)
+    assert len(text_ids) == 57 and all(doc_id.startswith("txt-") for doc_id in text_ids)
+
+
+def test_reindexing_replaces_instead_of_duplicating(workspace):
+    reader = open_dataset("demo", workspace=workspace)
+    with load_flow("index", FlowSettings(workspace=workspace)) as flow:
+        summary = index_dataset(flow, reader, workspace, batch_size=8, num_docs=3, reindex=True)
+    assert summary.images == 3 and summary.captions == 9
+    assert len(stored_ids(workspace / "image_index")) == 19
+    assert len(stored_ids(workspace / "text_index")) == 57
+
+
+def test_text_query_returns_images_sorted_with_coffee_first(client):
+    response = client.post("/search", json={"text": "a cup of coffee", "limit": 5})
+    assert response.status_code == 200
+    matches = response.json()["matches"]
+    assert len(matches) == 5
+    assert all(match["modality"] == "image" for match in matches)
+    assert matches[0]["tags"]["pair_id"] == "demo/coffee.png"
+    scores = [match["score"] for match in matches]
+    assert scores == sorted(scores, reverse=True)
+    assert matches[0]["tags"]["dataset"] == "demo"
+
+
+def test_image_query_returns_captions_of_the_cat_in_top_3(client, workspace):
+    response = client.post("/search", json={"image": b64(workspace / "demo_images" / "chelsea_cat.png"), "limit": 3})
+    assert response.status_code == 200
+    matches = response.json()["matches"]
+    assert all(match["modality"] == "text" for match in matches)
+    assert any(match["tags"]["pair_id"] == "demo/chelsea_cat.png" for match in matches)
+    # Each caption links to its photo.
+    assert all(match["image_url"].startswith("/images/img-") for match in matches)
+
+
+def test_image_query_accepts_a_data_uri(client, workspace):
+    uri = "data:image/png;base64," + b64(workspace / "demo_images" / "coffee.png")
+    matches = client.post("/search", json={"image": uri, "limit": 3}).json()["matches"]
+    assert any(match["tags"]["pair_id"] == "demo/coffee.png" for match in matches)
+
+
+def test_images_are_served_by_id_only(client):
+    match = client.post("/search", json={"text": "a cup of coffee", "limit": 1}).json()["matches"][0]
+    image = client.get(match["image_url"])
+    assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
+    assert Image.open(io.BytesIO(image.content)).size[0] > 0
+    for bad in ["/images/nope", "/images/..%2F..%2Fetc%2Fpasswd", "/images/%2Fetc%2Fpasswd"]:
+        response = client.get(bad)
+        assert response.status_code == 404, bad
+    caption_id = client.post("/search", json={"image": _tiny_png(), "limit": 1}).json()["matches"][0]["id"]
+    assert client.get(f"/images/{caption_id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"text": ""}, 400, "empty"),
+        ({"text": "   "}, 400, "empty"),
+        ({}, 400, "exactly one"),
+        ({"text": "a", "image": "b"}, 400, "exactly one"),
+        ({"image": base64.b64encode(b"this is not an image").decode()}, 400, "not a usable image"),
+        ({"image": "%%% not base64 %%%"}, 400, "not a usable image"),
+        ({"text": "a cat", "limit": 0}, 422, "limit"),
+        ({"text": "a cat", "limit": 101}, 400, "limit"),
+        ({"text": "a cat", "top": 3}, 422, "top"),
+        ({"text": 42}, 422, "text"),
+        ({"text": "x" * 1001}, 400, "longer"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_message(client, body, status, message):
+    response = client.post("/search", json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["status"] == status and message in error["message"]
+
+
+def test_malformed_json_and_huge_bodies_are_refused_and_the_server_survives(client):
+    response = client.post("/search", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    huge = client.post("/search", content=b"x" * (41 * 1024 * 1024), headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.post("/search", json={"text": "a cup of coffee"}).json()["matches"][0]["tags"]["pair_id"] == "demo/coffee.png"
+
+
+def test_indexer_refuses_a_workspace_built_by_another_model(workspace):
+    with pytest.raises(ModelMismatchError, match="offline"):
+        Indexer(modality="image", folder=str(workspace / "image_index"), model="another-model", read_only=True)
+
+
+def _tiny_png() -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
