@@ -28,10 +28,15 @@ class Indexer(Executor):
         self.store_options = {"index_type": index_type, "hnsw_m": int(hnsw_m), "ef_search": int(ef_search),
                               "read_only": bool(read_only)}
         self.store: VectorStore | None = None
+        # Opening with our model name raises ModelMismatchError now, at start-up, not at the first query.
+        self._open_existing_store()
+
+    def _open_existing_store(self) -> VectorStore | None:
+        """Open the store if one was written to `folder` (perhaps by an index flow started after us)."""
         settings = stored_settings(self.folder)
         if settings is not None:
-            # Opening with our model name raises ModelMismatchError now, at start-up, not at the first query.
-            self._open_store(dim=settings[1])
+            self._open_store(dim=settings.dim)
+        return self.store
 
     def _open_store(self, dim: int) -> VectorStore:
         self.store = VectorStore(self.folder, self.modality, self.model, dim, **self.store_options)
@@ -58,9 +63,10 @@ class Indexer(Executor):
     def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None, **kwargs: Any) -> DocList[CrossModalDoc]:
         limit = int((parameters or {}).get("limit", 10))
         queries = [doc for doc in docs if doc.embedding is not None]
-        if queries and self.store is not None and self.store.count():
+        store = self.store or self._open_existing_store()
+        if queries and store is not None and store.count():
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
-            for doc, hits in zip(queries, self.store.search(vectors, limit)):
+            for doc, hits in zip(queries, store.search(vectors, limit)):
                 doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])
         for doc in docs:
             doc.embedding = None

@@ -6,6 +6,7 @@ import httpx
 import numpy as np
 import pytest
 from jina.helper import random_port
+from docarray import DocList
 from PIL import Image
 
 from crossmodal.store import ModelMismatchError, stored_ids
@@ -13,6 +14,7 @@ from pods.indexer import Indexer
 from dataset import open_dataset
 from serving.flows import FlowSettings, load_flow
 from serving.indexing import index_dataset
+from serving.schema import CrossModalDoc
 
 CAT_CAPTION_WORD = "cat"
 
@@ -135,3 +137,27 @@ def _tiny_png() -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_read_only_indexer_sees_documents_indexed_after_it_started(tmp_path):
+    folder = str(tmp_path / "image_index")
+    reader = Indexer(modality="image", folder=folder, read_only=True)
+    def query():
+        return DocList[CrossModalDoc]([CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]))])
+
+    assert not reader.search(query(), parameters={"limit": 5})[0].matches
+    writer = Indexer(modality="image", folder=folder)
+    writer.index(DocList[CrossModalDoc]([
+        CrossModalDoc(id="near", modality="image", uri="/a.png", embedding=_unit([1.0, 0.1])),
+        CrossModalDoc(id="far", modality="image", uri="/b.png", embedding=_unit([0.0, 1.0])),
+    ]))
+    matches = reader.search(query(), parameters={"limit": 5})[0].matches
+    assert [match.id for match in matches] == ["near", "far"]
+    assert matches[0].score > matches[1].score
+    writer.close()
+    reader.close()
+
+
+def _unit(values):
+    vector = np.asarray(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
