@@ -19,6 +19,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
+from serving.client import SearchError  # noqa: E402
 from serving.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
 
 TASKS = ("index", "query", "query-restful", "evaluate")
@@ -58,11 +59,11 @@ def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
 
 
 def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> None:
-    from serving.flows import load_flow
+    from serving.flows import load_flow, running
     from serving.indexing import index_dataset
 
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
-    with load_flow("index", settings_for(args, workspace=workspace)) as flow:
+    with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
         summary = index_dataset(flow, reader, workspace, args.batch_size, args.num_docs, reindex=args.reindex)
     print(summary.report())
 
@@ -71,10 +72,10 @@ def run_query(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
     from serving.client import SearchClient
-    from serving.flows import load_flow
+    from serving.flows import load_flow, running
 
     settings = settings_for(args, host="127.0.0.1", port=random_port())
-    with load_flow("query", settings):
+    with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         if args.text is not None:
             matches = client.search_text(args.text, args.limit)
@@ -100,7 +101,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     from serving.client import SearchClient
     from serving.evaluation import evaluate_pairs
-    from serving.flows import load_flow
+    from serving.flows import load_flow, running
 
     split = args.split or ("test" if args.dataset in ("f8k", "f30k") else None)
     # A workspace of its own, so that the ranking is over exactly this dataset split and nothing else.
@@ -109,7 +110,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
     pairs = list(itertools.islice(reader, args.num_docs) if args.num_docs else reader)
     settings = settings_for(args, workspace=workspace, host="127.0.0.1", port=random_port(), max_limit=args.depth)
-    with load_flow("query", settings):
+    with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         metrics = evaluate_pairs(client, pairs, args.depth)
     metrics.update({"dataset": args.dataset, "split": split or "all", "model": args.model})
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             run_server(args)
         else:
             run_evaluate(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, SearchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,13 @@
 """Loads the flow YAMLs with the settings chosen on the command line, and serves them until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOWS_DIR = REPO_ROOT / "flows"
@@ -52,6 +55,17 @@ def load_flow(kind: str, settings: FlowSettings):
     return Flow.load_config(str(FLOWS_DIR / f"{kind}.yml"))
 
 
+@contextlib.contextmanager
+def running(flow) -> Iterator:
+    """Start the flow with Jina's "Flow is ready" banner on stderr, so stdout carries only our results."""
+    with contextlib.redirect_stdout(sys.stderr):
+        flow.start()
+    try:
+        yield flow
+    finally:
+        flow.close()
+
+
 def serve_until_stopped(flow) -> None:
     """Block until Ctrl-C or SIGTERM, then close every process of the flow (SIGTERM alone would orphan them)."""
 
@@ -60,7 +74,7 @@ def serve_until_stopped(flow) -> None:
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        with flow:
+        with running(flow):
             flow.block()
     except KeyboardInterrupt:
         pass
