@@ -5,18 +5,18 @@ from typing import Any
 from docarray import DocList
 from jina import Executor, requests
 
-from crossmodal.backends import DEFAULT_BACKEND, create_backend
+from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
 from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
-from serving.schema import IMAGE, CrossModalDoc
+from serving.schema import IMAGE, MODEL_TAG, CrossModalDoc
 
 
 class ImageEncoder(Executor):
     """Sets `embedding` on image docs; a doc whose bytes do not decode gets `tags['error']` and no embedding."""
 
-    def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | None = None, batch_size: int = 32,
+    def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = create_backend(model, **(model_options or {}))
+        self.backend = create_backend_from_config(model, model_options)
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
 
@@ -40,4 +40,5 @@ class ImageEncoder(Executor):
             for (doc, _), vector in zip(batch, vectors):
                 doc.embedding = vector
                 doc.image_b64 = None
+                doc.tags[MODEL_TAG] = self.backend.name
         return docs

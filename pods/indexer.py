@@ -1,5 +1,4 @@
 """Indexer executor: a thin adapter that stores embedded docs in a VectorStore and answers nearest-neighbour queries."""
-
 from pathlib import Path
 from typing import Any
 
@@ -7,39 +6,41 @@ import numpy as np
 from docarray import DocList
 from jina import Executor, requests
 
-from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.store import Hit, Record, VectorStore, stored_settings
-from serving.schema import MODALITIES, CrossModalDoc, MatchDoc
+from serving.schema import MODALITIES, MODEL_TAG, CrossModalDoc, MatchDoc
 
 RECORD_TAGS = ("pair_id", "dataset", "split")
 
 
 class Indexer(Executor):
-    """Holds one modality's index (`modality`) in `folder`; answers queries of the other modality with matches."""
+    """Holds one modality's index (`modality`) in `folder`; answers queries of the other modality with matches.
 
-    def __init__(self, modality: str, folder: str, model: str = DEFAULT_BACKEND, index_type: str = "flat",
-                 hnsw_m: int = 32, ef_search: int = 64, read_only: bool = False, **kwargs: Any) -> None:
+    The model is not configured here: the encoders tag every embedding with the backend that made it, the store
+    records the first one it sees, and a document or query from another model is refused with both names.
+    """
+
+    def __init__(self, modality: str, folder: str, index_type: str = "flat", hnsw_m: int = 32, ef_search: int = 64,
+                 read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
         self.modality = modality
         self.folder = Path(folder)
-        self.model = model
         self.store_options = {"index_type": index_type, "hnsw_m": int(hnsw_m), "ef_search": int(ef_search),
                               "read_only": bool(read_only)}
         self.store: VectorStore | None = None
-        # Opening with our model name raises ModelMismatchError now, at start-up, not at the first query.
         self._open_existing_store()
 
     def _open_existing_store(self) -> VectorStore | None:
         """Open the store if one was written to `folder` (perhaps by an index flow started after us)."""
         settings = stored_settings(self.folder)
         if settings is not None:
-            self._open_store(dim=settings.dim)
+            self._open_store(settings.model_name, settings.dim)
         return self.store
 
-    def _open_store(self, dim: int) -> VectorStore:
-        self.store = VectorStore(self.folder, self.modality, self.model, dim, **self.store_options)
+    def _open_store(self, model_name: str, dim: int) -> VectorStore:
+        """Raises ModelMismatchError when the folder was built by another model or dimension."""
+        self.store = VectorStore(self.folder, self.modality, model_name, dim, **self.store_options)
         return self.store
 
     @requests(on="/index")
@@ -52,8 +53,13 @@ class Indexer(Executor):
                 accepted.append(doc)
         if accepted:
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in accepted])
-            store = self.store or self._open_store(dim=vectors.shape[1])
-            store.add([_to_record(doc) for doc in accepted], vectors)
+            models = {doc.tags.get(MODEL_TAG, "unknown") for doc in accepted}
+            if len(models) > 1:
+                raise ValueError(f"one batch holds embeddings of several models: {sorted(models)}")
+            model = models.pop()
+            if self.store is None or self.store.model_name != model:
+                self._open_store(model, vectors.shape[1])
+            self.store.add([_to_record(doc) for doc in accepted], vectors)
         for doc in docs:
             doc.embedding = None
             doc.image_b64 = None
@@ -62,9 +68,19 @@ class Indexer(Executor):
     @requests(on="/search")
     def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None, **kwargs: Any) -> DocList[CrossModalDoc]:
         limit = int((parameters or {}).get("limit", 10))
-        queries = [doc for doc in docs if doc.embedding is not None]
         store = self.store or self._open_existing_store()
-        if queries and store is not None and store.count():
+        queries = []
+        for doc in docs:
+            if doc.embedding is None or store is None:
+                continue
+            model = doc.tags.get(MODEL_TAG)
+            if model != store.model_name:
+                doc.tags["error"] = (f"the {self.modality} index in {self.folder} was built with model "
+                                     f"{store.model_name!r}, but this query was embedded with {model!r}; "
+                                     "query with the model that built it, or index into another workspace")
+            else:
+                queries.append(doc)
+        if queries and store.count():
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             for doc, hits in zip(queries, store.search(vectors, limit)):
                 doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])
@@ -85,7 +101,7 @@ class Indexer(Executor):
 
 
 def _to_record(doc: CrossModalDoc) -> Record:
-    extra = {key: value for key, value in doc.tags.items() if key not in RECORD_TAGS}
+    extra = {key: value for key, value in doc.tags.items() if key not in RECORD_TAGS and key != MODEL_TAG}
     return Record(id=doc.id, modality=doc.modality, text=doc.text, uri=doc.uri, pair_id=doc.tags.get("pair_id"),
                   dataset=doc.tags.get("dataset"), split=doc.tags.get("split"), tags=extra)
 

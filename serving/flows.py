@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +21,7 @@ class FlowSettings:
 
     workspace: Path = Path("workspace")
     model: str = "offline"
+    model_options: dict = field(default_factory=dict)
     batch_size: int = 32
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -32,6 +34,7 @@ class FlowSettings:
         os.environ.update({
             "CROSSMODAL_WORKSPACE": str(Path(self.workspace).resolve()),
             "CROSSMODAL_MODEL": self.model,
+            "CROSSMODAL_MODEL_OPTIONS": json.dumps(self.model_options),
             "CROSSMODAL_BATCH_SIZE": str(self.batch_size),
             "CROSSMODAL_HOST": self.host,
             "CROSSMODAL_PORT": str(self.port),

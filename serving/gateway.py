@@ -110,8 +110,11 @@ class CrossModalGateway(FastAPIBaseGateway):
         async for docs in self.streamer.stream_docs(docs=DocList[CrossModalDoc]([doc]), exec_endpoint="/search",
                                                     parameters={"limit": limit}, return_type=DocList[CrossModalDoc]):
             for result in docs:
-                if result.id == doc.id:
-                    matches.extend(result.matches or [])
+                if result.id != doc.id:
+                    continue
+                if "error" in result.tags:
+                    raise HTTPException(409, result.tags["error"])
+                matches.extend(result.matches or [])
         # Shards return their matches merged but unsorted, and may each hold some of the best ones.
         best: dict[str, MatchDoc] = {}
         for match in matches:

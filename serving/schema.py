@@ -9,6 +9,7 @@ from pydantic import Field
 IMAGE = "image"
 TEXT = "text"
 MODALITIES = (IMAGE, TEXT)
+MODEL_TAG = "model"  # set by the encoders: the backend (and weights) that produced `embedding`
 
 
 class MatchDoc(BaseDoc):

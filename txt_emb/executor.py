@@ -5,17 +5,17 @@ from typing import Any
 from docarray import DocList
 from jina import Executor, requests
 
-from crossmodal.backends import DEFAULT_BACKEND, create_backend
-from serving.schema import TEXT, CrossModalDoc
+from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
+from serving.schema import MODEL_TAG, TEXT, CrossModalDoc
 
 
 class TextEncoder(Executor):
     """Sets `embedding` on caption docs; an empty caption gets `tags['error']` and no embedding."""
 
-    def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | None = None, batch_size: int = 64,
+    def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = create_backend(model, **(model_options or {}))
+        self.backend = create_backend_from_config(model, model_options)
         self.batch_size = int(batch_size)
 
     @requests(on=["/index", "/search"])
@@ -33,4 +33,5 @@ class TextEncoder(Executor):
             vectors = self.backend.encode_texts([doc.text for doc in batch])
             for doc, vector in zip(batch, vectors):
                 doc.embedding = vector
+                doc.tags[MODEL_TAG] = self.backend.name
         return docs

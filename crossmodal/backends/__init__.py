@@ -1,6 +1,7 @@
 """Model backend registry: a name on the command line or in a flow YAML picks the model."""
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from .base import BackendUnavailableError, ModelBackend, l2_normalise
@@ -35,6 +36,18 @@ def create_backend(name: str = DEFAULT_BACKEND, **options: Any) -> ModelBackend:
     return factory(**options)
 
 
+def create_backend_from_config(name: str, options: dict | str | None = None) -> ModelBackend:
+    """Like create_backend, with options as a dict or a JSON object string (how flow YAMLs pass them)."""
+    if isinstance(options, str):
+        try:
+            options = json.loads(options) if options.strip() else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"model options must be a JSON object, got {options!r}: {error}") from None
+    if not isinstance(options or {}, dict):
+        raise ValueError(f"model options must be a JSON object, got {options!r}")
+    return create_backend(name, **(options or {}))
+
+
 def _load_builtin_backends() -> None:
     # Imported lazily so that importing the registry does not pull in torch.
     from . import offline  # noqa: F401
@@ -46,6 +59,7 @@ __all__ = [
     "ModelBackend",
     "available_backends",
     "create_backend",
+    "create_backend_from_config",
     "l2_normalise",
     "register_backend",
 ]

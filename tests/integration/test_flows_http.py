@@ -128,9 +128,19 @@ def test_malformed_json_and_huge_bodies_are_refused_and_the_server_survives(clie
     assert client.post("/search", json={"text": "a cup of coffee"}).json()["matches"][0]["tags"]["pair_id"] == "demo/coffee.png"
 
 
-def test_indexer_refuses_a_workspace_built_by_another_model(workspace):
+def test_indexer_refuses_documents_and_queries_of_another_model(tmp_path):
+    indexer = Indexer(modality="image", folder=str(tmp_path / "image_index"))
+    indexer.index(DocList[CrossModalDoc]([
+        CrossModalDoc(id="a", modality="image", embedding=_unit([1.0, 0.0]), tags={"model": "offline"})]))
     with pytest.raises(ModelMismatchError, match="offline"):
-        Indexer(modality="image", folder=str(workspace / "image_index"), model="another-model", read_only=True)
+        indexer.index(DocList[CrossModalDoc]([
+            CrossModalDoc(id="b", modality="image", embedding=_unit([0.0, 1.0]), tags={"model": "other"})]))
+    query = DocList[CrossModalDoc]([
+        CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "other"})])
+    result = indexer.search(query, parameters={"limit": 3})[0]
+    assert not result.matches
+    assert "'offline'" in result.tags["error"] and "'other'" in result.tags["error"]
+    indexer.close()
 
 
 def _tiny_png() -> str:
@@ -143,13 +153,13 @@ def test_a_read_only_indexer_sees_documents_indexed_after_it_started(tmp_path):
     folder = str(tmp_path / "image_index")
     reader = Indexer(modality="image", folder=folder, read_only=True)
     def query():
-        return DocList[CrossModalDoc]([CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]))])
+        return DocList[CrossModalDoc]([CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "m"})])
 
     assert not reader.search(query(), parameters={"limit": 5})[0].matches
     writer = Indexer(modality="image", folder=folder)
     writer.index(DocList[CrossModalDoc]([
-        CrossModalDoc(id="near", modality="image", uri="/a.png", embedding=_unit([1.0, 0.1])),
-        CrossModalDoc(id="far", modality="image", uri="/b.png", embedding=_unit([0.0, 1.0])),
+        CrossModalDoc(id="near", modality="image", uri="/a.png", embedding=_unit([1.0, 0.1]), tags={"model": "m"}),
+        CrossModalDoc(id="far", modality="image", uri="/b.png", embedding=_unit([0.0, 1.0]), tags={"model": "m"}),
     ]))
     matches = reader.search(query(), parameters={"limit": 5})[0].matches
     assert [match.id for match in matches] == ["near", "far"]
