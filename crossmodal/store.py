@@ -112,6 +112,41 @@ def stored_ids(folder: str | Path) -> set[str]:
     return {row[0] for row in _query_read_only(folder, "SELECT id FROM records") or ()}
 
 
+class StoreSummary(NamedTuple):
+    """What a store folder holds, read without loading FAISS (for a stats page)."""
+
+    modality: str
+    model_name: str
+    dim: int
+    count: int
+
+
+def store_summary(folder: str | Path) -> StoreSummary | None:
+    """Modality, model, dimension and number of records in ``folder``; None when it holds no store yet."""
+    settings = stored_settings(folder)
+    if settings is None:
+        return None
+    rows = _query_read_only(folder, "SELECT COUNT(*) FROM records") or [(0,)]
+    return StoreSummary(settings.modality, settings.model_name, settings.dim, int(rows[0][0]))
+
+
+def records_with_pair_id(folder: str | Path, pair_id: str, id_prefix: str | None = None,
+                         limit: int = 1000) -> list[Record]:
+    """Records of one image/caption pair (e.g. the captions of a photo), in the order they were stored.
+
+    Without ``id_prefix`` this scans the table; with it (the ids of the pair share a prefix, e.g. ``txt-<hash>-``)
+    the lookup is a range on the id index, and ``pair_id`` still has to match.
+    """
+    sql = f"SELECT {_COLUMNS} FROM records WHERE pair_id = ?"
+    params: list[Any] = [pair_id]
+    if id_prefix:
+        sql += " AND id >= ? AND id < ?"
+        params += [id_prefix, id_prefix[:-1] + chr(ord(id_prefix[-1]) + 1)]
+    sql += " ORDER BY num LIMIT ?"
+    params.append(int(limit))
+    return [_to_record(row) for row in _query_read_only(folder, sql, tuple(params)) or ()]
+
+
 class VectorStore:
     """One modality's index in a folder: upsert, search, get and delete by string id; thread-safe."""
 

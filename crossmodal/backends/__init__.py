@@ -50,7 +50,7 @@ def create_backend_from_config(name: str, options: dict | str | None = None) -> 
 
 def _load_builtin_backends() -> None:
     # Imported lazily so that importing the registry does not pull in torch.
-    from . import offline  # noqa: F401
+    from . import clip, offline, vsepp  # noqa: F401
 
 
 __all__ = [

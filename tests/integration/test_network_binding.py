@@ -2,26 +2,12 @@
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from jina.helper import random_port
 
 from serving.flows import FlowSettings, load_flow, running
-
-def descendants(pid: int) -> set[int]:
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
+from serving.processes import descendants
 
 
 def listening_addresses(pids: set[int]) -> list[str]:

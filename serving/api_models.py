@@ -1,0 +1,220 @@
+"""Request and response models of the gateway's HTTP API: what /openapi.json documents and the gateway validates."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Modality = Literal["image", "text"]
+
+_COFFEE_MATCH = {"id": "img-1f2e3d4c5b6a7980", "modality": "image", "score": 0.412, "text": None,
+                 "image_url": "/images/img-1f2e3d4c5b6a7980",
+                 "tags": {"pair_id": "demo/coffee.png", "dataset": "demo", "split": "all"}}
+_CAT_CAPTION = {"id": "txt-0a1b2c3d4e5f6789-0", "modality": "text", "score": 0.537,
+                "text": "A close-up of a tabby cat's face with big green eyes.",
+                "image_url": "/images/img-0a1b2c3d4e5f6789",
+                "tags": {"pair_id": "demo/chelsea_cat.png", "dataset": "demo", "split": "all",
+                         "image_id": "img-0a1b2c3d4e5f6789"}}
+
+
+class ErrorDetail(BaseModel):
+    status: int = Field(description="the HTTP status code, repeated")
+    message: str = Field(description="what is wrong, in words a user can act on")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer of this server."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"error": {"status": 400, "message": "'image' is not a usable image: not an image"}}]})
+    error: ErrorDetail
+
+
+class SearchRequest(BaseModel):
+    """Exactly one of `text`, `image` (base64 or a data URI) or `image_id` (a photo already indexed)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"text": "a cup of coffee", "limit": 5},
+        {"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA...", "limit": 3},
+        {"image_id": "img-0a1b2c3d4e5f6789", "modality": "image", "limit": 10},
+    ]})
+    text: Optional[str] = Field(None, description="a sentence, at most 1,000 characters")
+    image: Optional[str] = Field(None, description="a photo as base64 or as a data URI")
+    image_id: Optional[str] = Field(None, description="the id of an indexed photo (see `GET /images/{id}`)")
+    limit: int = Field(10, ge=1, description="how many matches to return, 1 to the server's maximum (100)")
+    modality: Optional[Modality] = Field(
+        None, description="what to return: `image` (photos) or `text` (captions); default: the other modality "
+                          "than the query's, which is the cross-modal search")
+
+
+class SearchUpload(BaseModel):
+    """`multipart/form-data` body of `POST /search`: a photo file, or a `text` field."""
+
+    image: Optional[bytes] = Field(None, description="the photo file", json_schema_extra={"format": "binary"})
+    text: Optional[str] = None
+    limit: int = Field(10, ge=1)
+    modality: Optional[Modality] = None
+
+
+class Match(BaseModel):
+    id: str
+    modality: Modality
+    score: float = Field(description="cosine similarity to the query, higher is better")
+    text: Optional[str] = Field(None, description="the caption (text matches)")
+    image_url: Optional[str] = Field(None, description="the photo, or the caption's photo; add `?size=256` for a "
+                                                       "thumbnail")
+    tags: dict[str, str] = Field({}, description="pair_id, dataset, split; captions also image_id")
+
+
+class SearchResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"query_modality": "text", "modality": "image", "matches": [_COFFEE_MATCH]},
+        {"query_modality": "image", "modality": "text", "matches": [_CAT_CAPTION]},
+    ]})
+    query_modality: Modality = Field(description="the modality of the query")
+    modality: Modality = Field(description="the modality of the matches")
+    matches: list[Match] = Field(description="best first")
+
+
+class Caption(BaseModel):
+    id: str
+    text: Optional[str]
+
+
+class DocumentResponse(BaseModel):
+    """An indexed photo with its captions, or an indexed caption with its photo."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "img-0a1b2c3d4e5f6789", "modality": "image", "text": None, "image_url": "/images/img-0a1b2c3d4e5f6789",
+        "image_id": "img-0a1b2c3d4e5f6789", "tags": {"pair_id": "demo/chelsea_cat.png", "dataset": "demo",
+                                                    "split": "all"},
+        "captions": [{"id": "txt-0a1b2c3d4e5f6789-0", "text": "A close-up of a tabby cat's face with big green eyes."}],
+    }]})
+    id: str
+    modality: Modality
+    text: Optional[str] = Field(None, description="the caption (text documents)")
+    image_id: Optional[str] = Field(None, description="the photo (itself, or the caption's photo)")
+    image_url: Optional[str] = None
+    tags: dict[str, str] = {}
+    captions: Optional[list[Caption]] = Field(None, description="a photo's captions, in their order")
+
+
+class IndexStats(BaseModel):
+    count: int = Field(description="documents in this index")
+    model: Optional[str] = Field(None, description="the model that embedded them")
+    dim: Optional[int] = Field(None, description="embedding dimension")
+
+
+class Limits(BaseModel):
+    max_limit: int = Field(description="the largest `limit` / `top_k`")
+    max_image_bytes: int = Field(description="the largest photo accepted, in bytes")
+    max_body_bytes: int = Field(description="the largest request body accepted, in bytes")
+    max_text_chars: int
+    max_queries: int = Field(description="the most queries in one jinabox request")
+    thumbnail_sizes: list[int] = Field(description="`?size=` is rounded up to one of these")
+
+
+class StatsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "images": 19, "captions": 57, "model": "offline", "dim": 384,
+        "indexes": {"image": {"count": 19, "model": "offline", "dim": 384},
+                    "text": {"count": 57, "model": "offline", "dim": 384}},
+        "limits": {"max_limit": 100, "max_image_bytes": 20971520, "max_body_bytes": 41943040, "max_text_chars": 1000,
+                   "max_queries": 32, "thumbnail_sizes": [64, 128, 256, 512, 1024]}}]})
+    images: int = Field(description="photos indexed")
+    captions: int = Field(description="captions indexed")
+    model: Optional[str] = Field(None, description="the model of the indexes (null while nothing is indexed)")
+    dim: Optional[int] = None
+    indexes: dict[Modality, IndexStats]
+    limits: Limits
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+# --- jinabox ----------------------------------------------------------------------------------------------------
+
+_JINABOX_DATA_DESCRIPTION = ("queries, one per string: a `data:` URI is a photo (a `data:text/plain` URI is a "
+                             "text), a URL of this server's `/images/{id}` is that indexed photo, anything else "
+                             "is a text; other URLs are not downloaded")
+
+
+class JinaboxRequest(BaseModel):
+    """Body the jinabox.js widget (Jina 0.5 era) posts to `POST /api/search`."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+        {"data": ["a cup of coffee"], "top_k": 16, "mode": "search"},
+        {"data": ["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA..."], "top_k": 16, "mode": "search"},
+    ]})
+    data: list[str] = Field(description=_JINABOX_DATA_DESCRIPTION)
+    top_k: int = Field(16, ge=1, description="matches per query; above the server's maximum it is capped")
+    mode: str = Field("search", description="only `search` is served")
+
+
+class WidgetParameters(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    top_k: Optional[int] = Field(None, ge=1)
+    limit: Optional[int] = Field(None, ge=1, description="same as top_k")
+
+
+class WidgetSearchRequest(BaseModel):
+    """Body the newer jinabox widget (Jina 2.x era) posts to `POST /search`."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [
+        {"data": ["a cup of coffee", "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA..."],
+         "parameters": {"top_k": 16}, "mode": "search"}]})
+    data: list[str] = Field(description=_JINABOX_DATA_DESCRIPTION)
+    parameters: WidgetParameters = Field(default_factory=WidgetParameters)
+    mode: str = "search"
+
+
+class JinaScore(BaseModel):
+    value: float = Field(description="cosine similarity, higher is better")
+    op_name: str = "cosine"
+
+
+class JinaMatch(BaseModel):
+    id: str
+    score: JinaScore
+    scores: dict[str, JinaScore] = Field(description="the same score, keyed by name (Jina 2.x)")
+    mimeType: str
+    modality: Modality
+    uri: Optional[str] = Field(None, description="photos: an absolute URL of `/images/{id}`")
+    text: Optional[str] = Field(None, description="captions")
+    tags: dict[str, str] = {}
+
+
+class JinaTopkResult(BaseModel):
+    matchDoc: JinaMatch
+    score: JinaScore
+
+
+class JinaDoc(BaseModel):
+    id: str
+    mimeType: str
+    modality: Modality
+    text: Optional[str] = None
+    uri: Optional[str] = Field(None, description="the query photo, as it was sent")
+    matches: list[JinaMatch]
+    topkResults: Optional[list[JinaTopkResult]] = Field(
+        None, description="the same matches in the shape of the oldest jinabox versions (`/api/search` only)")
+
+
+class JinaDocs(BaseModel):
+    docs: list[JinaDoc]
+
+
+class JinaboxResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"search": {"docs": [{
+        "id": "q0", "mimeType": "text/plain", "modality": "text", "text": "a cup of coffee",
+        "matches": [{"id": "img-1f2e3d4c5b6a7980", "score": {"value": 0.412, "op_name": "cosine"},
+                     "scores": {"cosine": {"value": 0.412, "op_name": "cosine"}}, "mimeType": "image/png",
+                     "modality": "image", "uri": "http://127.0.0.1:45678/images/img-1f2e3d4c5b6a7980",
+                     "tags": {"pair_id": "demo/coffee.png"}}]}]}}]})
+    search: JinaDocs
+
+
+class WidgetSearchResponse(BaseModel):
+    data: JinaDocs
+    parameters: dict = {}

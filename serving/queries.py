@@ -1,0 +1,183 @@
+"""Turns what a client sent (a text, image bytes, base64, a data URI, an indexed photo's id) into validated queries.
+
+Everything is checked here, in the gateway, so the executors only ever see a non-empty text or a decodable image,
+and bad input costs a 4xx with a message and nothing else.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from fastapi import HTTPException
+
+from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64
+from crossmodal.store import Record, read_record
+from serving.schema import IMAGE, MODALITIES, TEXT, CrossModalDoc
+
+MAX_TEXT_CHARS = 1000
+DOC_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_IMAGES_PATH = re.compile(r"/images/([A-Za-z0-9_.:-]{1,200})/?$")
+_DATA_URI_HEADER = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*)(;base64)?$", re.IGNORECASE)
+TARGET_TAG = "target"  # the modality of the index a query searches; see flows/query.yml
+
+
+@dataclass
+class Query:
+    """One validated query: its modality, the modality of the results wanted, and its payload."""
+
+    modality: str
+    target: str
+    text: Optional[str] = None
+    image_b64: Optional[str] = None
+    mime_type: str = "text/plain"
+    uri: Optional[str] = None  # echoed back to jinabox (the data URI or URL it sent)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_doc(self) -> CrossModalDoc:
+        return CrossModalDoc(id=self.id, modality=self.modality, text=self.text, image_b64=self.image_b64,
+                             tags={TARGET_TAG: self.target})
+
+
+def other(modality: str) -> str:
+    return TEXT if modality == IMAGE else IMAGE
+
+
+def bad_request(message: str, status: int = 400) -> HTTPException:
+    return HTTPException(status, message)
+
+
+class QueryBuilder:
+    """Builds queries under the server's limits; every refusal is an HTTPException with a readable message."""
+
+    def __init__(self, image_index: Path, max_image_bytes: int, max_pixels: int) -> None:
+        self.image_index = Path(image_index)
+        self.max_image_bytes = int(max_image_bytes)
+        self.max_pixels = int(max_pixels)
+
+    def text(self, text: str, target: Optional[str] = None, field_name: str = "text") -> Query:
+        text = text.strip()
+        if not text:
+            raise bad_request(f"'{field_name}' is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise bad_request(f"'{field_name}' is longer than {MAX_TEXT_CHARS} characters")
+        return Query(modality=TEXT, target=_target(TEXT, target), text=text)
+
+    def image_bytes(self, data: bytes, target: Optional[str] = None, field_name: str = "image",
+                    uri: Optional[str] = None) -> Query:
+        if not data:
+            raise bad_request(f"'{field_name}' is empty")
+        if len(data) > self.max_image_bytes:
+            raise self._too_large(field_name, len(data))
+        try:
+            decode_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
+        except ImageDecodeError as error:
+            raise _unusable(field_name, error) from None
+        return Query(modality=IMAGE, target=_target(IMAGE, target), image_b64=base64.b64encode(data).decode("ascii"),
+                     mime_type=_sniff_mime(data), uri=uri)
+
+    def image_base64(self, value: str, target: Optional[str] = None, field_name: str = "image") -> Query:
+        try:
+            # checks the size before decoding, so a huge string never doubles in memory
+            data = image_bytes_from_base64(value, max_bytes=self.max_image_bytes)
+        except ImageDecodeError as error:
+            raise _unusable(field_name, error) from None
+        return self.image_bytes(data, target, field_name)
+
+    def image_id(self, image_id: str, target: Optional[str] = None, field_name: str = "image_id",
+                 uri: Optional[str] = None) -> Query:
+        record = self.indexed_image(image_id)
+        if record is None:
+            raise bad_request(f"'{field_name}': no indexed photo with id {image_id!r}", 404)
+        try:
+            with open(record.uri, "rb") as file:
+                data = file.read(self.max_image_bytes + 1)
+            decode_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
+        except (OSError, ImageDecodeError) as error:
+            raise bad_request(f"the indexed photo {image_id!r} cannot be read: {error}", 500) from None
+        return Query(modality=IMAGE, target=_target(IMAGE, target), image_b64=base64.b64encode(data).decode("ascii"),
+                     mime_type=_sniff_mime(data), uri=uri)
+
+    def _too_large(self, field_name: str, size: int) -> HTTPException:
+        return bad_request(f"'{field_name}' is too large: {size:,} bytes, the limit is {self.max_image_bytes:,} bytes "
+                           f"({self.max_image_bytes / 2**20:.0f} MiB)", 413)
+
+    def indexed_image(self, image_id: str) -> Optional[Record]:
+        """The record of an indexed photo whose file exists, looked up by id (never a path from the request)."""
+        if not isinstance(image_id, str) or not DOC_ID_PATTERN.match(image_id):
+            return None
+        record = read_record(self.image_index, image_id)
+        if record is None or record.modality != IMAGE or not record.uri or not Path(record.uri).is_file():
+            return None
+        return record
+
+    def jinabox_item(self, item: str, position: int) -> Query:
+        """One string of jinabox's `data`: a data URI is a photo (or a text), a URL of /images/{id} that photo."""
+        name = f"data[{position}]"
+        if not isinstance(item, str):
+            raise bad_request(f"'{name}' must be a string")
+        value = item.strip()
+        if value[:5].lower() == "data:":
+            header = value.partition(",")[0]
+            parsed = _DATA_URI_HEADER.match(header)
+            mime = ((parsed.group(1) if parsed else None) or "text/plain").lower()
+            if mime.startswith("text/"):
+                return self.text(_data_uri_text(value, name), field_name=name)
+            if not mime.startswith("image/"):
+                raise bad_request(f"'{name}' is a {mime} data URI; only photos and texts can be searched", 415)
+            query = self.image_base64(value, field_name=name)
+            query.uri = value
+            return query
+        if re.match(r"^(https?|file):", value, re.IGNORECASE):
+            found = _IMAGES_PATH.search(urllib.parse.urlsplit(value).path)
+            if found is None:
+                raise bad_request(f"'{name}' is a URL; URLs are not downloaded (send the photo as a data URI), "
+                                  "except this server's own /images/{id} URLs")
+            return self.image_id(found.group(1), field_name=name, uri=value)
+        return self.text(value, field_name=name)
+
+
+def _unusable(field_name: str, error: ImageDecodeError) -> HTTPException:
+    """400 for what is not an image; 413 for an image over the byte or pixel limits."""
+    return bad_request(f"'{field_name}' is not a usable image: {error}", 413 if "too large" in str(error) else 400)
+
+
+def _target(modality: str, target: Optional[str]) -> str:
+    if target is None:
+        return other(modality)
+    if target not in MODALITIES:
+        raise bad_request(f"'modality' must be one of {list(MODALITIES)}, got {target!r}", 422)
+    return target
+
+
+def _data_uri_text(value: str, name: str) -> str:
+    header, _, payload = value.partition(",")
+    try:
+        if header.lower().endswith(";base64"):
+            raw = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=False)
+        else:
+            raw = urllib.parse.unquote_to_bytes(payload)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise bad_request(f"'{name}' is a text data URI that does not decode as UTF-8: {error}") from None
+
+
+_SIGNATURES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"),
+               (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+
+
+def _sniff_mime(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _SIGNATURES if data.startswith(magic)), "image/jpeg")
+
+
+def mime_from_path(path: Optional[str]) -> str:
+    guessed = mimetypes.guess_type(path or "")[0]
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"

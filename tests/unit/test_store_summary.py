@@ -1,0 +1,70 @@
+"""Read-only summaries of a store folder (counts, settings, the records of one pair) on real SQLite files."""
+import sqlite3
+
+import numpy as np
+import pytest
+
+from crossmodal.store import DB_NAME, Record, StoreSummary, VectorStore, records_with_pair_id, store_summary
+
+DIM = 3
+
+
+def caption(id_: str, pair_id: str, text: str) -> Record:
+    return Record(id=id_, modality="text", text=text, pair_id=pair_id, tags={"image_id": "img-" + pair_id})
+
+
+def vectors(count: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(count, DIM)).astype(np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    folder = tmp_path / "text_index"
+    records = [caption("txt-aa-0", "a", "first a"), caption("txt-aa-1", "a", "second a"),
+               caption("txt-ab-0", "b", "first b"), caption("txt-aa-2", "a", "third a"),
+               # same prefix as pair "a" but another pair: the prefix alone must not be trusted
+               caption("txt-aa-9", "z", "not a")]
+    with VectorStore(folder, "text", "m", DIM) as store:
+        store.add(records, vectors(len(records)))
+    return folder
+
+
+def test_summary_counts_records_and_reports_the_settings(folder):
+    assert store_summary(folder) == StoreSummary(modality="text", model_name="m", dim=DIM, count=5)
+
+
+def test_summary_of_a_missing_or_empty_store(tmp_path):
+    assert store_summary(tmp_path / "nothing") is None
+    VectorStore(tmp_path / "empty", "image", "m", DIM).close()
+    assert store_summary(tmp_path / "empty") == StoreSummary("image", "m", DIM, 0)
+
+
+@pytest.mark.parametrize("prefix", [None, "txt-aa-"])
+def test_records_of_a_pair_in_stored_order(folder, prefix):
+    found = records_with_pair_id(folder, "a", id_prefix=prefix)
+    assert [record.id for record in found] == ["txt-aa-0", "txt-aa-1", "txt-aa-2"]
+    assert [record.text for record in found] == ["first a", "second a", "third a"]
+    assert found[0].tags == {"image_id": "img-a"}
+
+
+def test_records_of_a_pair_with_a_wrong_prefix_or_unknown_pair(folder):
+    assert records_with_pair_id(folder, "b", id_prefix="txt-aa-") == []
+    assert records_with_pair_id(folder, "nope") == []
+    assert records_with_pair_id(folder.parent / "missing", "a") == []
+    assert [r.id for r in records_with_pair_id(folder, "a", limit=2)] == ["txt-aa-0", "txt-aa-1"]
+
+
+def test_summaries_never_write(folder):
+    before = (folder / DB_NAME).read_bytes()
+    store_summary(folder)
+    records_with_pair_id(folder, "a", id_prefix="txt-aa-")
+    assert (folder / DB_NAME).read_bytes() == before
+
+
+def test_prefix_lookup_uses_the_id_index(folder):
+    with sqlite3.connect(folder / DB_NAME) as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM records WHERE pair_id = ? AND id >= ? AND id < ?",
+                            ("a", "txt-aa-", "txt-aa.")).fetchall()
+    assert any("INDEX" in str(row) for row in plan), plan
