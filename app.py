@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.client import SearchError  # noqa: E402
-from serving.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
+from serving.flows import DEFAULT_PORT, FlowSettings, sigterm_as_interrupt  # noqa: E402
 
 TASKS = ("index", "query", "query-restful", "evaluate")
 
@@ -127,17 +127,25 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.task == "index":
-            run_index(args, args.workspace, args.split)
-        elif args.task == "query":
-            run_query(args)
-        elif args.task == "query-restful":
-            run_server(args)
-        else:
-            run_evaluate(args)
+        with sigterm_as_interrupt():
+            return run_task(args)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, SearchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def run_task(args: argparse.Namespace) -> int:
+    if args.task == "index":
+        run_index(args, args.workspace, args.split)
+    elif args.task == "query":
+        run_query(args)
+    elif args.task == "query-restful":
+        run_server(args)
+    else:
+        run_evaluate(args)
     return 0
 
 

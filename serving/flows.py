@@ -27,6 +27,8 @@ class FlowSettings:
     port: int = DEFAULT_PORT
     index_port: int = 0
     max_limit: int = 100
+    # Origins allowed to call the gateway from a browser (jinabox on another origin): "*", "a,b", or "none".
+    cors_origins: str = field(default_factory=lambda: os.environ.get("CROSSMODAL_CORS_ORIGINS", "*"))
 
     def export(self) -> None:
         from jina.helper import random_port
@@ -40,6 +42,7 @@ class FlowSettings:
             "CROSSMODAL_PORT": str(self.port),
             "CROSSMODAL_INDEX_PORT": str(self.index_port or random_port()),
             "CROSSMODAL_MAX_LIMIT": str(self.max_limit),
+            "CROSSMODAL_CORS_ORIGINS": self.cors_origins,
         })
 
 
@@ -69,17 +72,26 @@ def running(flow) -> Iterator:
         flow.close()
 
 
-def serve_until_stopped(flow) -> None:
-    """Block until Ctrl-C or SIGTERM, then close every process of the flow (SIGTERM alone would orphan them)."""
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so `running` closes every process of the flow (SIGTERM alone orphans them)."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve_until_stopped(flow) -> None:
+    """Block until Ctrl-C or SIGTERM (see `sigterm_as_interrupt`), then close every process of the flow.
+
+    Being stopped is how a server's run ends, so it returns normally."""
+    try:
         with running(flow):
             flow.block()
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)

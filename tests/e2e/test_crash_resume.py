@@ -35,20 +35,29 @@ def run_to_completion(workspace: Path) -> str:
 
 def kill_when(workspace: Path, images_stored: int) -> int:
     """Start an index run and SIGKILL its process group once `images_stored` photos are committed (0: at once)."""
-    process = subprocess.Popen(index_command(workspace), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
-                               env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1"})
+    process = start_index(workspace)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while len(stored_ids(workspace / "image_index")) < images_stored and process.poll() is None:
-            assert time.monotonic() < deadline, "index run made no progress"
-            time.sleep(0.05)
-        if images_stored == 0:
-            time.sleep(3)  # flow processes are starting; nothing written yet
+        wait_for_images(process, workspace, images_stored)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     return len(stored_ids(workspace / "image_index"))
+
+
+def start_index(workspace: Path) -> subprocess.Popen:
+    process = subprocess.Popen(index_command(workspace), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1"})
+    return process
+
+
+def wait_for_images(process: subprocess.Popen, workspace: Path, images_stored: int) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while len(stored_ids(workspace / "image_index")) < images_stored and process.poll() is None:
+        assert time.monotonic() < deadline, "index run made no progress"
+        time.sleep(0.05)
+    if images_stored == 0:
+        time.sleep(3)  # flow processes are starting; nothing written yet
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +98,22 @@ def test_rerunning_a_finished_index_changes_nothing(clean_run):
     assert "indexed 0 images and 0 captions" in output and "19 images were already indexed" in output
     assert {name: stored_ids(clean_run / name) for name in INDEXES} == before
     assert_consistent(clean_run, clean_run)
+
+
+def test_sigterm_stops_every_process_of_an_index_run_and_the_run_resumes(clean_run, tmp_path):
+    workspace = tmp_path / "terminated"
+    process = start_index(workspace)
+    try:
+        wait_for_images(process, workspace, 3)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        time.sleep(1)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(process.pid, 0)  # no process of the run's group is left
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    run_to_completion(workspace)
+    assert_consistent(workspace, clean_run)
