@@ -81,10 +81,8 @@ def decode_base64_image(
     return decode_image_bytes(image_bytes_from_base64(value, max_bytes), max_pixels, max_bytes)
 
 
-def load_image_file(
-    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
-) -> Image.Image:
-    """Read and decode an image file, reading at most ``max_bytes`` + 1 bytes."""
+def read_image_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Read an image file's bytes, at most ``max_bytes`` + 1 of them, with errors that name the problem."""
     path = Path(path)
     try:
         with path.open("rb") as file:
@@ -95,7 +93,14 @@ def load_image_file(
         raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > max_bytes:
         raise ImageDecodeError(f"image file too large: {path} is over the limit of {max_bytes} bytes")
-    return decode_image_bytes(data, max_pixels, max_bytes)
+    return data
+
+
+def load_image_file(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Image.Image:
+    """Read and decode an image file, reading at most ``max_bytes`` + 1 bytes."""
+    return decode_image_bytes(read_image_file(path, max_bytes), max_pixels, max_bytes)
 
 
 def _check_byte_count(size: int, max_bytes: int) -> None:

@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 from docarray import DocList
 from tqdm import tqdm
 
+from crossmodal.imaging import ImageDecodeError, decode_image_bytes, read_image_file
 from crossmodal.store import stored_ids
 from dataset import DatasetReader, ImageCaptions, Skipped, caption_doc_id, image_doc_id
 from serving.schema import IMAGE, TEXT, CrossModalDoc
@@ -36,11 +37,17 @@ class IndexSummary:
 
 
 def pair_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
-    """One image doc (bytes + location) and one doc per caption; ids are stable so re-indexing replaces, not adds."""
+    """One image doc (bytes + location) and one doc per caption; ids are stable so re-indexing replaces, not adds.
+
+    The photo is fully decoded here first (ImageDecodeError if it cannot be): a photo the encoder would reject
+    must not leave its captions in the index pointing at an image that is not there.
+    """
     image_id = image_doc_id(pair.pair_id)
     tags = {"pair_id": pair.pair_id, "dataset": pair.dataset, "split": pair.split}
+    data = read_image_file(pair.image_path)
+    decode_image_bytes(data)
     docs = [CrossModalDoc(id=image_id, modality=IMAGE, uri=str(pair.image_path),
-                          image_b64=base64.b64encode(Path(pair.image_path).read_bytes()).decode("ascii"), tags=dict(tags))]
+                          image_b64=base64.b64encode(data).decode("ascii"), tags=dict(tags))]
     docs += [CrossModalDoc(id=caption_doc_id(pair.pair_id, number), modality=TEXT, text=caption,
                            tags={**tags, "image_id": image_id})
              for number, caption in enumerate(pair.captions)]
@@ -81,8 +88,8 @@ def _already_indexed(pair: ImageCaptions, known: set[str]) -> bool:
 def _documents_or_skip(pair: ImageCaptions, summary: IndexSummary) -> list[CrossModalDoc]:
     try:
         return pair_documents(pair)
-    except OSError as error:
-        summary.skipped.append(Skipped(item=pair.pair_id, reason=f"image file unreadable: {error}"))
+    except ImageDecodeError as error:
+        summary.skipped.append(Skipped(item=pair.pair_id, reason=f"image unreadable: {error}"))
         return []
 
 
