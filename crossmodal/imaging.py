@@ -7,7 +7,6 @@ ImageDecodeError whose message says what is wrong with the input.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def image_bytes_from_base64(value: str, max_bytes: int = DEFAULT_MAX_BYTES) -> b
     _check_byte_count(len(payload) * 3 // 4, max_bytes)  # before decoding, so a huge string never doubles in memory
     try:
         data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, and non-ASCII characters
         raise ImageDecodeError(f"invalid base64: {exc}") from exc
     _check_byte_count(len(data), max_bytes)
     return data

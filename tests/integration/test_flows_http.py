@@ -2,39 +2,22 @@
 import base64
 import io
 
-import httpx
 import numpy as np
 import pytest
-from jina.helper import random_port
 from docarray import DocList
 from PIL import Image
 
 from crossmodal.store import ModelMismatchError, stored_ids
-from pods.indexer import Indexer
 from dataset import open_dataset
-from serving.flows import FlowSettings, load_flow
+from pods.indexer import Indexer
+from serving.flows import FlowSettings, load_flow, running
 from serving.indexing import index_dataset
 from serving.schema import CrossModalDoc
 
-CAT_CAPTION_WORD = "cat"
 
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    workspace = tmp_path_factory.mktemp("workspace")
-    reader = open_dataset("demo", workspace=workspace)
-    with load_flow("index", FlowSettings(workspace=workspace)) as flow:
-        summary = index_dataset(flow, reader, workspace, batch_size=8)
-    assert (summary.images, summary.captions, len(summary.skipped)) == (19, 57, 0)
-    return workspace
-
-
-@pytest.fixture(scope="module")
-def client(workspace):
-    port = random_port()
-    with load_flow("query", FlowSettings(workspace=workspace, port=port)):
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            yield http
+@pytest.fixture
+def workspace(demo_workspace):
+    return demo_workspace
 
 
 def b64(path) -> str:
@@ -49,7 +32,7 @@ def test_index_flow_routes_each_modality_to_its_own_index(workspace):
 
 def test_reindexing_replaces_instead_of_duplicating(workspace):
     reader = open_dataset("demo", workspace=workspace)
-    with load_flow("index", FlowSettings(workspace=workspace)) as flow:
+    with running(load_flow("index", FlowSettings(workspace=workspace))) as flow:
         summary = index_dataset(flow, reader, workspace, batch_size=8, num_docs=3, reindex=True)
     assert summary.images == 3 and summary.captions == 9
     assert len(stored_ids(workspace / "image_index")) == 19

@@ -225,3 +225,8 @@ def test_large_file_is_refused_without_reading_it_all(tmp_path):
     path.write_bytes(RED_PNG + os.urandom(1000))
     with pytest.raises(ImageDecodeError, match="image file too large: .*big.png is over the limit of 100 bytes"):
         load_image_file(path, max_bytes=100)
+
+
+def test_non_ascii_base64_is_a_decode_error():
+    with pytest.raises(ImageDecodeError, match="invalid base64"):
+        image_bytes_from_base64("iVBORw0KGgo\u00e9\u00e9")
