@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_BACKEND, help="model backend (default: the offline one)")
     parser.add_argument("--host", default="127.0.0.1", help="address the gateway binds (0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--shards", type=int, default=int(os.environ.get("CROSSMODAL_SHARDS", 1)),
+                        help="shards per indexer (index and query with the same number)")
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("CROSSMODAL_REPLICAS", 1)),
+                        help="replicas per encoder")
+    parser.add_argument("--index-type", choices=("flat", "hnsw"), default=os.environ.get("CROSSMODAL_INDEX_TYPE", "flat"),
+                        help="exact search (flat) or approximate (FAISS HNSW)")
     parser.add_argument("--text", help="text query (-t query)")
     parser.add_argument("--image", type=Path, help="image query file (-t query)")
     parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
@@ -53,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
     values = dict(workspace=args.workspace, model=args.model, batch_size=args.batch_size, host=args.host,
-                  port=args.port)
+                  port=args.port, shards=args.shards, replicas=args.replicas, index_type=args.index_type)
     values.update(overrides)
     return FlowSettings(**values)
 

@@ -8,6 +8,7 @@ and the snapshot write never loses or duplicates data: a stale or missing snapsh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -25,6 +26,7 @@ import numpy as np
 MODALITIES = ("image", "text")
 INDEX_TYPES = ("flat", "hnsw")
 DB_NAME = "meta.sqlite"
+SHARD_PREFIX = "shard-"
 SNAPSHOT_NAME = "index.faiss"
 
 _SNAPSHOT_MAGIC = b"CMSNAP1\n"
@@ -127,7 +129,7 @@ def store_summary(folder: str | Path) -> StoreSummary | None:
     if settings is None:
         return None
     rows = _query_read_only(folder, "SELECT COUNT(*) FROM records") or [(0,)]
-    return StoreSummary(settings.modality, settings.model_name, settings.dim, int(rows[0][0]))
+    return StoreSummary(settings.modality, settings.model_name, settings.dim, sum(int(row[0]) for row in rows))
 
 
 def records_with_pair_id(folder: str | Path, pair_id: str, id_prefix: str | None = None,
@@ -515,11 +517,33 @@ def _to_record(row: Sequence[Any]) -> Record:
     return Record(id_, modality, text, uri, pair_id, dataset, split, json.loads(tags))
 
 
+def shard_folders(folder: str | Path) -> list[Path]:
+    """The store folders behind ``folder``: itself when it holds a store, else its ``shard-N`` subfolders in order.
+
+    A sharded index keeps one store per shard under one root; the read-only helpers above read them all.
+    """
+    folder = Path(folder)
+    if (folder / DB_NAME).is_file():
+        return [folder]
+    shards = [path for path in folder.glob(f"{SHARD_PREFIX}*") if (path / DB_NAME).is_file()]
+    return sorted(shards, key=lambda path: int(path.name.removeprefix(SHARD_PREFIX)))
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard that owns a document: stable, so re-indexing an id always replaces it in the same shard."""
+    return int(hashlib.sha1(doc_id.encode()).hexdigest()[:8], 16) % shards
+
+
 def _query_read_only(folder: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any] | None:
-    """Rows of one query on a read-only connection (never creates or changes anything); None without a store."""
-    db = Path(folder) / DB_NAME
-    if not db.is_file():
+    """Rows of one query over every shard of ``folder``, read-only (never creates or changes anything); None
+    without a store."""
+    folders = shard_folders(folder)
+    if not folders:
         return None
+    return [row for store_folder in folders for row in _query_one_store(store_folder / DB_NAME, sql, params)]
+
+
+def _query_one_store(db: Path, sql: str, params: tuple[Any, ...]) -> list[Any]:
     try:
         with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True)) as conn:
             return conn.execute(sql, params).fetchall()

@@ -1,4 +1,6 @@
 """Indexer executor: a thin adapter that stores embedded docs in a VectorStore and answers nearest-neighbour queries."""
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -6,10 +8,11 @@ import numpy as np
 from docarray import DocList
 from jina import Executor, requests
 
-from crossmodal.store import Hit, Record, VectorStore, stored_settings
+from crossmodal.store import SHARD_PREFIX, Hit, Record, VectorStore, shard_folders, shard_of, stored_settings
 from serving.schema import MODALITIES, MODEL_TAG, CrossModalDoc, MatchDoc
 
 RECORD_TAGS = ("pair_id", "dataset", "split")
+SHARD_LAYOUT_FILE = "shards.json"
 
 
 class Indexer(Executor):
@@ -20,12 +23,14 @@ class Indexer(Executor):
     """
 
     def __init__(self, modality: str, folder: str, index_type: str = "flat", hnsw_m: int = 32, ef_search: int = 64,
-                 read_only: bool = False, **kwargs: Any) -> None:
+                 read_only: bool = False, num_shards: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
         self.modality = modality
-        self.folder = Path(folder)
+        self.num_shards = int(num_shards)
+        self.shard_id = int(getattr(self.runtime_args, "shard_id", None) or 0)
+        self.folder = _shard_folder(Path(folder), self.num_shards, self.shard_id)
         self.store_options = {"index_type": index_type, "hnsw_m": int(hnsw_m), "ef_search": int(ef_search),
                               "read_only": bool(read_only)}
         self.store: VectorStore | None = None
@@ -45,12 +50,15 @@ class Indexer(Executor):
 
     @requests(on="/index")
     def index(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        """Every shard sees every document (polling ALL) and keeps the ones it owns, so an id always lands in the
+        same shard and re-indexing replaces it instead of duplicating it in another shard."""
         accepted = []
         for doc in docs:
             if doc.modality != self.modality:
                 doc.tags["error"] = f"{self.modality} index received a {doc.modality!r} document"
             elif doc.embedding is not None and "error" not in doc.tags:
-                accepted.append(doc)
+                if shard_of(doc.id, self.num_shards) == self.shard_id:
+                    accepted.append(doc)
         if accepted:
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in accepted])
             models = {doc.tags.get(MODEL_TAG, "unknown") for doc in accepted}
@@ -98,6 +106,28 @@ class Indexer(Executor):
         if self.store is not None:
             self.store.close()
         super().close()
+
+
+def _shard_folder(root: Path, num_shards: int, shard_id: int) -> Path:
+    """`root` itself for one shard, `root/shard-N` for several.
+
+    Documents are partitioned by a hash of their id modulo the shard count, so an index can only be opened with
+    the shard count that built it (recorded in `root/shards.json`); anything else is refused.
+    """
+    if num_shards < 1 or not 0 <= shard_id < num_shards:
+        raise ValueError(f"invalid sharding: shard {shard_id} of {num_shards}")
+    layout = root / SHARD_LAYOUT_FILE
+    existing = shard_folders(root)
+    built = json.loads(layout.read_text())["shards"] if layout.is_file() else (1 if existing else None)
+    if built is not None and built != num_shards:
+        raise ValueError(f"the index in {root} was built with {built} shard(s), not {num_shards}; "
+                         "start the flow with that many shards or index into another workspace")
+    if built is None:
+        root.mkdir(parents=True, exist_ok=True)
+        temporary = root / f".{SHARD_LAYOUT_FILE}.{shard_id}.tmp"
+        temporary.write_text(json.dumps({"shards": num_shards}) + "\n")
+        os.replace(temporary, layout)
+    return root / f"{SHARD_PREFIX}{shard_id}" if num_shards > 1 else root
 
 
 def _to_record(doc: CrossModalDoc) -> Record:

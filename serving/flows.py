@@ -27,6 +27,9 @@ class FlowSettings:
     port: int = DEFAULT_PORT
     index_port: int = 0
     max_limit: int = 100
+    shards: int = 1
+    replicas: int = 1
+    index_type: str = "flat"
     # Origins allowed to call the gateway from a browser (jinabox on another origin): "*", "a,b", or "none".
     cors_origins: str = field(default_factory=lambda: os.environ.get("CROSSMODAL_CORS_ORIGINS", "*"))
 
@@ -42,6 +45,9 @@ class FlowSettings:
             "CROSSMODAL_PORT": str(self.port),
             "CROSSMODAL_INDEX_PORT": str(self.index_port or random_port()),
             "CROSSMODAL_MAX_LIMIT": str(self.max_limit),
+            "CROSSMODAL_SHARDS": str(self.shards),
+            "CROSSMODAL_REPLICAS": str(self.replicas),
+            "CROSSMODAL_INDEX_TYPE": self.index_type,
             "CROSSMODAL_CORS_ORIGINS": self.cors_origins,
         })
 
