@@ -180,14 +180,14 @@ def load_checkpoint(path: str | Path, trust_checkpoint: bool = False) -> dict:
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         if "Weights only load failed" in str(error):
-            detail = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), "")
+            found = re.search(r"GLOBAL (\S+)", str(error))
             raise ValueError(
-                f"{path} holds Python objects besides tensors and the training options ({detail or 'see torch'}); "
-                "if you trust this file, load it with the model option trust_checkpoint=true (it may run code)"
+                f"{path} holds Python objects besides tensors and the training options "
+                f"({found.group(1) if found else 'see torch.load'}): not a released VSE++ checkpoint? If you trust "
+                "this file, load it with the model option trust_checkpoint=true (unpickling it may run code)"
             ) from None
         raise ValueError(f"cannot read VSE++ checkpoint {path} (truncated or not a checkpoint?): {error}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            UnicodeDecodeError, ImportError, zipfile.BadZipFile) as error:
+    except Exception as error:  # torch reports a damaged file with many kinds (RuntimeError, EOFError, struct.error)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"cannot read VSE++ checkpoint {path} (truncated or not a checkpoint?): {message}") from None
     model = checkpoint.get("model") if isinstance(checkpoint, dict) else None

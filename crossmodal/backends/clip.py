@@ -1,0 +1,276 @@
+"""CLIP backend through open_clip: any open_clip architecture with a pretrained tag, a local weights file or a folder.
+
+`pretrained` may be
+- a tag (`openai`, `laion2b_s34b_b79k`, ...): the weights come from open_clip's cache (Hugging Face cache or
+  ~/.cache/clip), looked up with the Hub forced offline first; only when they are not cached is the network tried,
+  and never when HF_HUB_OFFLINE is set. No weights -> BackendUnavailableError with one line saying what to do.
+- a weights file (`open_clip_pytorch_model.bin`, `.safetensors`, `.pt`): loaded with the Hub forced offline.
+  OpenAI weights use QuickGELU: load them from a file with the `-quickgelu` architecture (e.g. ViT-B-32-quickgelu).
+- a folder: a Hugging Face snapshot with `open_clip_config.json` (its config and preprocessing win over `arch`),
+  or any folder holding one weights file.
+
+Images go through open_clip's own preprocessing and captions through its own tokenizer; vectors are L2-normalised
+float32. Files are read with `weights_only=True`.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import register_backend
+from .base import BackendUnavailableError, ModelBackend, l2_normalise
+
+DEFAULT_ARCH = "ViT-B-32"
+DEFAULT_PRETRAINED = "openai"
+WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
+# open_clip's own preference when a folder holds several weights files.
+PREFERRED_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                          "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth", "model.safetensors",
+                          "pytorch_model.bin", "pytorch_model.pth", "model.pth")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Force the Hugging Face Hub (and transformers) offline for the duration, whatever the environment says."""
+    saved = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
+        constants = None
+    previous = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def file_sha1(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _one_line(error: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _looks_like_path(value: str) -> bool:
+    return os.sep in value or "/" in value or value.startswith(".") or value.lower().endswith(WEIGHT_SUFFIXES)
+
+
+def _download_url(cfg: dict) -> str:
+    """Where open_clip would download a tag's weights from (the Hub is preferred when the tag has both)."""
+    if cfg.get("hf_hub"):
+        try:
+            from huggingface_hub import constants
+
+            return constants.ENDPOINT
+        except ImportError:  # pragma: no cover
+            return "https://huggingface.co"
+    return cfg.get("url", "")
+
+
+def _unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """A short reason when the download host cannot be reached (DNS or TCP), so that no download sits through
+    minutes of retries; None when it can, or when a proxy is configured (then only the download can tell)."""
+    if not url or any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                                        "ALL_PROXY", "all_proxy")):
+        return None
+    parsed = urlparse(url)
+    host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        return f"cannot reach {host}: {_one_line(error, 80)}"
+    return None
+
+
+def find_weights_file(folder: Path) -> Path | None:
+    """The weights file of a folder, by open_clip's preferred names, else the only/first candidate."""
+    candidates = sorted(path for path in folder.iterdir() if path.is_file() and path.suffix in WEIGHT_SUFFIXES)
+    for name in PREFERRED_WEIGHT_NAMES:
+        if folder / name in candidates:
+            return folder / name
+    return candidates[0] if candidates else None
+
+
+class ClipBackend(ModelBackend):
+    """open_clip model: `encode_image` / `encode_text` with open_clip's preprocessing and tokenizer."""
+
+    def __init__(self, arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, batch_size: int = 32,
+                 threads: int | None = None, cache_dir: str | None = None) -> None:
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.arch = str(arch or DEFAULT_ARCH)
+        self.pretrained = str(pretrained or DEFAULT_PRETRAINED)
+        self.batch_size = max(1, int(batch_size))
+        self.cache_dir = cache_dir
+        try:
+            import open_clip
+        except ImportError as error:
+            raise BackendUnavailableError(f"the clip model needs open_clip_torch ({error}); "
+                                          "pip install -r requirements.txt") from None
+        self._open_clip = open_clip
+        if self.arch not in open_clip.list_models():
+            raise ValueError(f"unknown open_clip architecture {self.arch!r}; see open_clip.list_models(), "
+                             "e.g. ViT-B-32, ViT-B-16, ViT-L-14")
+        local = Path(self.pretrained).expanduser()
+        if local.is_dir():
+            self._load_folder(local)
+        elif local.is_file():
+            self._load_file(local, self.arch)
+        elif open_clip.get_pretrained_cfg(self.arch, self.pretrained):
+            self._load_tag()
+        elif _looks_like_path(self.pretrained):
+            raise BackendUnavailableError(f"CLIP weights not found: {local} (give --clip-pretrained an existing "
+                                          "weights file or folder, or a pretrained tag)")
+        else:
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(self.arch)) or "none"
+            raise ValueError(f"{self.pretrained!r} is neither a file, a folder nor a pretrained tag of {self.arch} "
+                             f"(its tags: {tags})")
+        self.model.eval()
+        self.dim = int(self._probe_dim())
+
+    # --- loading ----------------------------------------------------------------------------------------------------
+
+    def _create(self, model_name: str, pretrained: str | None, **kwargs: Any) -> None:
+        model, _, preprocess = self._open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained, cache_dir=self.cache_dir, **kwargs)
+        self.model, self.preprocess = model, preprocess
+        self.tokenizer = self._open_clip.get_tokenizer(model_name, cache_dir=self.cache_dir)
+
+    def _load_local(self, model_name: str, pretrained: str | None, what: Path, **kwargs: Any) -> None:
+        with hub_offline():
+            try:
+                self._create(model_name, pretrained, **kwargs)
+            except Exception as error:  # open_clip raises RuntimeError, torch many kinds, for a bad file
+                raise ValueError(f"cannot load CLIP weights {what} as {model_name}: {_one_line(error, 400)}") from None
+
+    def _load_file(self, path: Path, arch: str) -> None:
+        self._load_local(arch, str(path), path)
+        self.name = f"clip:{arch}:{file_sha1(path)[:10]}"
+
+    def _load_folder(self, folder: Path) -> None:
+        weights = find_weights_file(folder)
+        if weights is None:
+            raise BackendUnavailableError(f"no CLIP weights file ({', '.join(WEIGHT_SUFFIXES)}) in {folder}")
+        if (folder / "open_clip_config.json").is_file():
+            # A Hub snapshot: its config (architecture, QuickGELU, preprocessing) describes the weights.
+            self._load_local(f"local-dir:{folder}", None, folder)
+            self.name = f"clip:{folder.name}:{file_sha1(weights)[:10]}"
+        else:
+            self._load_file(weights, self.arch)
+
+    def _load_tag(self) -> None:
+        open_clip, tag = self._open_clip, self.pretrained
+        cfg = open_clip.get_pretrained_cfg(self.arch, tag)
+        options = {"force_quick_gelu": bool(cfg.get("quick_gelu", False))}
+        self.name = f"clip:{self.arch}:{tag}"
+        if self._tag_is_cached(cfg):
+            with hub_offline():
+                try:
+                    self._create(self.arch, tag, **options)
+                except Exception as error:
+                    raise ValueError(f"cannot load the cached CLIP weights {self.arch}/{tag} (a damaged download? "
+                                     f"delete it from the cache): {_one_line(error, 400)}") from None
+            return
+        if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
+            raise BackendUnavailableError(self._unavailable_message(cfg, "HF_HUB_OFFLINE is set"))
+        unreachable = _unreachable(_download_url(cfg))
+        if unreachable:
+            raise BackendUnavailableError(self._unavailable_message(cfg, unreachable))
+        try:
+            open_clip.pretrained.download_pretrained(cfg, cache_dir=self.cache_dir)
+        except Exception as error:
+            raise BackendUnavailableError(self._unavailable_message(cfg, _one_line(error, 100))) from None
+        try:
+            with hub_offline():
+                self._create(self.arch, tag, **options)
+        except Exception as error:
+            raise BackendUnavailableError(self._unavailable_message(cfg, _one_line(error))) from None
+
+    def _tag_is_cached(self, cfg: dict) -> bool:
+        """Whether the weights of a tag are on disk, checked without the network."""
+        open_clip = self._open_clip
+        if open_clip.pretrained.has_hf_hub() and cfg.get("hf_hub"):
+            with hub_offline():
+                try:
+                    open_clip.pretrained.download_pretrained(cfg, cache_dir=self.cache_dir)
+                    return True
+                except Exception:
+                    return False
+        url = cfg.get("url", "")
+        cache = self.cache_dir or os.path.expanduser("~/.cache/clip")
+        return bool(url) and os.path.isfile(os.path.join(cache, os.path.basename(url)))
+
+    def _unavailable_message(self, cfg: dict, reason: str) -> str:
+        hub = (cfg.get("hf_hub") or "").strip("/")
+        source = f"open_clip_pytorch_model.bin from https://huggingface.co/{hub}" if hub else cfg.get("url", "")
+        target = "open_clip_pytorch_model.bin" if hub else os.path.basename(cfg.get("url", "")) or "weights.bin"
+        arch = self.arch
+        if cfg.get("quick_gelu") and f"{arch}-quickgelu" in self._open_clip.list_models():
+            arch = f"{arch}-quickgelu"  # OpenAI weights need QuickGELU, which a bare file does not say
+        return (f"CLIP weights {self.arch}/{self.pretrained} are not on this machine and cannot be downloaded "
+                f"({reason}); on a machine with internet access download {source}, copy it here and run with "
+                f"--clip-arch {arch} --clip-pretrained /path/to/{target}; or use the built-in offline model: "
+                "--model offline")
+
+    # --- encoding ---------------------------------------------------------------------------------------------------
+
+    def _probe_dim(self) -> int:
+        projection = getattr(self.model, "text_projection", None)
+        if isinstance(projection, torch.Tensor) and projection.dim() == 2:
+            return projection.shape[1]
+        with torch.inference_mode():
+            return int(self.model.encode_text(self.tokenizer(["a"])).shape[-1])
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self.tokenizer([str(text) for text in texts[start : start + self.batch_size]])
+            chunks.append(self.model.encode_text(tokens, normalize=True).float().numpy())
+        return self._finish(chunks)
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            batch = torch.stack([self.preprocess(image.convert("RGB")) for image in images[start : start + self.batch_size]])
+            chunks.append(self.model.encode_image(batch, normalize=True).float().numpy())
+        return self._finish(chunks)
+
+    def _finish(self, chunks: list[np.ndarray]) -> np.ndarray:
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate(chunks))
+
+
+@register_backend("clip")
+def _create_clip(**options: Any) -> ClipBackend:
+    return ClipBackend(**options)
