@@ -4,13 +4,16 @@
     python app.py -t query --text "a cup of coffee"
     python app.py -t query-restful            # serve http://127.0.0.1:45678 until Ctrl-C / SIGTERM
     python app.py -t evaluate -d demo         # R@1/5/10 and median rank, both directions
+    python app.py -t download -d f8k          # Flickr8k through the Kaggle API (needs your token)
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,11 +21,12 @@ os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
+from crossmodal.download import DownloadError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.client import SearchError  # noqa: E402
 from serving.flows import DEFAULT_PORT, FlowSettings, sigterm_as_interrupt  # noqa: E402
 
-TASKS = ("index", "query", "query-restful", "evaluate")
+TASKS = ("index", "query", "query-restful", "evaluate", "download")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +38,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: data/<dataset>)")
     parser.add_argument("--split", default=None, help="train|val|test|restval (default: all; evaluate: test)")
     parser.add_argument("--workspace", type=Path, default=Path("workspace"), help="where indexes persist")
-    parser.add_argument("--model", default=DEFAULT_BACKEND, help="model backend (default: the offline one)")
+    parser.add_argument("--model", default=DEFAULT_BACKEND, choices=("offline", "vsepp", "clip"),
+                        help="model backend (default: the offline one)")
+    parser.add_argument("--checkpoint", type=Path, help="VSE++ model_best.pth.tar (--model vsepp)")
+    parser.add_argument("--vocab", type=Path, help="VSE++ vocabulary pickle, e.g. f30k_vocab.pkl (--model vsepp)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow a VSE++ checkpoint holding arbitrary Python objects (only for files you trust)")
+    parser.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture (--model clip)")
+    parser.add_argument("--clip-pretrained", default="openai",
+                        help="open_clip pretrained tag, or a local weights file or folder (--model clip)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per encoder")
+    parser.add_argument("--archive", type=Path, help="a Kaggle zip downloaded by hand (-t download)")
     parser.add_argument("--host", default="127.0.0.1", help="address the gateway binds (0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--shards", type=int, default=int(os.environ.get("CROSSMODAL_SHARDS", 1)),
@@ -54,12 +68,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("-t query needs exactly one of --text or --image")
     if args.num_docs is not None and args.num_docs < 1:
         parser.error("-n/--num-docs must be positive")
+    if args.model == "vsepp" and not (args.checkpoint and args.vocab):
+        parser.error("--model vsepp needs --checkpoint and --vocab")
     return args
 
 
+def model_options(args: argparse.Namespace) -> dict:
+    """The chosen backend's options, with paths made absolute (the encoders run in other processes)."""
+    options: dict = {"threads": args.threads} if args.threads else {}
+    if args.model == "vsepp":
+        options.update(checkpoint=str(args.checkpoint.resolve()), vocab=str(args.vocab.resolve()))
+        if args.trust_checkpoint:
+            options["trust_checkpoint"] = True
+    elif args.model == "clip":
+        pretrained = Path(args.clip_pretrained)
+        options.update(arch=args.clip_arch,
+                       pretrained=str(pretrained.resolve()) if pretrained.exists() else args.clip_pretrained)
+    return options
+
+
+def check_model(args: argparse.Namespace) -> None:
+    """Load the backend once in a child process, so a missing weights file is one line, not an executor traceback.
+
+    A child, because a process that has run torch must not fork the flow's executors afterwards (they hang).
+    """
+    if args.model == "offline":
+        return
+    code = ("import sys\nfrom crossmodal.backends import BackendUnavailableError, create_backend_from_config\n"
+            "try:\n    create_backend_from_config(sys.argv[1], sys.argv[2])\n"
+            "except (BackendUnavailableError, ValueError) as error:\n    print(error, file=sys.stderr)\n    sys.exit(3)\n")
+    result = subprocess.run([sys.executable, "-c", code, args.model, json.dumps(model_options(args))],
+                            capture_output=True, text=True)
+    if result.returncode:
+        lines = result.stderr.strip().splitlines()
+        raise ValueError(lines[-1] if lines else f"the {args.model} model could not be loaded")
+
+
 def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
-    values = dict(workspace=args.workspace, model=args.model, batch_size=args.batch_size, host=args.host,
-                  port=args.port, shards=args.shards, replicas=args.replicas, index_type=args.index_type)
+    values = dict(workspace=args.workspace, model=args.model, model_options=model_options(args),
+                  batch_size=args.batch_size, host=args.host, port=args.port, shards=args.shards,
+                  replicas=args.replicas, index_type=args.index_type)
     values.update(overrides)
     return FlowSettings(**values)
 
@@ -105,13 +153,16 @@ def run_server(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
+    from crossmodal.published import published_results
+    from crossmodal.store import stored_settings
     from serving.client import SearchClient
     from serving.evaluation import evaluate_pairs
     from serving.flows import load_flow, running
 
     split = args.split or ("test" if args.dataset in ("f8k", "f30k") else None)
     # A workspace of its own, so that the ranking is over exactly this dataset split and nothing else.
-    workspace = args.workspace / "eval" / f"{args.dataset}-{split or 'all'}-{args.model}"
+    options_key = hashlib.sha1(json.dumps(model_options(args), sort_keys=True).encode()).hexdigest()[:8]
+    workspace = args.workspace / "eval" / f"{args.dataset}-{split or 'all'}-{args.model}-{options_key}"
     run_index(args, workspace, split)
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
     pairs = list(itertools.islice(reader, args.num_docs) if args.num_docs else reader)
@@ -119,7 +170,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         metrics = evaluate_pairs(client, pairs, args.depth)
-    metrics.update({"dataset": args.dataset, "split": split or "all", "model": args.model})
+    model_name = stored_settings(workspace / "image_index").model_name
+    published = published_results(model_name, args.dataset)
+    metrics.update({"dataset": args.dataset, "split": split or "all", "model": model_name,
+                    "published": [row.as_dict() for row in published]})
     output = args.output or workspace / "metrics.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -128,6 +182,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"{direction:>14}: R@1 {m['R@1']:6.2f}  R@5 {m['R@5']:6.2f}  R@10 {m['R@10']:6.2f}  "
               f"medr {m['medr']:g}  meanr {m['meanr']:g}  ({m['queries']} queries)")
     print(f"rsum {metrics['rsum']:.2f}; written to {output}")
+    for row in published:
+        print(f"published: {row.line()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,12 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, SearchError) as error:
+    except (ValueError, FileNotFoundError, SearchError, DownloadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
+def run_download(args: argparse.Namespace) -> None:
+    from crossmodal.download import download_dataset
+
+    if args.dataset not in ("f8k", "f30k"):
+        raise ValueError("-t download fetches -d f8k or -d f30k")
+    print(download_dataset(args.dataset, args.data_dir, archive=args.archive).report())
+
+
 def run_task(args: argparse.Namespace) -> int:
+    if args.task == "download":
+        run_download(args)
+        return 0
+    check_model(args)
     if args.task == "index":
         run_index(args, args.workspace, args.split)
     elif args.task == "query":

@@ -1,151 +1,401 @@
-"""The HTTP gateway of the query flow (port 45678): a small JSON search API and images served by id.
+"""The HTTP gateway of the query flow (port 45678): the search page, the JSON API, jinabox's routes and photos by id.
 
-Requests are validated here, before anything reaches the executors, so bad input costs a 4xx and nothing else.
+Requests are validated here (serving/queries.py), before anything reaches the executors, so bad input costs a 4xx
+with a message and nothing else. Every error has one shape, `{"error": {"status", "message"}}`.
 """
 from __future__ import annotations
 
-import base64
-import re
-import uuid
+import hashlib
+import json
+import logging
+import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from docarray import DocList
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query as QueryParam, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jina.serve.runtimes.gateway.http.fastapi import FastAPIBaseGateway
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
-from crossmodal.store import read_record
-from serving.schema import IMAGE, TEXT, CrossModalDoc, MatchDoc
+from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
+from crossmodal.store import StoreError, read_record, records_with_pair_id, store_summary
+from dataset import caption_doc_id
+from serving import api_models as models
+from serving import jinabox
+from serving.queries import DOC_ID_PATTERN, MAX_TEXT_CHARS, Query, QueryBuilder, TARGET_TAG
+from serving.schema import IMAGE, MODALITIES, TEXT, CrossModalDoc, MatchDoc
+from serving.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 
-MAX_TEXT_CHARS = 1000
-DOC_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
-
-
-class SearchRequest(BaseModel):
-    """Exactly one of `text` or `image` (base64 or a data URI)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "a cup of coffee", "limit": 5}]})
-    text: Optional[str] = Field(None, description="a sentence; searches the image index")
-    image: Optional[str] = Field(None, description="base64 or data URI of a photo; searches the caption index")
-    limit: int = Field(10, ge=1, description="how many matches to return")
-
-
-class Match(BaseModel):
-    id: str
-    modality: str
-    score: float = Field(description="cosine similarity, higher is better")
-    text: Optional[str] = None
-    image_url: Optional[str] = None
-    tags: dict[str, str] = {}
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+MAX_QUERIES = 32  # strings in one jinabox request
+ERROR_RESPONSES = {status: {"model": models.ErrorResponse} for status in (400, 404, 409, 413, 422, 500, 501, 503)}
+logger = logging.getLogger(__name__)
 
 
-class SearchResponse(BaseModel):
-    matches: list[Match]
+class BodyTooLarge(Exception):
+    """A request body without Content-Length grew past the limit while it was read."""
 
 
 class CrossModalGateway(FastAPIBaseGateway):
-    """Custom gateway: `POST /search`, `GET /images/{id}`, `GET /health`; `GET /` stays Jina's fast health check."""
+    """Custom gateway: the page at `/`, `POST /search`, `POST /api/search`, photos, documents, stats and health.
+
+    `GET /` is also Jina's health check of a custom gateway: it answers the page from memory, so it stays fast.
+    """
 
     def __init__(self, workspace: str = "workspace", max_limit: int = 100, max_body_bytes: int = 2 * DEFAULT_MAX_BYTES,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
+                 max_image_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 cors_origins: Optional[str] = "*", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.image_index_folder = Path(workspace) / "image_index"
+        workspace = Path(workspace)
+        self.folders = {IMAGE: workspace / "image_index", TEXT: workspace / "text_index"}
+        self.image_index_folder = self.folders[IMAGE]
         self.max_limit = int(max_limit)
         self.max_body_bytes = int(max_body_bytes)
-        self.max_pixels = int(max_pixels)
+        self.max_image_bytes = int(max_image_bytes)
+        self.cors_origins = parse_origins(cors_origins)
+        self.queries = QueryBuilder(self.image_index_folder, self.max_image_bytes, int(max_pixels))
+        self.thumbnails = ThumbnailCache(max_pixels=int(max_pixels), max_file_bytes=self.max_image_bytes)
+        self.index_html = (WEB_DIR / "index.html").read_bytes()
+
+    # --- the app ------------------------------------------------------------------------------------------------
 
     @property
     def app(self) -> FastAPI:
-        app = FastAPI(title="Cross-modal search", description="Text finds photos, photos find captions.")
-        _install_error_handlers(app, self.max_body_bytes)
+        app = FastAPI(title="Cross-modal search", version="1.0",
+                      description="Text finds photos, photos find captions. Every error answers "
+                                  '`{"error": {"status": <code>, "message": "..."}}`.')
+        _install_error_handlers(app)
+        app.add_middleware(BodyLimitMiddleware, max_bytes=self.max_body_bytes)
+        if self.cors_origins:
+            app.add_middleware(CORSMiddleware, allow_origins=self.cors_origins, allow_methods=["GET", "POST"],
+                               allow_headers=["*"], max_age=600)
 
-        @app.get("/health")
+        @app.get("/", include_in_schema=False)
+        async def page() -> HTMLResponse:
+            return HTMLResponse(self.index_html, headers={"Cache-Control": "no-cache"})
+
+        app.mount("/static", NoCacheStaticFiles(directory=WEB_DIR, html=False), name="static")
+
+        @app.get("/health", response_model=models.HealthResponse, tags=["service"])
         async def health() -> dict:
+            """The gateway answers (the executors are started before it)."""
             return {"status": "ok"}
 
-        @app.post("/search", response_model=SearchResponse, responses={400: {}, 413: {}, 422: {}})
-        async def search(request: SearchRequest) -> SearchResponse:
-            doc = self._query_doc(request)
-            limit = request.limit
-            if limit > self.max_limit:
-                raise HTTPException(400, f"limit must be between 1 and {self.max_limit}")
-            result = await self._search(doc, limit)
-            return SearchResponse(matches=[_public_match(match) for match in result])
+        @app.get("/stats", response_model=models.StatsResponse, responses=ERROR_RESPONSES, tags=["service"])
+        async def stats() -> models.StatsResponse:
+            """How many photos and captions are indexed, with which model and dimension; the server's limits."""
+            return await run_in_threadpool(self._stats)
 
-        @app.get("/images/{doc_id}", responses={404: {}})
-        async def image(doc_id: str) -> FileResponse:
-            record = read_record(self.image_index_folder, doc_id) if DOC_ID_PATTERN.match(doc_id) else None
-            if record is None or record.modality != IMAGE or not record.uri or not Path(record.uri).is_file():
+        @app.post("/search", response_model=Union[models.SearchResponse, models.WidgetSearchResponse],
+                  responses=ERROR_RESPONSES, tags=["search"], openapi_extra=_SEARCH_BODY_DOC)
+        async def search(request: Request) -> JSONResponse:
+            """Search with a text, a photo or an indexed photo's id; returns matches with their scores.
+
+            Bodies: JSON (`SearchRequest`), a `multipart/form-data` upload (`SearchUpload`), or the jinabox widget's
+            `{"data": [...], "parameters": {"top_k": N}}` (`WidgetSearchRequest`, answered as `data.docs`).
+            """
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+                return await self._search_form(request)
+            body = await _json_body(request)
+            if isinstance(body, dict) and "data" in body:
+                widget = _validate(models.WidgetSearchRequest, body)
+                top_k = widget.parameters.top_k or widget.parameters.limit or 10
+                docs = await self._jinabox_docs(widget.data, top_k, str(request.base_url), legacy=False)
+                return JSONResponse(jinabox.widget_response(docs, min(top_k, self.max_limit)))
+            return await self._search_json(_validate(models.SearchRequest, body))
+
+        @app.post("/api/search", response_model=models.JinaboxResponse, responses=ERROR_RESPONSES,
+                  tags=["jinabox"])
+        async def jinabox_search(request: Request) -> JSONResponse:
+            """The jinabox.js widget (Jina 0.5): one result document per string of `data`, in order.
+
+            Error bodies here also carry `search.docs` (empty) and `status` (`code: ERROR`, `description`), which the
+            widget reads to show the message.
+            """
+            body = _validate(models.JinaboxRequest, await _json_body(request))
+            if body.mode != "search":
+                raise HTTPException(400, f"mode {body.mode!r} is not served here; only 'search'")
+            docs = await self._jinabox_docs(body.data, body.top_k, str(request.base_url), legacy=True)
+            return JSONResponse(jinabox.jinabox_response(docs))
+
+        @app.get("/images/{doc_id}", responses={**ERROR_RESPONSES, 200: {"content": {"image/*": {}}}}, tags=["documents"],
+                 response_class=Response)
+        async def image(request: Request, doc_id: str,
+                        size: Optional[int] = QueryParam(None, ge=16, le=4096, description=(
+                            "longest side of a JPEG thumbnail, rounded up to one of "
+                            f"{', '.join(map(str, THUMBNAIL_SIZES))}; without it, the original file"))) -> Response:
+            """An indexed photo by id (never by path), or its thumbnail."""
+            record = self.queries.indexed_image(doc_id)
+            if record is None:
                 raise HTTPException(404, f"no indexed image with id {doc_id!r}")
-            return FileResponse(record.uri)
+            if size is None:
+                return FileResponse(record.uri, headers={"Cache-Control": "public, max-age=3600"})
+            bucket = thumbnail_size(size)
+            try:
+                etag = '"' + hashlib.sha1(repr(self.thumbnails.key(record.uri, bucket)).encode()).hexdigest()[:20] + '"'
+                headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
+                if request.headers.get("if-none-match") == etag:
+                    return Response(status_code=304, headers=headers)
+                data = await run_in_threadpool(self.thumbnails.get, record.uri, bucket)
+            except (OSError, ImageDecodeError) as error:
+                raise HTTPException(500, f"the photo {doc_id!r} cannot be read: {error}") from None
+            return Response(data, media_type="image/jpeg", headers=headers)
 
+        @app.get("/documents/{doc_id}", response_model=models.DocumentResponse, responses=ERROR_RESPONSES,
+                 tags=["documents"])
+        async def document(doc_id: str) -> models.DocumentResponse:
+            """An indexed photo with its captions, or a caption with its photo."""
+            return await run_in_threadpool(self._document, doc_id)
+
+        app.openapi = lambda: _openapi(app)
         return app
 
-    def _query_doc(self, request: SearchRequest) -> CrossModalDoc:
-        """Validate the query fully here: the executors only ever see a non-empty text or decodable image."""
-        if (request.text is None) == (request.image is None):
-            raise HTTPException(400, "send exactly one of 'text' or 'image'")
-        query_id = uuid.uuid4().hex
+    # --- search -------------------------------------------------------------------------------------------------
+
+    async def _search_json(self, request: models.SearchRequest) -> JSONResponse:
+        given = [name for name in ("text", "image", "image_id") if getattr(request, name) is not None]
+        if len(given) != 1:
+            raise HTTPException(400, "send exactly one of 'text', 'image' or 'image_id'")
+        self._check_limit(request.limit)
+        # Decoding a photo to validate it takes a while: off the event loop.
         if request.text is not None:
-            text = request.text.strip()
-            if not text:
-                raise HTTPException(400, "'text' is empty")
-            if len(text) > MAX_TEXT_CHARS:
-                raise HTTPException(400, f"'text' is longer than {MAX_TEXT_CHARS} characters")
-            return CrossModalDoc(id=query_id, modality=TEXT, text=text)
+            query = self.queries.text(request.text, request.modality)
+        elif request.image is not None:
+            query = await run_in_threadpool(self.queries.image_base64, request.image, request.modality)
+        else:
+            query = await run_in_threadpool(self.queries.image_id, request.image_id, request.modality)
+        return await self._answer(query, request.limit)
+
+    async def _search_form(self, request: Request) -> JSONResponse:
         try:
-            data = image_bytes_from_base64(request.image)
-            decode_image_bytes(data, max_pixels=self.max_pixels)
-        except ImageDecodeError as error:
-            raise HTTPException(400, f"'image' is not a usable image: {error}") from None
-        return CrossModalDoc(id=query_id, modality=IMAGE, image_b64=base64.b64encode(data).decode("ascii"))
+            form = await request.form(max_files=1, max_fields=8)
+        except BodyTooLarge:
+            raise
+        except Exception as error:  # malformed multipart, too many parts
+            raise HTTPException(400, f"invalid form upload: {getattr(error, 'detail', None) or error}") from None
+        upload = form.get("image")
+        fields = {key: value for key, value in form.multi_items() if not isinstance(value, UploadFile)}
+        request_model = _validate(models.SearchRequest, fields)
+        if isinstance(upload, UploadFile):
+            if request_model.text is not None or request_model.image_id is not None:
+                raise HTTPException(400, "send exactly one of 'text', 'image' or 'image_id'")
+            self._check_limit(request_model.limit)
+            data = await upload.read(self.max_image_bytes + 1)
+            name = f"image ({upload.filename})" if upload.filename else "image"
+            query = await run_in_threadpool(self.queries.image_bytes, data, request_model.modality, name)
+            return await self._answer(query, request_model.limit)
+        return await self._search_json(request_model)
 
-    async def _search(self, doc: CrossModalDoc, limit: int) -> list[MatchDoc]:
-        matches: list[MatchDoc] = []
-        async for docs in self.streamer.stream_docs(docs=DocList[CrossModalDoc]([doc]), exec_endpoint="/search",
-                                                    parameters={"limit": limit}, return_type=DocList[CrossModalDoc]):
-            for result in docs:
-                if result.id != doc.id:
-                    continue
-                if "error" in result.tags:
-                    raise HTTPException(409, result.tags["error"])
-                matches.extend(result.matches or [])
-        # Shards return their matches merged but unsorted, and may each hold some of the best ones.
-        best: dict[str, MatchDoc] = {}
-        for match in matches:
-            if match.id not in best or match.score > best[match.id].score:
-                best[match.id] = match
-        return sorted(best.values(), key=lambda match: match.score, reverse=True)[:limit]
+    def _check_limit(self, limit: int) -> None:
+        if not 1 <= limit <= self.max_limit:
+            raise HTTPException(400, f"limit must be between 1 and {self.max_limit}")
+
+    async def _answer(self, query: Query, limit: int) -> JSONResponse:
+        matches = (await self._search([query], limit))[0]
+        response = models.SearchResponse(query_modality=query.modality, modality=query.target,
+                                         matches=[_public_match(match) for match in matches])
+        return JSONResponse(response.model_dump())
+
+    async def _jinabox_docs(self, data: list[str], top_k: int, base_url: str, legacy: bool) -> list[dict]:
+        if not data:
+            raise HTTPException(400, "'data' holds no query")
+        if len(data) > MAX_QUERIES:
+            raise HTTPException(400, f"'data' holds {len(data)} queries; at most {MAX_QUERIES} per request")
+        queries = await run_in_threadpool(
+            lambda: [self.queries.jinabox_item(item, position) for position, item in enumerate(data)])
+        results = await self._search(queries, min(top_k, self.max_limit))
+        base = base_url.rstrip("/")
+        return [jinabox.doc_json(query, matches, base, legacy) for query, matches in zip(queries, results)]
+
+    async def _search(self, queries: list[Query], limit: int) -> list[list[MatchDoc]]:
+        """Send all queries through the flow in one request; per query, its best `limit` matches, best first."""
+        docs = DocList[CrossModalDoc]([query.to_doc() for query in queries])
+        found: dict[str, list[MatchDoc]] = {}
+        try:
+            async for response in self.streamer.stream_docs(
+                    docs=docs, exec_endpoint="/search", parameters={"limit": limit}, request_size=len(docs),
+                    return_type=DocList[CrossModalDoc], return_results=True):
+                _raise_for_status(response)
+                for result in response.docs:
+                    if "error" in result.tags:
+                        raise HTTPException(409, result.tags["error"])
+                    found.setdefault(result.id, []).extend(result.matches or [])
+        except HTTPException:
+            raise
+        except Exception as error:  # an executor unreachable or the flow shutting down
+            logger.exception("search failed")
+            raise HTTPException(503, f"the search service is not ready: {type(error).__name__}: {error}") from None
+        answers = []
+        for query in queries:
+            if query.id not in found:
+                raise HTTPException(500, "the query flow returned no result for a query (was it routed?)")
+            matches = _best(found[query.id], limit)
+            if any(match.modality != query.target for match in matches):
+                raise HTTPException(501, f"this query flow cannot search {_plural(query.target)} with a "
+                                         f"{query.modality} query: flows/query.yml must route queries by "
+                                         f"tags.{TARGET_TAG} (the modality of the results)")
+            answers.append(matches)
+        return answers
+
+    # --- documents and stats ------------------------------------------------------------------------------------
+
+    def _document(self, doc_id: str) -> models.DocumentResponse:
+        record = None
+        if DOC_ID_PATTERN.match(doc_id):
+            record = read_record(self.folders[IMAGE], doc_id) or read_record(self.folders[TEXT], doc_id)
+        if record is None:
+            raise HTTPException(404, f"no indexed document with id {doc_id!r}")
+        tags = {key: str(value) for key, value in record.tags.items()}
+        tags.update({key: value for key in ("pair_id", "dataset", "split") if (value := getattr(record, key))})
+        if record.modality == IMAGE:
+            captions = []
+            if record.pair_id:
+                prefix = os.path.commonprefix([caption_doc_id(record.pair_id, 0), caption_doc_id(record.pair_id, 1)])
+                captions = [models.Caption(id=caption.id, text=caption.text)
+                            for caption in records_with_pair_id(self.folders[TEXT], record.pair_id, prefix)]
+            return models.DocumentResponse(id=record.id, modality=IMAGE, image_id=record.id,
+                                           image_url=f"/images/{record.id}", tags=tags, captions=captions)
+        image_id = tags.get("image_id")
+        return models.DocumentResponse(id=record.id, modality=TEXT, text=record.text, image_id=image_id,
+                                       image_url=f"/images/{image_id}" if image_id else None, tags=tags)
+
+    def _stats(self) -> models.StatsResponse:
+        indexes = {}
+        for modality in MODALITIES:
+            try:
+                summary = store_summary(self.folders[modality])
+            except StoreError as error:
+                raise HTTPException(503, f"the {modality} index cannot be read: {error}") from None
+            indexes[modality] = models.IndexStats(count=summary.count if summary else 0,
+                                                  model=summary.model_name if summary else None,
+                                                  dim=summary.dim if summary else None)
+        built = [index for index in indexes.values() if index.model]
+        limits = models.Limits(max_limit=self.max_limit, max_image_bytes=self.max_image_bytes,
+                               max_body_bytes=self.max_body_bytes, max_text_chars=MAX_TEXT_CHARS,
+                               max_queries=MAX_QUERIES, thumbnail_sizes=list(THUMBNAIL_SIZES))
+        return models.StatsResponse(images=indexes[IMAGE].count, captions=indexes[TEXT].count,
+                                    model=built[0].model if built else None, dim=built[0].dim if built else None,
+                                    indexes=indexes, limits=limits)
 
 
-def _public_match(match: MatchDoc) -> Match:
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def parse_origins(value: Optional[str]) -> list[str]:
+    """`*` (any origin), a comma-separated list of origins, or empty / `none` (no CORS headers at all)."""
+    if value is None:
+        return ["*"]
+    origins = [origin.strip().rstrip("/") for origin in str(value).split(",") if origin.strip()]
+    if not origins or origins == ["none"]:
+        return []
+    return ["*"] if "*" in origins else origins
+
+
+def _best(matches: list[MatchDoc], limit: int) -> list[MatchDoc]:
+    """Shards return their matches merged but unsorted, and may each hold some of the best ones."""
+    best: dict[str, MatchDoc] = {}
+    for match in matches:
+        if match.id not in best or match.score > best[match.id].score:
+            best[match.id] = match
+    return sorted(best.values(), key=lambda match: match.score, reverse=True)[:limit]
+
+
+def _raise_for_status(response) -> None:
+    status = getattr(getattr(response, "header", None), "status", None)
+    if status is not None and status.code != 0:  # jina_pb2.StatusProto.SUCCESS
+        exception = status.exception
+        detail = f"{exception.name}: {' '.join(exception.args)}" if exception.name else status.description
+        raise HTTPException(500, f"the search flow failed: {detail or 'unknown error'}")
+
+
+def _public_match(match: MatchDoc) -> models.Match:
     image_id = match.id if match.modality == IMAGE else match.tags.get("image_id")
     public_tags = {key: value for key, value in match.tags.items() if key != "error"}
-    return Match(id=match.id, modality=match.modality, score=match.score, text=match.text,
-                 image_url=f"/images/{image_id}" if image_id else None, tags=public_tags)
+    return models.Match(id=match.id, modality=match.modality, score=match.score, text=match.text,
+                        image_url=f"/images/{image_id}" if image_id else None, tags=public_tags)
 
 
-def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
-    """Every error has one shape, {"error": {"status", "message"}}; oversized bodies are refused before reading."""
+def _plural(modality: str) -> str:
+    return "photos" if modality == IMAGE else "captions"
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"error": {"status": status, "message": message}})
 
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
-            return error(413, f"request body larger than {max_body_bytes} bytes")
-        return await call_next(request)
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"not valid JSON ({error})", "type": "json_invalid"}])
+
+
+def _validate(model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors()) from None
+
+
+class NoCacheStaticFiles(StaticFiles):
+    """The page's scripts and styles: revalidated on every load (ETag), so an upgrade is seen at once."""
+
+    async def get_response(self, path: str, scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes`: at once when Content-Length says so, else while they are read."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _error(413, f"request body larger than {self.max_bytes} bytes")(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(f"request body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _error(status: int, message: str, path: str = "") -> JSONResponse:
+    content: dict = {"error": {"status": status, "message": message}}
+    if path == "/api/search":
+        content.update(jinabox.jinabox_error_extras(message))
+    return JSONResponse(status_code=status, content=content)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error has one shape, {"error": {"status", "message"}}."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+        if exc.status_code == 304:
+            return Response(status_code=304, headers=exc.headers)
+        return _error(exc.status_code, str(exc.detail), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -153,4 +403,51 @@ def _install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
             f"{'.'.join(str(part) for part in item['loc'] if part != 'body') or 'body'}: {item['msg']}"
             for item in exc.errors()
         )
-        return error(422, f"invalid request: {problems}")
+        return _error(422, f"invalid request: {problems}", request.url.path)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return _error(413, str(exc), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}", request.url.path)
+
+
+_SEARCH_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {
+        "schema": {"anyOf": [{"$ref": "#/components/schemas/SearchRequest"},
+                             {"$ref": "#/components/schemas/WidgetSearchRequest"}]},
+        "examples": {
+            "text": {"summary": "text → photos", "value": {"text": "a cup of coffee", "limit": 5}},
+            "image": {"summary": "photo → captions",
+                      "value": {"image": "data:image/png;base64,iVBORw0KGgo...", "limit": 3}},
+            "same modality": {"summary": "indexed photo → similar photos",
+                              "value": {"image_id": "img-0a1b2c3d4e5f6789", "modality": "image", "limit": 10}},
+            "jinabox widget": {"summary": "jinabox (Jina 2.x) body, answered as data.docs",
+                               "value": {"data": ["a cup of coffee"], "parameters": {"top_k": 16}}},
+        }},
+    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/SearchUpload"}},
+}}}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema plus the request bodies that /search parses itself (JSON, multipart, jinabox)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (models.SearchRequest, models.SearchUpload, models.WidgetSearchRequest, models.JinaboxRequest,
+                  models.ErrorResponse):
+        extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(extra.pop("$defs", {}))
+        components[model.__name__] = extra
+    jinabox_op = schema["paths"]["/api/search"]["post"]
+    jinabox_op["requestBody"] = {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/JinaboxRequest"},
+        "examples": {"text": {"value": {"data": ["a cup of coffee"], "top_k": 16, "mode": "search"}},
+                     "text and photo": {"value": {"data": ["a cup of coffee", "data:image/png;base64,iVBORw0KGgo..."],
+                                                  "top_k": 16, "mode": "search"}}}}}}
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,57 @@
+"""The jinabox.js widget's contract: its request bodies in, Jina 0.5 / 2.x shaped documents out.
+
+Jina 0.5 (`POST /api/search`, answered as `{"search": {"docs": [...]}}`) and the Jina 2.x widget (`POST /search`
+with `parameters`, answered as `{"data": {"docs": [...]}}`) read the same documents: one per query, in order, with
+`matches` sorted by `score.value`, a similarity. Photos are `uri` URLs of `/images/{id}`, captions are `text`.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from serving.queries import Query, mime_from_path
+from serving.schema import IMAGE, MatchDoc
+
+SCORE_NAME = "cosine"
+
+
+def match_json(match: MatchDoc, base_url: str) -> dict:
+    score = {"value": float(match.score), "op_name": SCORE_NAME}
+    tags = {key: value for key, value in match.tags.items() if key != "error"}
+    result = {"id": match.id, "score": score, "scores": {SCORE_NAME: score}, "modality": match.modality}
+    if match.modality == IMAGE:
+        result["mimeType"] = mime_from_path(match.uri)
+        result["uri"] = f"{base_url}/images/{match.id}"
+    else:
+        result["mimeType"] = "text/plain"
+        result["text"] = match.text or ""
+        if tags.get("image_id"):
+            tags["image_url"] = f"{base_url}/images/{tags['image_id']}"
+    result["tags"] = tags
+    return result
+
+
+def doc_json(query: Query, matches: Iterable[MatchDoc], base_url: str, legacy: bool = False) -> dict:
+    """One query and its matches; `legacy` adds `topkResults`, the match list of the oldest widget versions."""
+    doc: dict = {"id": query.id, "mimeType": query.mime_type, "modality": query.modality}
+    if query.text is not None:
+        doc["text"] = query.text
+    if query.uri:
+        doc["uri"] = query.uri
+    doc["matches"] = [match_json(match, base_url) for match in matches]
+    if legacy:
+        doc["topkResults"] = [{"matchDoc": match, "score": match["score"]} for match in doc["matches"]]
+    return doc
+
+
+def jinabox_response(docs: list[dict]) -> dict:
+    return {"search": {"docs": docs}}
+
+
+def widget_response(docs: list[dict], top_k: int) -> dict:
+    return {"data": {"docs": docs}, "parameters": {"top_k": top_k}}
+
+
+def jinabox_error_extras(message: str) -> dict:
+    """Added to error bodies of `/api/search`: the widget reads `search.docs` first, then shows `status.description`."""
+    return {"search": {"docs": []}, "status": {"code": "ERROR", "description": message}}
+

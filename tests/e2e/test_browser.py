@@ -1,0 +1,266 @@
+"""The search page in a real headless Chromium (Debian's chromium + chromium-driver), driven by Selenium.
+
+A real query flow serves the indexed demo collection; the browser types, uploads, clicks and reads what a user sees.
+Screenshots of a text query and a photo query are written to the test's tmp folder; with
+CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace docs/screenshot-text-query.png and docs/screenshot-image-query.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from jina.helper import random_port
+
+from dataset import image_doc_id, open_dataset
+from serving.flows import FlowSettings, load_flow, running
+from serving.indexing import index_dataset
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
+WAIT = 30  # seconds for a search to show up (the first query also warms the models)
+
+
+def demo_captions(name: str) -> list[str]:
+    manifest = json.loads((REPO_ROOT / "demo" / "manifest.json").read_text())
+    return next(photo["captions"] for photo in manifest["photos"] if photo["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("workspace")
+    with running(load_flow("index", FlowSettings(workspace=workspace))) as flow:
+        index_dataset(flow, open_dataset("demo", workspace=workspace), workspace, batch_size=8)
+    port = random_port()
+    with running(load_flow("query", FlowSettings(workspace=workspace, port=port))):
+        yield {"url": f"http://127.0.0.1:{port}", "workspace": workspace}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,1000", "--lang=en-US", "--hide-scrollbars"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(server, browser):
+    """A fresh load of the page at desktop size."""
+    browser.set_window_size(1280, 1000)
+    browser.get(server["url"] + "/")
+    WebDriverWait(browser, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    browser.get_log("browser")  # start each test with an empty console
+    return browser
+
+
+def wait_for(driver, css: str, count: int = 1):
+    """The result items once at least `count` are shown and the page is no longer busy."""
+    def ready(d):
+        items = d.find_elements(By.CSS_SELECTOR, css)
+        busy = d.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
+        return items if len(items) >= count and not busy else False
+    try:
+        return WebDriverWait(driver, WAIT).until(ready)
+    except TimeoutException:
+        error = driver.find_element(By.ID, "error")
+        raise AssertionError(f"no {css!r} results; error shown: {error.text!r}") from None
+
+
+def error_text(driver) -> str:
+    return WebDriverWait(driver, WAIT).until(EC.visibility_of_element_located((By.ID, "error"))).text
+
+
+def query_params(driver) -> dict:
+    return parse_qs(urlsplit(driver.current_url).query)
+
+
+def console_errors(driver) -> list:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+    assert driver.save_screenshot(str(path))
+    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
+        (REPO_ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(path, REPO_ROOT / "docs" / name)
+    return path
+
+
+def test_typing_a_query_shows_the_coffee_photo_first(page, server, tmp_path):
+    box = page.find_element(By.ID, "q")
+    box.send_keys("a cup of coffee", Keys.ENTER)
+    cards = wait_for(page, "#result-list .card", 10)
+    assert cards[0].get_attribute("data-id") == image_doc_id(COFFEE)
+    assert "coffee.png" in cards[0].text and "#1" in cards[0].text
+    scores = [float(card.find_element(By.CLASS_NAME, "score").text) for card in cards]
+    assert scores == sorted(scores, reverse=True)
+    assert "10 photos" in page.find_element(By.ID, "status").text
+    thumb = cards[0].find_element(By.TAG_NAME, "img")
+    assert page.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) > 0
+    assert query_params(page)["q"] == ["a cup of coffee"]
+    shot = save_screenshot(page, tmp_path, "screenshot-text-query.png")
+    assert shot.stat().st_size > 10_000
+    assert console_errors(page) == []
+    # The address is the search: reloading (or sharing) it shows the same results.
+    page.refresh()
+    cards = wait_for(page, "#result-list .card", 10)
+    assert cards[0].get_attribute("data-id") == image_doc_id(COFFEE)
+    assert page.find_element(By.ID, "q").get_attribute("value") == "a cup of coffee"
+
+
+def test_uploading_the_cat_photo_shows_one_of_its_captions(page, server, tmp_path):
+    page.find_element(By.ID, "file").send_keys(str(server["workspace"] / "demo_images" / "chelsea_cat.png"))
+    items = wait_for(page, "#result-list .caption-card", 3)
+    top3 = [item.find_element(By.CLASS_NAME, "caption-text").text for item in items[:3]]
+    assert set(top3) & set(demo_captions("chelsea_cat")), top3
+    assert all(item.find_elements(By.CSS_SELECTOR, "button.thumb img") for item in items)  # each caption's photo
+    assert page.find_element(By.ID, "query").is_displayed()
+    assert "chelsea_cat.png" in page.find_element(By.ID, "query-title").text
+    shot = save_screenshot(page, tmp_path, "screenshot-image-query.png")
+    assert shot.stat().st_size > 10_000
+    assert console_errors(page) == []
+
+
+def test_clicking_a_result_photo_searches_by_it_and_back_returns(page, server):
+    page.find_element(By.ID, "q").send_keys("a cup of coffee", Keys.ENTER)
+    wait_for(page, "#result-list .card", 10)[0].find_element(By.CSS_SELECTOR, "button.thumb").click()
+    WebDriverWait(page, WAIT).until(lambda d: query_params(d).get("image") == [image_doc_id(COFFEE)])
+    items = wait_for(page, "#result-list .caption-card", 3)
+    top3 = [item.find_element(By.CLASS_NAME, "caption-text").text for item in items[:3]]
+    assert set(top3) & set(demo_captions("coffee")), top3
+    page.back()
+    cards = wait_for(page, "#result-list .card", 10)
+    assert cards[0].get_attribute("data-id") == image_doc_id(COFFEE)
+
+
+DISPATCH_PHOTO = """
+    const [kind, url, done] = arguments;
+    fetch(url).then(r => r.blob()).then(blob => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([blob], kind + '.png', {type: 'image/png'}));
+        const event = kind === 'dropped'
+            ? new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true})
+            : new ClipboardEvent('paste', {clipboardData: transfer, bubbles: true, cancelable: true});
+        document.getElementById(kind === 'dropped' ? 'dropzone' : 'q').dispatchEvent(event);
+        done(true);
+    });"""
+
+
+@pytest.mark.parametrize("kind", ["dropped", "pasted"])
+def test_a_dropped_or_pasted_photo_searches_by_photo(page, kind):
+    url = f"/images/{image_doc_id(CAT)}"
+    assert page.execute_async_script(DISPATCH_PHOTO, kind, url)
+    items = wait_for(page, "#result-list .caption-card", 3)
+    top3 = [item.find_element(By.CLASS_NAME, "caption-text").text for item in items[:3]]
+    assert set(top3) & set(demo_captions("chelsea_cat")), top3
+    assert f"{kind}.png" in page.find_element(By.ID, "query-title").text
+
+
+def test_more_results_and_the_limit_are_kept_in_the_address(page):
+    page.find_element(By.ID, "q").send_keys("a cat", Keys.ENTER)
+    wait_for(page, "#result-list .card", 10)
+    more = page.find_element(By.ID, "more")
+    assert more.is_displayed()
+    more.click()
+    WebDriverWait(page, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result-list .card")) == 19)
+    assert query_params(page)["limit"] == ["20"]
+    assert not page.find_element(By.ID, "more").is_displayed()  # all 19 photos are shown
+
+
+def test_a_text_file_gives_a_readable_error(page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.find_element(By.ID, "file").send_keys(str(notes))
+    message = error_text(page)
+    assert "notes.txt" in message and "not a photo" in message
+
+
+def test_a_broken_photo_is_refused_by_the_server_with_a_readable_error(page, tmp_path):
+    fake = tmp_path / "holiday.png"
+    fake.write_bytes(b"these bytes are not a PNG at all")
+    page.find_element(By.ID, "file").send_keys(str(fake))
+    message = error_text(page)
+    assert "holiday.png" in message and "could not be read as a photo" in message
+
+
+def test_a_too_large_photo_is_refused_before_upload(page, tmp_path):
+    big = tmp_path / "big.jpg"
+    with big.open("wb") as file:
+        file.truncate(21 * 2**20)
+    page.find_element(By.ID, "file").send_keys(str(big))
+    message = error_text(page)
+    assert "big.jpg" in message and "too large" in message and "20 MB" in message
+
+
+def test_an_unreachable_server_gives_a_readable_error(page):
+    page.execute_cdp_cmd("Network.enable", {})
+    page.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        page.find_element(By.ID, "q").send_keys("a cup of coffee", Keys.ENTER)
+        assert "Cannot reach the search server" in error_text(page)
+    finally:
+        page.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        page.execute_cdp_cmd("Network.disable", {})
+
+
+def test_keyboard_labels_and_a_phone_sized_viewport(browser, server):
+    browser.set_window_size(390, 844)
+    browser.get(server["url"] + "/")
+    WebDriverWait(browser, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    # every control has an accessible name
+    unnamed = browser.execute_script("""
+        return [...document.querySelectorAll('input, select, button')].filter(el =>
+            !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim()
+        ).map(el => el.outerHTML);""")
+    assert unnamed == []
+    # "/" jumps to the search box; Enter searches
+    browser.find_element(By.TAG_NAME, "body").click()
+    browser.find_element(By.TAG_NAME, "body").send_keys("/")
+    assert browser.switch_to.active_element.get_attribute("id") == "q"
+    browser.switch_to.active_element.send_keys("a cup of coffee", Keys.ENTER)
+    cards = wait_for(browser, "#result-list .card", 10)
+    assert cards[0].get_attribute("data-id") == image_doc_id(COFFEE)
+    # a result photo is a button: focus it and press Enter to search by it
+    thumb = cards[0].find_element(By.CSS_SELECTOR, "button.thumb")
+    browser.execute_script("arguments[0].focus()", thumb)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, WAIT).until(lambda d: query_params(d).get("image") == [image_doc_id(COFFEE)])
+    wait_for(browser, "#result-list .caption-card", 3)
+    # nothing sticks out sideways on a phone
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    card = browser.find_element(By.CSS_SELECTOR, "#result-list .caption-card")
+    assert card.rect["x"] >= 0 and card.rect["x"] + card.rect["width"] <= 390
