@@ -16,7 +16,6 @@ from serving.gateway import parse_origins
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Same-modality search (text -> captions, photo -> photos) needs flows/query.yml to route by the query's tags.target.
-ROUTES_BY_TARGET = "tags__target" in (REPO_ROOT / "flows" / "query.yml").read_text()
 CAT = "demo/chelsea_cat.png"
 COFFEE = "demo/coffee.png"
 ERROR_STATUSES = {"400", "404", "409", "413", "422", "500", "501", "503"}
@@ -92,7 +91,6 @@ def test_indexed_photo_id_is_a_query(client):
     assert_error(client.post("/search", json={"image_id": "../../etc/passwd"}), 404)
 
 
-@pytest.mark.skipif(not ROUTES_BY_TARGET, reason="flows/query.yml does not route by tags.target yet")
 def test_same_modality_search_text_to_captions_and_photo_to_photos(client):
     body = client.post("/search", json={"text": "a tabby cat with green eyes", "modality": "text", "limit": 3}).json()
     assert (body["query_modality"], body["modality"]) == ("text", "text")
@@ -102,14 +100,6 @@ def test_same_modality_search_text_to_captions_and_photo_to_photos(client):
     assert [match["modality"] for match in body["matches"]] == ["image"] * 3
     assert body["matches"][0]["id"] == image_doc_id(CAT) and body["matches"][0]["score"] > 0.99
     # explicit cross-modal works the same as the default
-    body = client.post("/search", json={"text": "a cup of coffee", "modality": "image", "limit": 1}).json()
-    assert body["matches"][0]["tags"]["pair_id"] == COFFEE
-
-
-@pytest.mark.skipif(ROUTES_BY_TARGET, reason="flows/query.yml routes by tags.target")
-def test_same_modality_search_is_refused_clearly_while_the_flow_routes_cross_wise(client):
-    response = client.post("/search", json={"text": "a tabby cat", "modality": "text"})
-    assert_error(response, 501, "cannot search captions with a text query", "tags.target")
     body = client.post("/search", json={"text": "a cup of coffee", "modality": "image", "limit": 1}).json()
     assert body["matches"][0]["tags"]["pair_id"] == COFFEE
 
