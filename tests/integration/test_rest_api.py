@@ -1,7 +1,6 @@
 """The gateway's REST API over real HTTP, against a real query flow on the indexed demo collection."""
 import base64
 import io
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -14,7 +13,6 @@ from dataset import image_doc_id
 from serving.flows import FlowSettings, load_flow, running
 from serving.gateway import parse_origins
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Same-modality search (text -> captions, photo -> photos) needs flows/query.yml to route by the query's tags.target.
 CAT = "demo/chelsea_cat.png"
 COFFEE = "demo/coffee.png"
