@@ -22,7 +22,7 @@ def demo_workspace(tmp_path_factory):
 def demo_server(demo_workspace):
     """Base URL of a query flow on the demo workspace."""
     port = random_port()
-    with running(load_flow("query", FlowSettings(workspace=demo_workspace, port=port))):
+    with running(load_flow("query", FlowSettings(workspace=demo_workspace, port=port, cors_origins="*"))):
         yield f"http://127.0.0.1:{port}"
 
 

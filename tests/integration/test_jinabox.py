@@ -8,12 +8,9 @@ for captions). The Jina 2.x widget posts `{"data", "parameters": {"top_k"}}` to 
 import base64
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from jina.helper import random_port
 
 from dataset import image_doc_id
-from serving.flows import FlowSettings, load_flow, running
 
 CAT = "demo/chelsea_cat.png"
 COFFEE = "demo/coffee.png"
@@ -24,14 +21,6 @@ WIDGET_ORIGIN = "http://localhost:3000"
 def workspace(demo_workspace):
     """The demo collection, indexed once per session (tests/integration/conftest.py)."""
     return demo_workspace
-
-
-@pytest.fixture(scope="module")
-def client(workspace):
-    port = random_port()
-    with running(load_flow("query", FlowSettings(workspace=workspace, port=port, cors_origins="*"))):
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            yield http
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,6 @@ def workspace(demo_workspace):
 
 
 @pytest.fixture(scope="module")
-def client(workspace):
-    port = random_port()
-    with running(load_flow("query", FlowSettings(workspace=workspace, port=port, cors_origins="*"))):
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            yield http
-
-
-@pytest.fixture(scope="module")
 def cat_png(workspace) -> bytes:
     return (workspace / "demo_images" / "chelsea_cat.png").read_bytes()
 
