@@ -6,7 +6,7 @@ PORT ?= 45678
 HOST ?= 127.0.0.1
 export JINA_OPTOUT_TELEMETRY := 1
 
-.PHONY: setup run index serve test evaluate clean
+.PHONY: setup run index serve test evaluate clean export-deploy
 
 setup: $(VENV)/.installed
 
@@ -32,3 +32,6 @@ evaluate: setup
 
 clean:
 	rm -rf workspace
+
+export-deploy: setup
+	$(BIN)/python deploy/export.py

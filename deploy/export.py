@@ -6,7 +6,8 @@
 
 The flow YAML is not copied by hand: its text is loaded, and only what a container deployment changes is changed:
   * each executor's `uses:` becomes its image (IMAGES below): `docker://crossmodal-txt-emb:<encoder-tag>`,
-    `docker://crossmodal-img-emb:<encoder-tag>`, `docker://crossmodal-indexer:<tag>`, `docker://crossmodal-merger:<tag>`;
+    `docker://crossmodal-img-emb:<encoder-tag>`, `docker://crossmodal-indexer:<tag>`,
+    `docker://crossmodal-merger:<tag>`;
     the gateway becomes `docker://crossmodal-gateway:<tag>` (Jina 3.34 then runs `jina gateway --uses config.yml` in
     that image, deploy/pods/gateway/config.yml); JINA_GATEWAY_IMAGE names the same image, which Jina uses for the
     shard heads (and would otherwise look up on its hub);
@@ -80,6 +81,7 @@ class Options:
     cors_origins: str = "*"
     namespace: str = "crossmodal"
     workspace_size: str = "10Gi"
+    storage_class: str = ""  # Kubernetes: a class that offers ReadWriteMany (NFS, CephFS, EFS, ...); "" = default
 
     def cli_args(self) -> str:
         """The non-default options as export.py arguments (written into the header of the generated files)."""
@@ -192,7 +194,7 @@ def finish_compose(compose: dict, options: Options) -> dict:
     data_mount = f"${{CROSSMODAL_DATA_DIR:-./data}}:{DATA_DIR}:ro"
     heads = {name: svc for name, svc in services.items() if _command_value(svc["command"], "--pod-role") == "HEAD"}
     for name, service in services.items():
-        service["healthcheck"] = {"test": service["healthcheck"]["test"], "interval": "10s", "timeout": "10s",
+        service["healthcheck"] = {"test": service["healthcheck"]["test"], "interval": "15s", "timeout": "10s",
                                   "retries": 6, "start_period": "60s"}
         service["restart"] = "unless-stopped"
         service["stop_grace_period"] = "20s"
@@ -245,10 +247,12 @@ def finish_kubernetes(folder: Path, options: Options) -> dict[str, list[dict]]:
         manifests[path.relative_to(folder).as_posix()] = documents
     namespace = options.namespace
     manifests["00-namespace.yml"] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}]
+    claim = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": options.workspace_size}}}
+    if options.storage_class:
+        claim["storageClassName"] = options.storage_class
     manifests["01-workspace.yml"] = [{
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": WORKSPACE_VOLUME_NAME, "namespace": namespace},
-        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": options.workspace_size}}},
+        "metadata": {"name": WORKSPACE_VOLUME_NAME, "namespace": namespace}, "spec": claim,
     }]
     manifests["index/index-job.yml"] = [{
         "apiVersion": "batch/v1", "kind": "Job",
@@ -324,6 +328,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path]:
     parser.add_argument("--cors-origins", default=defaults.cors_origins)
     parser.add_argument("--namespace", default=defaults.namespace, help="Kubernetes namespace")
     parser.add_argument("--workspace-size", default=defaults.workspace_size, help="Kubernetes workspace claim")
+    parser.add_argument("--storage-class", default=defaults.storage_class,
+                        help="Kubernetes storage class of the workspace claim; it must offer ReadWriteMany")
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT,
                         help="where docker-compose.yml and k8s/ go (default: the repository root)")
     args = parser.parse_args(argv)

@@ -103,7 +103,9 @@ def test_runtime_stage_is_slim_non_root_and_without_build_tools(folder):
     assert "pip install" not in runs and "apt-get install" not in runs
     assert not any(re.search(rf"\b{re.escape(tool)}\b", runs) for tool in BUILD_TOOLS)
     entrypoint = [args for name, args in final if name == "ENTRYPOINT"][-1]
-    assert json.loads(entrypoint)[:2] == ["jina", "executor"]
+    assert json.loads(entrypoint)[:4] == ["jina", "executor", "--uses", "config.yml"]
+    # Jina's docker-compose/k8s export runs `jina executor --uses config.yml` in the image's working directory.
+    assert [args for name, args in final if name == "WORKDIR"][-1] == f"/app/{folder}"
     env = " ".join(args for name, args in final if name == "ENV")
     assert "HF_HUB_OFFLINE=1" in env  # the weights are in the image: never reach for the network at run time
 
@@ -149,9 +151,9 @@ def test_the_generated_executor_config_loads_in_jina(folder, tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"model": "offline", "model_options": {}}))
     shutil.copy(REPO_ROOT / folder / "executor.py", tmp_path / "executor.py")
     code = code.replace("/models/model.json", str(tmp_path / "model.json"))
-    code = code.replace(f"/app/{folder}/docker.yml", str(tmp_path / "docker.yml"))
+    code = code.replace(f"/app/{folder}/config.yml", str(tmp_path / "config.yml"))
     check = (f"{code}\nfrom jina import Executor\n"
-             f"executor = Executor.load_config({str(tmp_path / 'docker.yml')!r})\n"
+             f"executor = Executor.load_config({str(tmp_path / 'config.yml')!r})\n"
              "print(type(executor).__name__, executor.backend.name, executor.batch_size)")
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
                             env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1", "PYTHONPATH": str(REPO_ROOT)})

@@ -1,0 +1,1 @@
+"""Container deployment of the query flow: export (docker compose, Kubernetes), images, the index job."""
