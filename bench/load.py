@@ -66,7 +66,8 @@ async def run_load(url: str, bodies: list[dict], clients: int, seconds: float, m
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return {"clients": clients, "requests": len(latencies), "errors": sum(errors.values()), "error_kinds": errors,
             "seconds": round(elapsed, 1), "qps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(quantiles[49] * 1000, 1), "p99_ms": round(quantiles[98] * 1000, 1)}
+            "p50_ms": round(quantiles[49] * 1000, 1), "p95_ms": round(quantiles[94] * 1000, 1),
+            "p99_ms": round(quantiles[98] * 1000, 1)}
 
 
 def ensure_indexed(workspace: Path) -> None:
