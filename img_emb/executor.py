@@ -4,6 +4,7 @@ from typing import Any
 
 from docarray import DocList
 from jina import Executor, requests
+from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
 from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
@@ -19,6 +20,8 @@ class ImageEncoder(Executor):
         self.backend = create_backend_from_config(model, model_options)
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
+        # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
+        self.backend.encode_images([Image.new("RGB", (32, 32))])
 
     @requests(on=["/index", "/search"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:

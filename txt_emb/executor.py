@@ -17,6 +17,8 @@ class TextEncoder(Executor):
         super().__init__(**kwargs)
         self.backend = create_backend_from_config(model, model_options)
         self.batch_size = int(batch_size)
+        # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
+        self.backend.encode_texts(["warm up"])
 
     @requests(on=["/index", "/search"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
