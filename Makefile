@@ -24,8 +24,15 @@ index: setup
 serve: setup
 	$(BIN)/python app.py -t query-restful --host $(HOST) --port $(PORT)
 
+# Each end-to-end and integration module runs in a pytest process of its own: a process that has run an OpenMP
+# computation (torch, FAISS) hangs the Jina executors it forks afterwards, so one module must not poison the next.
+TEST_MODULES = $(sort $(wildcard tests/e2e/test_*.py)) $(sort $(wildcard tests/integration/test_*.py))
+
 test: setup
-	$(BIN)/python -m pytest
+	@status=0; \
+	for module in $(TEST_MODULES); do $(BIN)/python -m pytest -q $$module || status=1; done; \
+	$(BIN)/python -m pytest -q tests/unit || status=1; \
+	exit $$status
 
 evaluate: setup
 	$(BIN)/python app.py -t evaluate -d demo --output results/demo-offline.json
