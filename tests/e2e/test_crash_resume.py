@@ -100,12 +100,13 @@ def test_rerunning_a_finished_index_changes_nothing(clean_run):
     assert_consistent(clean_run, clean_run)
 
 
-def test_sigterm_stops_every_process_of_an_index_run_and_the_run_resumes(clean_run, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_every_process_of_an_index_run_and_the_run_resumes(stop, clean_run, tmp_path):
     workspace = tmp_path / "terminated"
     process = start_index(workspace)
     try:
         wait_for_images(process, workspace, 3)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         process.wait(timeout=20)
         time.sleep(1)
         with pytest.raises(ProcessLookupError):
