@@ -17,7 +17,7 @@ from typing import Optional
 
 from fastapi import HTTPException
 
-from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64
+from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64, read_image_file
 from crossmodal.store import Record, read_record
 from serving.schema import IMAGE, MODALITIES, TEXT, CrossModalDoc
 
@@ -96,10 +96,9 @@ class QueryBuilder:
         if record is None:
             raise bad_request(f"'{field_name}': no indexed photo with id {image_id!r}", 404)
         try:
-            with open(record.uri, "rb") as file:
-                data = file.read(self.max_image_bytes + 1)
+            data = read_image_file(record.uri, self.max_image_bytes)
             decode_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
-        except (OSError, ImageDecodeError) as error:
+        except ImageDecodeError as error:
             raise bad_request(f"the indexed photo {image_id!r} cannot be read: {error}", 500) from None
         return Query(modality=IMAGE, target=_target(IMAGE, target), image_b64=base64.b64encode(data).decode("ascii"),
                      mime_type=_sniff_mime(data), uri=uri)
