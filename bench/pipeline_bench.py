@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crossmodal.store import SHARD_PREFIX, Record, VectorStore, shard_of  # noqa: E402
 from dataset import open_dataset  # noqa: E402
 from load import TEXT_QUERIES, run_load  # noqa: E402
+from synthetic import collection_batches  # noqa: E402
 from serving.flows import FlowSettings, load_flow, running  # noqa: E402
 from serving.indexing import index_dataset  # noqa: E402
 from serving.processes import descendants  # noqa: E402
@@ -92,18 +93,13 @@ def measure_indexing(workspace: Path, batch_size: int) -> dict:
 
 def build_collection(root: Path, size: int, shards: int, index_type: str) -> Path:
     """A workspace whose photo index holds `size` synthetic vectors, partitioned as the indexers would."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(1000, DIM)).astype(np.float32)
     folder = root / "image_index"
     stores = [VectorStore(folder / f"{SHARD_PREFIX}{k}" if shards > 1 else folder, "image", "offline", DIM,
                           index_type=index_type) for k in range(shards)]
     if shards > 1:
         (folder / "shards.json").write_text(json.dumps({"shards": shards}) + "\n")
-    for start in range(0, size, 10_000):
-        count = min(10_000, size - start)
-        vectors = centres[rng.integers(0, 1000, count)] + 0.6 * rng.normal(size=(count, DIM)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        ids = [f"img-synthetic-{start + n}" for n in range(count)]
+    for start, vectors in collection_batches(size, DIM):
+        ids = [f"img-synthetic-{start + n}" for n in range(len(vectors))]
         for k, store in enumerate(stores):
             mine = [n for n, doc_id in enumerate(ids) if shard_of(doc_id, shards) == k]
             store.add([Record(id=ids[n], modality="image", pair_id=ids[n]) for n in mine], vectors[mine])

@@ -440,22 +440,26 @@ class VectorStore:
         return {"generation": generation, "index_type": self._index_type, "dim": self._dim, "hnsw_m": hnsw_m}
 
     def _load_snapshot(self, generation: int) -> faiss.Index | None:
-        """The snapshot if it was written for exactly this generation and configuration, else None."""
+        """The snapshot if it was written for exactly this generation and configuration, else None.
+
+        FAISS reads straight from the file, so opening never holds the index twice in memory.
+        """
         try:
-            data = (self._folder / SNAPSHOT_NAME).read_bytes()
+            file = open(self._folder / SNAPSHOT_NAME, "rb")
         except FileNotFoundError:
             return None
-        start = len(_SNAPSHOT_MAGIC) + 4
-        if not data.startswith(_SNAPSHOT_MAGIC) or len(data) < start:
-            return None
-        (header_size,) = struct.unpack("<I", data[len(_SNAPSHOT_MAGIC) : start])
-        try:
-            header = json.loads(data[start : start + header_size])
-            if header != self._header(generation):
+        with file:
+            prefix = file.read(len(_SNAPSHOT_MAGIC) + 4)
+            if len(prefix) < len(_SNAPSHOT_MAGIC) + 4 or not prefix.startswith(_SNAPSHOT_MAGIC):
                 return None
-            return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + header_size))
-        except (ValueError, RuntimeError):  # damaged snapshot: SQLite still has everything
-            return None
+            (header_size,) = struct.unpack("<I", prefix[len(_SNAPSHOT_MAGIC):])
+            try:
+                header = json.loads(file.read(header_size))
+                if header != self._header(generation):
+                    return None
+                return faiss.read_index(faiss.PyCallbackIOReader(file.read))
+            except (ValueError, RuntimeError):  # damaged snapshot: SQLite still has everything
+                return None
 
     def _flush(self) -> None:
         if self._read_only:
@@ -470,7 +474,7 @@ class VectorStore:
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(_SNAPSHOT_MAGIC + struct.pack("<I", len(header)) + header)
-                file.write(faiss.serialize_index(index))
+                faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # streamed: no second copy
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, self._folder / SNAPSHOT_NAME)

@@ -152,12 +152,13 @@ def test_stale_snapshot_after_crash_loses_and_duplicates_nothing(tmp_path):
         assert ids(hits)[0] == "a" and hits[0].record.text == "replaced"
 
 
-def test_damaged_snapshot_is_rebuilt(tmp_path):
+@pytest.mark.parametrize("keep", [5, 40, -30], ids=["inside magic", "inside header", "inside faiss data"])
+def test_damaged_snapshot_is_rebuilt(tmp_path, keep):
     folder = tmp_path / "ws"
     with open_store(folder) as store:
         add_abc(store)
     snapshot = folder / SNAPSHOT_NAME
-    snapshot.write_bytes(snapshot.read_bytes()[:40])
+    snapshot.write_bytes(snapshot.read_bytes()[:keep])
     with open_store(folder) as store:
         assert ids(store.search(unit(1, 0, 0, 0), limit=1)[0]) == ["a"]
 
