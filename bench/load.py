@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dataset import open_dataset  # noqa: E402
 from serving.flows import FlowSettings, load_flow, running  # noqa: E402
 from serving.indexing import index_dataset  # noqa: E402
-from serving.processes import descendants, resident_bytes  # noqa: E402
+from serving.processes import descendants, listening_ports, memory_kib  # noqa: E402
 
 TEXT_QUERIES = ["a cup of coffee", "a cat", "a red motorcycle", "a rocket at night", "an astronaut", "a flower",
                 "the surface of the moon", "a temple by a lake", "coins on a table", "a man with a camera"]
@@ -70,6 +70,30 @@ async def run_load(url: str, bodies: list[dict], clients: int, seconds: float, m
             "p99_ms": round(quantiles[98] * 1000, 1)}
 
 
+def process_roles(flow, pids: set[int]) -> dict[int, str]:
+    """Which deployment each flow process serves (gateway, text_encoder, ...), matched by the ports it listens on."""
+    roles_by_port = {}
+    for name, deployment in flow:
+        for args in deployment.all_args:
+            for port in args.port if isinstance(args.port, list) else [args.port]:
+                roles_by_port[int(port)] = name
+    roles = {}
+    for pid in sorted(pids):
+        names = sorted({roles_by_port[port] for port in listening_ports(pid) if port in roles_by_port})
+        roles[pid] = "+".join(names) or f"pid-{pid}"
+    return roles
+
+
+def memory_by_role(roles: dict[int, str]) -> dict[str, dict[str, float]]:
+    """Resident and anonymous memory (MiB) of each flow process now."""
+    report = {}
+    for pid, role in roles.items():
+        kib = memory_kib(pid)
+        if kib:
+            report[role] = {"rss_mib": round(kib["rss"] / 1024, 1), "anon_mib": round(kib["anon"] / 1024, 1)}
+    return report
+
+
 def ensure_indexed(workspace: Path) -> None:
     reader = open_dataset("demo", workspace=workspace)
     with running(load_flow("index", FlowSettings(workspace=workspace))) as flow:
@@ -90,13 +114,16 @@ def main() -> int:
     settings = FlowSettings(workspace=args.workspace, port=int(os.environ.get("LOAD_PORT", "45679")))
     url = f"http://127.0.0.1:{settings.port}"
     runs = []
-    with running(load_flow("query", settings)):
-        flow_processes = descendants(os.getpid())
+    with running(load_flow("query", settings)) as flow:
+        roles = process_roles(flow, descendants(os.getpid()))
         bodies = query_bodies(args.workspace)
         for number in range(1, args.runs + 1):
             result = asyncio.run(run_load(url, bodies, args.clients, args.seconds, args.max_requests))
             result["run"] = number
-            result["flow_rss_mib"] = round(resident_bytes(flow_processes) / 2**20, 1)
+            memory = memory_by_role(roles)
+            result["flow_rss_mib"] = round(sum(process["rss_mib"] for process in memory.values()), 1)
+            result["flow_anon_mib"] = round(sum(process["anon_mib"] for process in memory.values()), 1)
+            result["memory_by_process"] = memory
             runs.append(result)
             print(json.dumps(result), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crossmodal.store import SHARD_PREFIX, Record, VectorStore, shard_of  # noqa: E402
 from dataset import open_dataset  # noqa: E402
-from load import TEXT_QUERIES, run_load  # noqa: E402
+from load import TEXT_QUERIES, process_roles, run_load  # noqa: E402
 from synthetic import collection_batches  # noqa: E402
 from serving.flows import FlowSettings, load_flow, running  # noqa: E402
 from serving.indexing import index_dataset  # noqa: E402
-from serving.processes import descendants  # noqa: E402
+from serving.processes import descendants, memory_kib  # noqa: E402
 
 DIM = 384
 
@@ -108,17 +108,9 @@ def build_collection(root: Path, size: int, shards: int, index_type: str) -> Pat
     return folder
 
 
-def peak_memory_mib(pids: set[int]) -> dict[str, float]:
-    peaks = {}
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
-            continue
-        hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-        peaks[f"{pid}:{Path(name).name}"] = round(hwm / 1024, 1)
-    return peaks
+def peak_memory_mib(roles: dict[int, str]) -> dict[str, float]:
+    """Peak resident memory (VmHWM) of each flow process so far, by the deployment it serves."""
+    return {role: round(memory_kib(pid)["peak"] / 1024, 1) for pid, role in roles.items() if memory_kib(pid)}
 
 
 def measure_queries(size: int, index_type: str, shards: int, clients: list[int], seconds: float) -> dict:
@@ -129,13 +121,13 @@ def measure_queries(size: int, index_type: str, shards: int, clients: list[int],
         settings = FlowSettings(workspace=Path(root), port=port, shards=shards, index_type=index_type)
         bodies = [{"text": text, "limit": 10} for text in TEXT_QUERIES]
         rows = []
-        with running(load_flow("query", settings)):
-            pids = descendants(os.getpid())
+        with running(load_flow("query", settings)) as flow:
+            roles = process_roles(flow, descendants(os.getpid()))
             asyncio.run(run_load(f"http://127.0.0.1:{port}", bodies, 1, 2.0, 50))  # warm up
             for count in clients:
                 result = asyncio.run(run_load(f"http://127.0.0.1:{port}", bodies, count, seconds, 100_000))
                 rows.append(result)
-            memory = peak_memory_mib(pids)
+            memory = peak_memory_mib(roles)
     return {"size": size, "index": index_type, "shards": shards, "bare": bare, "rest": rows,
             "peak_mib_per_process": memory}
 

@@ -1,4 +1,6 @@
 """Process-tree facts from /proc (Linux): which processes a flow started, and how much memory they hold."""
+import contextlib
+import os
 from pathlib import Path
 
 
@@ -18,14 +20,34 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def resident_bytes(pids: set[int]) -> int:
-    """Sum of resident set sizes (VmRSS); processes that ended meanwhile count as zero."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile of one process in KiB: growth of anonymous memory is what a leak looks like,
+    while file-backed pages (shared libraries, model files) are paged in lazily; empty when the process ended."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    wanted = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file", "VmHWM:": "peak"}
+    fields = (line.split() for line in lines)
+    return {wanted[field[0]]: int(field[1]) for field in fields if field and field[0] in wanted}
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on, from its socket descriptors and /proc/net/tcp{,6}: tells flow processes apart."""
+    inodes = set()
+    try:
+        for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(descriptor)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
