@@ -23,6 +23,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
 from crossmodal.download import DownloadError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
+from serving.allocator import limit_malloc_arenas  # noqa: E402
 from serving.client import SearchError  # noqa: E402
 from serving.flows import DEFAULT_PORT, FlowSettings, sigterm_as_interrupt  # noqa: E402
 
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="replicas per encoder")
     parser.add_argument("--index-type", choices=("flat", "hnsw"), default=os.environ.get("CROSSMODAL_INDEX_TYPE", "flat"),
                         help="exact search (flat) or approximate (FAISS HNSW)")
+    parser.add_argument("--ef-search", type=int, default=int(os.environ.get("CROSSMODAL_EF_SEARCH", 64)),
+                        help="HNSW candidates per query: higher is more accurate and slower (see README benchmarks)")
     parser.add_argument("--text", help="text query (-t query)")
     parser.add_argument("--image", type=Path, help="image query file (-t query)")
     parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
@@ -68,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("-t query needs exactly one of --text or --image")
     if args.num_docs is not None and args.num_docs < 1:
         parser.error("-n/--num-docs must be positive")
+    for flag, value in (("--shards", args.shards), ("--replicas", args.replicas), ("--ef-search", args.ef_search)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1")
     if args.model == "vsepp" and not (args.checkpoint and args.vocab):
         parser.error("--model vsepp needs --checkpoint and --vocab")
     return args
@@ -107,7 +113,7 @@ def check_model(args: argparse.Namespace) -> None:
 def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
     values = dict(workspace=args.workspace, model=args.model, model_options=model_options(args),
                   batch_size=args.batch_size, host=args.host, port=args.port, shards=args.shards,
-                  replicas=args.replicas, index_type=args.index_type)
+                  replicas=args.replicas, index_type=args.index_type, ef_search=args.ef_search)
     values.update(overrides)
     return FlowSettings(**values)
 
@@ -224,4 +230,5 @@ def run_task(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    limit_malloc_arenas()
     sys.exit(main())

@@ -30,6 +30,7 @@ from crossmodal.store import SHARD_PREFIX, Record, VectorStore, shard_of  # noqa
 from dataset import open_dataset  # noqa: E402
 from load import TEXT_QUERIES, process_roles, run_load  # noqa: E402
 from synthetic import collection_batches  # noqa: E402
+from serving.allocator import limit_malloc_arenas  # noqa: E402
 from serving.flows import FlowSettings, load_flow, running  # noqa: E402
 from serving.indexing import index_dataset  # noqa: E402
 from serving.processes import descendants, memory_kib  # noqa: E402
@@ -57,12 +58,12 @@ def bare_encoding(image_paths: list[str], captions: list[str], batch_size: int) 
             "captions_per_s": len(captions) / (time.perf_counter() - started)}
 
 
-def bare_query(folder: str, index_type: str, queries: list[str]) -> dict:
+def bare_query(folder: str, index_type: str, ef_search: int, queries: list[str]) -> dict:
     """Per-query encode + search in one process, the floor the REST path is compared with."""
     from crossmodal.backends import create_backend
 
     backend = create_backend("offline")
-    store = VectorStore(folder, "image", "offline", DIM, index_type=index_type, read_only=True)
+    store = VectorStore(folder, "image", "offline", DIM, index_type=index_type, ef_search=ef_search, read_only=True)
     store.search(backend.encode_texts(["warm up"]), 10)
     latencies = []
     for text in queries * 5:
@@ -113,12 +114,15 @@ def peak_memory_mib(roles: dict[int, str]) -> dict[str, float]:
     return {role: round(memory_kib(pid)["peak"] / 1024, 1) for pid, role in roles.items() if memory_kib(pid)}
 
 
-def measure_queries(size: int, index_type: str, shards: int, clients: list[int], seconds: float) -> dict:
+def measure_queries(size: int, index_type: str, shards: int, clients: list[int], seconds: float,
+                    ef_search: int) -> dict:
     with tempfile.TemporaryDirectory() as root:
-        folder = build_collection(Path(root), size, shards, index_type)
-        bare = in_child(bare_query, str(folder), index_type, TEXT_QUERIES) if shards == 1 else None
+        # In a child: FAISS's OpenMP threads in this process would hang the flow processes it forks next.
+        folder = in_child(build_collection, Path(root), size, shards, index_type)
+        bare = in_child(bare_query, str(folder), index_type, ef_search, TEXT_QUERIES) if shards == 1 else None
         port = int(os.environ.get("BENCH_PORT", "45680"))
-        settings = FlowSettings(workspace=Path(root), port=port, shards=shards, index_type=index_type)
+        settings = FlowSettings(workspace=Path(root), port=port, shards=shards, index_type=index_type,
+                                ef_search=ef_search)
         bodies = [{"text": text, "limit": 10} for text in TEXT_QUERIES]
         rows = []
         with running(load_flow("query", settings)) as flow:
@@ -138,6 +142,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--ef-search", type=int, default=64, help="HNSW candidates per query")
     parser.add_argument("--output", type=Path, default=Path("results/pipeline-bench"))
     args = parser.parse_args()
 
@@ -151,7 +156,7 @@ def main() -> int:
     for size in args.sizes:
         for index_type in ("flat", "hnsw"):
             for shards in (1, 3):
-                row = measure_queries(size, index_type, shards, args.clients, args.seconds)
+                row = measure_queries(size, index_type, shards, args.clients, args.seconds, args.ef_search)
                 print(json.dumps(row), flush=True)
                 queries.append(row)
     machine = {"cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
@@ -175,4 +180,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    limit_malloc_arenas()  # measure the allocator the product runs with
     sys.exit(main())

@@ -169,6 +169,8 @@ class VectorStore:
             raise ValueError(f"unknown index_type {index_type!r}, expected one of {INDEX_TYPES}")
         if int(dim) < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        if int(hnsw_m) < 2 or int(ef_search) < 1:
+            raise ValueError(f"HNSW needs hnsw_m >= 2 and ef_search >= 1, got {hnsw_m!r} and {ef_search!r}")
         self._folder = Path(folder)
         self._modality = modality
         self._model_name = model_name

@@ -76,6 +76,7 @@ class Options:
     tag: str = "latest"
     encoder_tag: str = "latest"
     index_type: str = "flat"
+    ef_search: int = 64
     port: int = DEFAULT_PORT
     max_limit: int = 100
     cors_origins: str = "*"
@@ -125,7 +126,8 @@ def container_flow(options: Options, source: Path = FLOWS_DIR / "query.yml", vol
 def settings(options: Options) -> FlowSettings:
     return FlowSettings(workspace=Path(WORKSPACE), host="0.0.0.0", port=options.port, index_port=options.port + 1,
                         max_limit=options.max_limit, shards=options.shards, replicas=options.replicas,
-                        index_type=options.index_type, cors_origins=options.cors_origins)
+                        index_type=options.index_type, ef_search=options.ef_search,
+                        cors_origins=options.cors_origins)
 
 
 @contextlib.contextmanager
@@ -323,6 +325,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path]:
     parser.add_argument("--encoder-tag", default=defaults.encoder_tag,
                         help="tag of crossmodal-img-emb, crossmodal-txt-emb and crossmodal-index (it picks the model)")
     parser.add_argument("--index-type", choices=("flat", "hnsw"), default=defaults.index_type)
+    parser.add_argument("--ef-search", type=int, default=defaults.ef_search, help="HNSW candidates per query")
     parser.add_argument("--port", type=int, default=defaults.port, help="gateway port (docker compose)")
     parser.add_argument("--max-limit", type=int, default=defaults.max_limit)
     parser.add_argument("--cors-origins", default=defaults.cors_origins)

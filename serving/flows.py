@@ -30,6 +30,7 @@ class FlowSettings:
     shards: int = 1
     replicas: int = 1
     index_type: str = "flat"
+    ef_search: int = 64
     # Origins allowed to call the gateway from a browser (jinabox on another origin): "*", "a,b", or "none".
     cors_origins: str = field(default_factory=lambda: os.environ.get("CROSSMODAL_CORS_ORIGINS", "*"))
 
@@ -48,6 +49,7 @@ class FlowSettings:
             "CROSSMODAL_SHARDS": str(self.shards),
             "CROSSMODAL_REPLICAS": str(self.replicas),
             "CROSSMODAL_INDEX_TYPE": self.index_type,
+            "CROSSMODAL_EF_SEARCH": str(self.ef_search),
             "CROSSMODAL_CORS_ORIGINS": self.cors_origins,
         })
 

@@ -391,3 +391,27 @@ def test_hnsw_delete_upsert_and_reopen(tmp_path):
         assert ids(store.search(unit(0, 0, 1, 0), limit=10)[0]) == ["b", "c"]
     with open_store(folder, index_type="flat") as store:  # another index type rebuilds instead of loading
         assert ids(store.search(unit(0, 0, 1, 0), limit=10)[0]) == ["b", "c"]
+
+
+def test_ef_search_trades_speed_for_recall(tmp_path):
+    dim, count = 32, 3000
+    vectors = random_unit_vectors(count, dim, seed=11)
+    records = [text(f"d{i}") for i in range(count)]
+    queries = random_unit_vectors(200, dim, seed=12)
+    with open_store(tmp_path / "flat", dim=dim) as flat:
+        flat.add(records, vectors)
+        exact = [ids(hits) for hits in flat.search(queries, limit=10)]
+    with open_store(tmp_path / "hnsw", dim=dim, index_type="hnsw", hnsw_m=4) as hnsw:
+        hnsw.add(records, vectors)
+    recall = {}
+    for ef in (1, 256):  # the ef_search a query flow opens the store with is the one FAISS uses
+        with open_store(tmp_path / "hnsw", dim=dim, index_type="hnsw", hnsw_m=4, ef_search=ef, read_only=True) as hnsw:
+            approx = [ids(hits) for hits in hnsw.search(queries, limit=10)]
+        recall[ef] = np.mean([len(set(e) & set(a)) / 10 for e, a in zip(exact, approx)])
+    assert recall[256] >= 0.9 and recall[1] < recall[256] - 0.3, recall
+
+
+@pytest.mark.parametrize("options", [{"ef_search": 0}, {"hnsw_m": 1}])
+def test_bad_hnsw_parameters_are_refused(tmp_path, options):
+    with pytest.raises(ValueError, match="HNSW needs"):
+        open_store(tmp_path / "ws", index_type="hnsw", **options)
