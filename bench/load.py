@@ -72,16 +72,18 @@ async def run_load(url: str, bodies: list[dict], clients: int, seconds: float, m
 
 
 def process_roles(flow, pids: set[int]) -> dict[int, str]:
-    """Which deployment each flow process serves (gateway, text_encoder, ...), matched by the ports it listens on."""
+    """The flow's processes by the pod each serves (gateway, image_indexer/shard-1/rep-0, ...), matched by the ports
+    they listen on; processes that serve none (e.g. a multiprocessing helper) are left out."""
     roles_by_port = {}
-    for name, deployment in flow:
+    for deployment_name, deployment in flow:
         for args in deployment.all_args:
             for port in args.port if isinstance(args.port, list) else [args.port]:
-                roles_by_port[int(port)] = name
+                roles_by_port[int(port)] = getattr(args, "name", None) or deployment_name
     roles = {}
     for pid in sorted(pids):
         names = sorted({roles_by_port[port] for port in listening_ports(pid) if port in roles_by_port})
-        roles[pid] = "+".join(names) or f"pid-{pid}"
+        if names:
+            roles[pid] = "+".join(names)
     return roles
 
 
