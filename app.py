@@ -23,7 +23,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
 from crossmodal.download import DownloadError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
-from serving.allocator import limit_malloc_arenas  # noqa: E402
 from serving.client import SearchError  # noqa: E402
 from serving.flows import DEFAULT_PORT, FlowSettings, sigterm_as_interrupt  # noqa: E402
 
@@ -230,5 +229,4 @@ def run_task(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    limit_malloc_arenas()
     sys.exit(main())

@@ -21,7 +21,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dataset import open_dataset  # noqa: E402
-from serving.allocator import limit_malloc_arenas  # noqa: E402
 from serving.flows import FlowSettings, load_flow, running  # noqa: E402
 from serving.indexing import index_dataset  # noqa: E402
 from serving.processes import descendants, listening_ports, memory_kib  # noqa: E402
@@ -136,5 +135,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    limit_malloc_arenas()  # measure the allocator the product runs with
     sys.exit(main())

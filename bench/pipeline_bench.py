@@ -30,7 +30,6 @@ from crossmodal.store import SHARD_PREFIX, Record, VectorStore, shard_of  # noqa
 from dataset import open_dataset  # noqa: E402
 from load import TEXT_QUERIES, process_roles, run_load  # noqa: E402
 from synthetic import collection_batches  # noqa: E402
-from serving.allocator import limit_malloc_arenas  # noqa: E402
 from serving.flows import FlowSettings, load_flow, running  # noqa: E402
 from serving.indexing import index_dataset  # noqa: E402
 from serving.processes import descendants, memory_kib  # noqa: E402
@@ -180,5 +179,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    limit_malloc_arenas()  # measure the allocator the product runs with
     sys.exit(main())

@@ -106,6 +106,8 @@ def stored_settings(folder: str | Path) -> StoredSettings | None:
     if rows is None:
         return None
     settings = dict(rows)
+    if "model_name" not in settings:  # its creation was interrupted before the schema was committed
+        return None
     return StoredSettings(settings["model_name"], int(settings["dim"]), settings["modality"])
 
 
@@ -552,6 +554,8 @@ def _query_read_only(folder: str | Path, sql: str, params: tuple[Any, ...] = ())
 def _query_one_store(db: Path, sql: str, params: tuple[Any, ...]) -> list[Any]:
     try:
         with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True)) as conn:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
+                return []  # a process was killed between creating the file and committing the schema: no data yet
             return conn.execute(sql, params).fetchall()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read vector store {db}: {exc}") from exc

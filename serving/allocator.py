@@ -4,24 +4,27 @@ glibc gives each thread that contends for the heap an arena of its own, up to 8 
 one arena is not reused by the others. The gateway decodes photos on FastAPI's thread pool and the encoders run on
 Jina's, so under load every process collects arenas whose free space it keeps: resident memory crept upward over
 repeated load runs. Two arenas bound that, at a throughput cost within run-to-run noise (README, "Reliability").
-glibc reads MALLOC_ARENA_MAX only when a process starts and Jina forks its executors from this process, so the way
-to set it for the whole flow is to re-exec once, before anything else happens.
+The cap is set with mallopt in the process that starts the flow, before Jina forks the gateway and executors from
+it, so they all inherit it (the MALLOC_ARENA_MAX variable would do the same, but glibc reads it only at start-up).
 """
+import ctypes
+import ctypes.util
 import os
-import sys
 
-ARENAS_VARIABLE = "MALLOC_ARENA_MAX"
-ARENAS = "2"
+ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's <malloc.h>
 
 
-def limit_malloc_arenas() -> None:
-    """Re-exec this program once with MALLOC_ARENA_MAX=2, unless the variable is set already (the user's choice).
+def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
+    """Cap this process (and the processes it forks from now on) at ``arenas`` malloc arenas; True when applied.
 
-    ``os.execv`` keeps the process id, so a supervisor, a shell's job control and signals see the same process.
+    Leaves things alone when MALLOC_ARENA_MAX is set (the user's choice, applied by glibc already) and where the C
+    library is not glibc (musl, macOS), which has no such arenas.
     """
-    if os.environ.get(ARENAS_VARIABLE):
-        return
-    os.environ[ARENAS_VARIABLE] = ARENAS
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, sys.orig_argv)
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return mallopt(_M_ARENA_MAX, int(arenas)) == 1

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from serving.allocator import limit_malloc_arenas
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOWS_DIR = REPO_ROOT / "flows"
 DEFAULT_PORT = 45678
@@ -61,6 +63,7 @@ def load_flow(kind: str, settings: FlowSettings):
     forked executor and gateway processes inherit it.
     """
     os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
+    limit_malloc_arenas()  # inherited by every process the flow forks
     from jina import Flow
 
     import serving.gateway  # noqa: F401  (registers CrossModalGateway)

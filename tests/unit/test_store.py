@@ -1,6 +1,7 @@
 """VectorStore against real FAISS indexes and real SQLite files."""
 
 import gc
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from crossmodal.store import (
     StoreError,
     VectorStore,
     read_record,
+    store_summary,
     stored_ids,
     stored_settings,
 )
@@ -415,3 +417,14 @@ def test_ef_search_trades_speed_for_recall(tmp_path):
 def test_bad_hnsw_parameters_are_refused(tmp_path, options):
     with pytest.raises(ValueError, match="HNSW needs"):
         open_store(tmp_path / "ws", index_type="hnsw", **options)
+
+
+def test_a_store_killed_before_its_schema_was_committed_reads_as_empty(tmp_path):
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    with sqlite3.connect(folder / DB_NAME) as conn:  # what a SIGKILL right after opening leaves behind
+        conn.execute("PRAGMA journal_mode=WAL")
+    assert stored_ids(folder) == set() and stored_settings(folder) is None and store_summary(folder) is None
+    with open_store(folder) as store:  # and the next run creates the store in it
+        add_abc(store)
+    assert stored_ids(folder) == {"a", "b", "c"}
