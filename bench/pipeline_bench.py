@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -110,7 +108,11 @@ def build_collection(root: Path, size: int, shards: int, index_type: str) -> Pat
 
 def peak_memory_mib(roles: dict[int, str]) -> dict[str, float]:
     """Peak resident memory (VmHWM) of each flow process so far, by the deployment it serves."""
-    return {role: round(memory_kib(pid)["peak"] / 1024, 1) for pid, role in roles.items() if memory_kib(pid)}
+    peaks = {}
+    for pid, role in roles.items():
+        if kib := memory_kib(pid):
+            peaks[role] = round(kib["peak"] / 1024, 1)
+    return peaks
 
 
 def measure_queries(size: int, index_type: str, shards: int, clients: list[int], seconds: float,
