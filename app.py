@@ -24,7 +24,7 @@ from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
 from crossmodal.download import DownloadError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.client import SearchError  # noqa: E402
-from serving.flows import DEFAULT_PORT, FlowSettings, sigterm_as_interrupt  # noqa: E402
+from serving.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
 
 TASKS = ("index", "query", "query-restful", "evaluate", "download")
 
@@ -194,9 +194,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        with sigterm_as_interrupt():
-            return run_task(args)
-    except KeyboardInterrupt:
+        return run_task(args)
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM while a flow runs (serving.stop_signals)
         print("stopped", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, SearchError, DownloadError) as error:

@@ -1,16 +1,16 @@
-"""Loads the flow YAMLs with the settings chosen on the command line, and serves them until Ctrl-C or SIGTERM."""
+"""Loads the flow YAMLs with the settings chosen on the command line, and runs or serves them until stopped."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from serving.allocator import limit_malloc_arenas
+from serving.stop_signals import StopRequest, handle_stop_signals
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOWS_DIR = REPO_ROOT / "flows"
@@ -74,35 +74,33 @@ def load_flow(kind: str, settings: FlowSettings):
 
 @contextlib.contextmanager
 def running(flow) -> Iterator:
-    """Start the flow with Jina's "Flow is ready" banner on stderr, so stdout carries only our results."""
-    with contextlib.redirect_stdout(sys.stderr):
-        flow.start()
-    try:
+    """Run the block with the flow started; every process it started is closed however the block or the start ends.
+
+    SIGTERM and SIGINT stop it the way Ctrl-C does, also while Jina is still starting it (see `serving.stop_signals`).
+    """
+    with handle_stop_signals() as stop, _started(flow, stop):
         yield flow
-    finally:
-        flow.close()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so `running` closes every process of the flow (SIGTERM alone orphans them)."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def serve_until_stopped(flow) -> None:
-    """Block until Ctrl-C or SIGTERM (see `sigterm_as_interrupt`), then close every process of the flow.
+    """Serve until SIGTERM or SIGINT, then close every process of the flow.
 
     Being stopped is how a server's run ends, so it returns normally."""
     try:
-        with running(flow):
-            flow.block()
+        with handle_stop_signals() as stop, _started(flow, stop):
+            stop.wait()
     except KeyboardInterrupt:
         pass
+
+
+@contextlib.contextmanager
+def _started(flow, stop: StopRequest) -> Iterator:
+    """Start the flow with Jina's "Flow is ready" banner on stderr, so stdout carries only our results."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            flow.start()
+        stop.raise_if_requested()
+        yield flow
+    finally:
+        with stop.deferred():
+            flow.close()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
@@ -177,29 +178,55 @@ def test_query_by_image_finds_cat_captions(indexed_workspace):
     assert scores == sorted(scores, reverse=True), describe(result)
 
 
+def start_server(workspace: Path, port: int, log: Path) -> subprocess.Popen:
+    """`app.py -t query-restful` leading its own session, so that every process it forks can be found afterwards."""
+    command = [sys.executable, str(APP), "-t", "query-restful", "--port", str(port), "--host", "127.0.0.1",
+               "--workspace", str(workspace)]
+    with log.open("w") as log_file:
+        return subprocess.Popen(command, cwd=REPO_ROOT, env=cli_env(), stdout=log_file, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_until(server: subprocess.Popen, log: Path, ready: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not ready():
+        assert server.poll() is None, f"server exited with {server.returncode}\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {READY_TIMEOUT} s\n{log.read_text()[-4000:]}"
+        time.sleep(0.05)
+
+
+def answers_health(client: httpx.Client) -> bool:
+    try:
+        return client.get("/health").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def assert_stops_on_sigterm(server: subprocess.Popen, port: int, log: Path) -> None:
+    """SIGTERM to the server alone: every process of its session ends and the port is free again."""
+    pgid = server.pid  # start_new_session: the server leads its own session and process group
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"query-restful still running {STOP_TIMEOUT} s after SIGTERM\n{log.read_text()[-4000:]}")
+
+    # Children may need a moment after the parent's exit; give them a few seconds, then judge.
+    deadline = time.monotonic() + 5
+    while (group_alive(pgid) or session_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = session_members(pgid)
+    assert not group_alive(pgid) and not survivors, f"processes survived SIGTERM of the server: {survivors}"
+    assert port_is_free(port), f"port {port} still bound after the server stopped"
+
+
 def test_query_restful_serves_and_stops_cleanly_on_sigterm(indexed_workspace, tmp_path):
     port = free_port()
     log = tmp_path / "server.log"
-    command = [sys.executable, str(APP), "-t", "query-restful", "--port", str(port), "--host", "127.0.0.1",
-               "--workspace", str(indexed_workspace)]
-    with log.open("w") as log_file:
-        server = subprocess.Popen(command, cwd=REPO_ROOT, env=cli_env(), stdout=log_file, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-    pgid = server.pid  # start_new_session: the server leads its own session and process group
+    server = start_server(indexed_workspace, port, log)
     try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=30.0) as client:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while True:
-                assert server.poll() is None, f"server exited with {server.returncode}\n{log.read_text()[-4000:]}"
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"no /health 200 after {READY_TIMEOUT} s\n{log.read_text()[-4000:]}"
-                time.sleep(0.5)
-
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+            wait_until(server, log, lambda: answers_health(client), "/health 200")
             response = client.post("/search", json={"text": "a cup of coffee"})
             assert response.status_code == 200, response.text
             matches = response.json()["matches"]
@@ -215,21 +242,26 @@ def test_query_restful_serves_and_stops_cleanly_on_sigterm(indexed_workspace, tm
             assert image.status_code == 200, image.text[:500]
             assert image.headers["content-type"].startswith("image/"), image.headers
             assert image.content == (indexed_workspace / "demo_images" / "coffee.png").read_bytes()
-
         # The client is closed first, so no kept-alive connection is pending when the server stops.
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"query-restful still running {STOP_TIMEOUT} s after SIGTERM\n{log.read_text()[-4000:]}")
+        assert_stops_on_sigterm(server, port, log)
+    finally:
+        kill_group(server)
 
-        # Children may need a moment after the parent's exit; give them a few seconds, then judge.
-        deadline = time.monotonic() + 5
-        while (group_alive(pgid) or session_members(pgid)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        survivors = session_members(pgid)
-        assert not group_alive(pgid) and not survivors, f"processes survived SIGTERM of the server: {survivors}"
-        assert port_is_free(port), f"port {port} still bound after the server stopped"
+
+@pytest.mark.parametrize("moment", ["first executor up", "gateway answers"])
+def test_query_restful_stops_on_sigterm_while_still_starting(moment, indexed_workspace, tmp_path):
+    """The gateway answers before Jina's Flow.start returns; a SIGTERM in that window once left the server running
+    (Jina swallowed the interrupt) or hanging at exit (it escaped start, and nothing closed the forked pods)."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    server = start_server(indexed_workspace, port, log)
+    try:
+        if moment == "first executor up":
+            wait_until(server, log, lambda: "start server bound to" in log.read_text(), "executor start")
+        else:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+                wait_until(server, log, lambda: answers_health(client), "/health 200")
+        assert_stops_on_sigterm(server, port, log)
     finally:
         kill_group(server)
 
