@@ -8,7 +8,10 @@ from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
 from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
+from serving import jina_patches
 from serving.schema import IMAGE, MODEL_TAG, CrossModalDoc
+
+jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
 
 
 class ImageEncoder(Executor):

@@ -9,7 +9,10 @@ from docarray import DocList
 from jina import Executor, requests
 
 from crossmodal.store import SHARD_PREFIX, Hit, Record, VectorStore, shard_folders, shard_of, stored_settings
+from serving import jina_patches
 from serving.schema import MODALITIES, MODEL_TAG, CrossModalDoc, MatchDoc
+
+jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
 
 RECORD_TAGS = ("pair_id", "dataset", "split")
 SHARD_LAYOUT_FILE = "shards.json"

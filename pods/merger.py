@@ -5,7 +5,10 @@ from typing import Any
 from docarray import DocList
 from jina import Executor, requests
 
+from serving import jina_patches
 from serving.schema import CrossModalDoc
+
+jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
 
 
 class BranchMerger(Executor):

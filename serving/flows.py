@@ -67,6 +67,9 @@ def load_flow(kind: str, settings: FlowSettings):
     from jina import Flow
 
     import serving.gateway  # noqa: F401  (registers CrossModalGateway)
+    from serving import jina_patches
+
+    jina_patches.apply()  # in this process too (the index run's client) and in every process it forks
 
     settings.export()
     return Flow.load_config(str(FLOWS_DIR / f"{kind}.yml"))

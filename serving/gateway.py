@@ -29,10 +29,12 @@ from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecod
 from crossmodal.store import StoreError, read_record, records_with_pair_id, store_summary
 from dataset import caption_doc_id
 from serving import api_models as models
-from serving import jinabox
+from serving import jina_patches, jinabox
 from serving.queries import DOC_ID_PATTERN, MAX_TEXT_CHARS, Query, QueryBuilder, TARGET_TAG
 from serving.schema import IMAGE, MODALITIES, TEXT, CrossModalDoc, MatchDoc
 from serving.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
+
+jina_patches.apply()  # before this process builds its gRPC clients (see serving/jina_patches.py)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_QUERIES = 32  # strings in one jinabox request

@@ -6,7 +6,10 @@ from docarray import DocList
 from jina import Executor, requests
 
 from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
+from serving import jina_patches
 from serving.schema import MODEL_TAG, TEXT, CrossModalDoc
+
+jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
 
 
 class TextEncoder(Executor):
