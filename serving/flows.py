@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from serving.allocator import limit_malloc_arenas
+from serving.parent_death import stop_forked_processes_with_their_parent
 from serving.stop_signals import StopRequest, handle_stop_signals
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,7 @@ def load_flow(kind: str, settings: FlowSettings):
     """
     os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
     limit_malloc_arenas()  # inherited by every process the flow forks
+    stop_forked_processes_with_their_parent()  # a SIGKILLed app.py leaves no pod behind
     from jina import Flow
 
     import serving.gateway  # noqa: F401  (registers CrossModalGateway)

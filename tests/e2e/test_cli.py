@@ -266,6 +266,27 @@ def test_query_restful_stops_on_sigterm_while_still_starting(moment, indexed_wor
         kill_group(server)
 
 
+def test_sigkill_of_the_server_alone_leaves_no_process_behind(indexed_workspace, tmp_path):
+    """`kill -9` reaches only app.py; its forked gateway and executors must still end and free the port."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    server = start_server(indexed_workspace, port, log)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+            wait_until(server, log, lambda: answers_health(client), "/health 200")
+        assert len(session_members(server.pid)) > 1  # the flow's processes are up
+        server.kill()
+        server.wait(timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while session_members(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        survivors = session_members(server.pid)
+        assert not survivors, f"processes survived SIGKILL of the server: {survivors}"
+        assert port_is_free(port), f"port {port} still bound after the server was killed"
+    finally:
+        kill_group(server)
+
+
 def test_evaluate_demo_writes_metrics(indexed_workspace, tmp_path):
     output = tmp_path / "m.json"
     result = run_cli("-t", "evaluate", "-d", "demo", "--workspace", indexed_workspace, "--output", output,
