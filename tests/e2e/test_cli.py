@@ -202,6 +202,11 @@ def answers_health(client: httpx.Client) -> bool:
         return False
 
 
+def wait_for_health(server: subprocess.Popen, port: int, log: Path) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+        wait_until(server, log, lambda: answers_health(client), "/health 200")
+
+
 def assert_stops_on_sigterm(server: subprocess.Popen, port: int, log: Path) -> None:
     """SIGTERM to the server alone: every process of its session ends and the port is free again."""
     pgid = server.pid  # start_new_session: the server leads its own session and process group
@@ -212,12 +217,17 @@ def assert_stops_on_sigterm(server: subprocess.Popen, port: int, log: Path) -> N
         pytest.fail(f"query-restful still running {STOP_TIMEOUT} s after SIGTERM\n{log.read_text()[-4000:]}")
 
     # Children may need a moment after the parent's exit; give them a few seconds, then judge.
-    deadline = time.monotonic() + 5
+    assert_nothing_left(pgid, port, "SIGTERM of the server", within=5)
+
+
+def assert_nothing_left(pgid: int, port: int, after: str, within: float) -> None:
+    """Within `within` seconds no process of the server's session is left and its port is free."""
+    deadline = time.monotonic() + within
     while (group_alive(pgid) or session_members(pgid)) and time.monotonic() < deadline:
         time.sleep(0.2)
     survivors = session_members(pgid)
-    assert not group_alive(pgid) and not survivors, f"processes survived SIGTERM of the server: {survivors}"
-    assert port_is_free(port), f"port {port} still bound after the server stopped"
+    assert not group_alive(pgid) and not survivors, f"processes survived {after}: {survivors}"
+    assert port_is_free(port), f"port {port} still bound after {after}"
 
 
 def test_query_restful_serves_and_stops_cleanly_on_sigterm(indexed_workspace, tmp_path):
@@ -259,8 +269,7 @@ def test_query_restful_stops_on_sigterm_while_still_starting(moment, indexed_wor
         if moment == "first executor up":
             wait_until(server, log, lambda: "start server bound to" in log.read_text(), "executor start")
         else:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
-                wait_until(server, log, lambda: answers_health(client), "/health 200")
+            wait_for_health(server, port, log)
         assert_stops_on_sigterm(server, port, log)
     finally:
         kill_group(server)
@@ -272,17 +281,11 @@ def test_sigkill_of_the_server_alone_leaves_no_process_behind(indexed_workspace,
     log = tmp_path / "server.log"
     server = start_server(indexed_workspace, port, log)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
-            wait_until(server, log, lambda: answers_health(client), "/health 200")
+        wait_for_health(server, port, log)
         assert len(session_members(server.pid)) > 1  # the flow's processes are up
         server.kill()
         server.wait(timeout=STOP_TIMEOUT)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while session_members(server.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        survivors = session_members(server.pid)
-        assert not survivors, f"processes survived SIGKILL of the server: {survivors}"
-        assert port_is_free(port), f"port {port} still bound after the server was killed"
+        assert_nothing_left(server.pid, port, "SIGKILL of the server", within=STOP_TIMEOUT)
     finally:
         kill_group(server)
 
