@@ -68,10 +68,7 @@ def load_flow(kind: str, settings: FlowSettings):
     stop_forked_processes_with_their_parent()  # a SIGKILLed app.py leaves no pod behind
     from jina import Flow
 
-    import serving.gateway  # noqa: F401  (registers CrossModalGateway)
-    from serving import jina_patches
-
-    jina_patches.apply()  # in this process too (the index run's client) and in every process it forks
+    import serving.gateway  # noqa: F401  (registers CrossModalGateway; applies serving.jina_patches, inherited too)
 
     settings.export()
     return Flow.load_config(str(FLOWS_DIR / f"{kind}.yml"))

@@ -28,7 +28,7 @@ def _before_fork() -> None:
 def _after_fork_in_child() -> None:
     if _forking_pid is None:
         return
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         return  # best effort: the child then outlives a killed parent, as it did before
     if os.getppid() != _forking_pid:  # the parent died before the request took effect
