@@ -6,14 +6,16 @@ PORT ?= 45678
 HOST ?= 127.0.0.1
 export JINA_OPTOUT_TELEMETRY := 1
 
-.PHONY: setup run index serve test evaluate clean export-deploy
+.PHONY: setup run index serve test lint evaluate clean export-deploy
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The pinned dependencies, then the project itself, editable (no dependency resolution of its own: the pins rule).
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 run: index serve
@@ -33,6 +35,11 @@ test: setup
 	for module in $(TEST_MODULES); do $(BIN)/python -m pytest -q $$module || status=1; done; \
 	$(BIN)/python -m pytest -q tests/unit || status=1; \
 	exit $$status
+
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over the product code.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 evaluate: setup
 	$(BIN)/python app.py -t evaluate -d demo --output results/demo-offline.json

@@ -23,8 +23,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
 from crossmodal.download import DownloadError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
-from serving.client import SearchError  # noqa: E402
-from serving.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
+from serving.jobs.client import SearchError  # noqa: E402
+from serving.runtime.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
 
 TASKS = ("index", "query", "query-restful", "evaluate", "download")
 
@@ -118,8 +118,8 @@ def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
 
 
 def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> None:
-    from serving.flows import load_flow, running
-    from serving.indexing import index_dataset
+    from serving.jobs.indexing import index_dataset
+    from serving.runtime.flows import load_flow, running
 
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
     with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
@@ -130,8 +130,8 @@ def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> N
 def run_query(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
-    from serving.client import SearchClient
-    from serving.flows import load_flow, running
+    from serving.jobs.client import SearchClient
+    from serving.runtime.flows import load_flow, running
 
     settings = settings_for(args, host="127.0.0.1", port=random_port())
     with running(load_flow("query", settings)):
@@ -148,7 +148,7 @@ def run_query(args: argparse.Namespace) -> None:
 
 
 def run_server(args: argparse.Namespace) -> None:
-    from serving.flows import load_flow, serve_until_stopped
+    from serving.runtime.flows import load_flow, serve_until_stopped
 
     flow = load_flow("query", settings_for(args))
     print(f"serving cross-modal search on http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
@@ -160,9 +160,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     from crossmodal.published import published_results
     from crossmodal.store import stored_settings
-    from serving.client import SearchClient
-    from serving.evaluation import evaluate_pairs
-    from serving.flows import load_flow, running
+    from serving.jobs.client import SearchClient
+    from serving.jobs.evaluation import evaluate_pairs
+    from serving.runtime.flows import load_flow, running
 
     split = args.split or ("test" if args.dataset in ("f8k", "f30k") else None)
     # A workspace of its own, so that the ranking is over exactly this dataset split and nothing else.
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return run_task(args)
-    except KeyboardInterrupt:  # SIGINT, or SIGTERM while a flow runs (serving.stop_signals)
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM while a flow runs (serving.runtime.stop_signals)
         print("stopped", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, SearchError, DownloadError) as error:

@@ -9,7 +9,6 @@ rest is still read.
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.resources
 import json
 import os
@@ -61,20 +60,6 @@ class Skipped:
 
     item: str
     reason: str
-
-
-def _pair_hash(pair_id: str) -> str:
-    return hashlib.sha1(pair_id.encode("utf-8")).hexdigest()[:16]
-
-
-def image_doc_id(pair_id: str) -> str:
-    """Image doc id, derived from the pair id so re-indexing is idempotent; URL-safe."""
-    return f"img-{_pair_hash(pair_id)}"
-
-
-def caption_doc_id(pair_id: str, index: int) -> str:
-    """Id of the index-th caption; shares the image's hash so both map back to the pair."""
-    return f"txt-{_pair_hash(pair_id)}-{index}"
 
 
 def _clean_captions(captions: list[str]) -> tuple[str, ...]:

@@ -17,13 +17,11 @@ import time
 from pathlib import Path
 
 import httpx
+from processes import descendants, listening_ports, memory_kib
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dataset import open_dataset  # noqa: E402
-from serving.flows import FlowSettings, load_flow, running  # noqa: E402
-from serving.indexing import index_dataset  # noqa: E402
-from serving.processes import descendants, listening_ports, memory_kib  # noqa: E402
+from dataset import open_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 TEXT_QUERIES = ["a cup of coffee", "a cat", "a red motorcycle", "a rocket at night", "an astronaut", "a flower",
                 "the surface of the moon", "a temple by a lake", "coins on a table", "a man with a camera"]

@@ -21,16 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import TEXT_QUERIES, process_roles, run_load
+from processes import descendants, memory_kib
+from synthetic import collection_batches
 
-from crossmodal.store import SHARD_PREFIX, Record, VectorStore, shard_of  # noqa: E402
-from dataset import open_dataset  # noqa: E402
-from load import TEXT_QUERIES, process_roles, run_load  # noqa: E402
-from synthetic import collection_batches  # noqa: E402
-from serving.flows import FlowSettings, load_flow, running  # noqa: E402
-from serving.indexing import index_dataset  # noqa: E402
-from serving.processes import descendants, memory_kib  # noqa: E402
+from crossmodal.shards import SHARD_PREFIX, shard_of
+from crossmodal.store import Record, VectorStore
+from dataset import open_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 DIM = 384
 

@@ -21,11 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from synthetic import clustered_vectors, collection_batches  # noqa: E402
+from synthetic import clustered_vectors, collection_batches
 
 DIM = 384
 QUERIES = 200

@@ -24,9 +24,10 @@ import sys
 import tarfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 KAGGLE_DATASETS = {"f8k": "adityajn105/flickr8k", "f30k": "hsankesara/flickr-image-dataset"}
 KARPATHY_FILES = {"f8k": "dataset_flickr8k.json", "f30k": "dataset_flickr30k.json"}
@@ -306,7 +307,8 @@ def download_model_weights(model: str, to: str | Path, vsepp_url: str = VSEPP_UR
         if not cfg:
             raise DownloadError(f"{clip_pretrained!r} is not a pretrained tag of {clip_arch}; tags: "
                                 f"{', '.join(open_clip.list_pretrained_tags_by_model(clip_arch)) or 'none'}")
-        from crossmodal.backends.clip import _download_url, _unreachable as _host_unreachable
+        from crossmodal.backends.clip import _download_url
+        from crossmodal.backends.clip import _unreachable as _host_unreachable
 
         reason = _host_unreachable(_download_url(cfg))
         if reason:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import statistics
-from typing import Collection, Optional, Sequence
+from collections.abc import Collection, Sequence
 
 DEFAULT_KS = (1, 5, 10)
 
 
-def first_relevant_rank(ranked_ids: Sequence[str], relevant_ids: Collection[str]) -> Optional[int]:
+def first_relevant_rank(ranked_ids: Sequence[str], relevant_ids: Collection[str]) -> int | None:
     """1-based rank of the best-ranked relevant id, or None when none was retrieved.
 
     image->text counts a hit when ANY of the image's captions is ranked; text->image has one relevant image.
@@ -18,7 +18,7 @@ def first_relevant_rank(ranked_ids: Sequence[str], relevant_ids: Collection[str]
     return None
 
 
-def recall_summary(ranks: Sequence[Optional[int]], retrieved: int, ks: Sequence[int] = DEFAULT_KS) -> dict:
+def recall_summary(ranks: Sequence[int | None], retrieved: int, ks: Sequence[int] = DEFAULT_KS) -> dict:
     """R@K in percent, median and mean rank for one direction.
 
     `retrieved` is how many results each query asked for; a query whose relevant item was not among them is given

@@ -8,7 +8,6 @@ and the snapshot write never loses or duplicates data: a stale or missing snapsh
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -23,10 +22,10 @@ from typing import Any, NamedTuple
 import faiss
 import numpy as np
 
-MODALITIES = ("image", "text")
+from crossmodal.modality import MODALITIES
+from crossmodal.shards import DB_NAME, shard_folders
+
 INDEX_TYPES = ("flat", "hnsw")
-DB_NAME = "meta.sqlite"
-SHARD_PREFIX = "shard-"
 SNAPSHOT_NAME = "index.faiss"
 
 _SNAPSHOT_MAGIC = b"CMSNAP1\n"
@@ -523,23 +522,6 @@ class VectorStore:
 def _to_record(row: Sequence[Any]) -> Record:
     id_, modality, text, uri, pair_id, dataset, split, tags = row
     return Record(id_, modality, text, uri, pair_id, dataset, split, json.loads(tags))
-
-
-def shard_folders(folder: str | Path) -> list[Path]:
-    """The store folders behind ``folder``: itself when it holds a store, else its ``shard-N`` subfolders in order.
-
-    A sharded index keeps one store per shard under one root; the read-only helpers above read them all.
-    """
-    folder = Path(folder)
-    if (folder / DB_NAME).is_file():
-        return [folder]
-    shards = [path for path in folder.glob(f"{SHARD_PREFIX}*") if (path / DB_NAME).is_file()]
-    return sorted(shards, key=lambda path: int(path.name.removeprefix(SHARD_PREFIX)))
-
-
-def shard_of(doc_id: str, shards: int) -> int:
-    """The shard that owns a document: stable, so re-indexing an id always replaces it in the same shard."""
-    return int(hashlib.sha1(doc_id.encode()).hexdigest()[:8], 16) % shards
 
 
 def _query_read_only(folder: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any] | None:

@@ -14,7 +14,7 @@ The flow YAML is not copied by hand: its text is loaded, and only what a contain
   * `host: 127.0.0.1` is dropped (containers listen on 0.0.0.0);
   * the encoders' `model` and `model_options` are dropped from `uses_with`: each encoder image bakes one model's
     weights and its config (so the image tag chooses the model);
-  * the ${{ ENV.CROSSMODAL_* }} settings get deployment values (serving.flows.FlowSettings): workspace /workspace
+  * the ${{ ENV.CROSSMODAL_* }} settings get deployment values (serving.runtime.flows.FlowSettings): workspace /workspace
     (a volume shared by the indexers and the gateway), gateway on 0.0.0.0:45678, shards and replicas from the CLI.
 Then Flow.to_docker_compose_yaml / Flow.to_kubernetes_yaml write the files, and a post-processing step adds what
 Jina's export lacks (volumes, healthcheck timings, restart policies, start order, an index job, a namespace).
@@ -34,9 +34,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -44,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from serving.flows import DEFAULT_PORT, FLOWS_DIR, FlowSettings  # noqa: E402
+from serving.runtime.flows import DEFAULT_PORT, FLOWS_DIR, FlowSettings  # noqa: E402
 
 # The query flow's `uses:` -> the image that holds that executor (with its config.yml in the working directory).
 IMAGES = {

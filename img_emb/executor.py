@@ -3,18 +3,17 @@
 from typing import Any
 
 from docarray import DocList
-from jina import Executor, requests
 from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
 from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
-from serving import jina_patches
-from serving.schema import IMAGE, MODEL_TAG, CrossModalDoc
+from crossmodal.modality import IMAGE
+from crossmodal.records import MODEL_TAG
+from serving.runtime.executor import CrossModalExecutor, requests
+from serving.wire import CrossModalDoc
 
-jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
 
-
-class ImageEncoder(Executor):
+class ImageEncoder(CrossModalExecutor):
     """Sets `embedding` on image docs; a doc whose bytes do not decode gets `tags['error']` and no embedding."""
 
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,

@@ -1,24 +1,19 @@
 """Indexer executor: a thin adapter that stores embedded docs in a VectorStore and answers nearest-neighbour queries."""
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from docarray import DocList
-from jina import Executor, requests
 
-from crossmodal.store import SHARD_PREFIX, Hit, Record, VectorStore, shard_folders, shard_of, stored_settings
-from serving import jina_patches
-from serving.schema import MODALITIES, MODEL_TAG, CrossModalDoc, MatchDoc
-
-jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
-
-RECORD_TAGS = ("pair_id", "dataset", "split")
-SHARD_LAYOUT_FILE = "shards.json"
+from crossmodal.modality import MODALITIES
+from crossmodal.records import ERROR_TAG, MODEL_TAG, record_from_document, tags_of_hit
+from crossmodal.shards import shard_folder, shard_of
+from crossmodal.store import Hit, VectorStore, stored_settings
+from serving.runtime.executor import CrossModalExecutor, requests
+from serving.wire import CrossModalDoc, MatchDoc
 
 
-class Indexer(Executor):
+class Indexer(CrossModalExecutor):
     """Holds one modality's index (`modality`) in `folder`; answers queries of the other modality with matches.
 
     The model is not configured here: the encoders tag every embedding with the backend that made it, the store
@@ -33,7 +28,7 @@ class Indexer(Executor):
         self.modality = modality
         self.num_shards = int(num_shards)
         self.shard_id = int(getattr(self.runtime_args, "shard_id", None) or 0)
-        self.folder = _shard_folder(Path(folder), self.num_shards, self.shard_id)
+        self.folder = shard_folder(Path(folder), self.num_shards, self.shard_id)
         self.store_options = {"index_type": index_type, "hnsw_m": int(hnsw_m), "ef_search": int(ef_search),
                               "read_only": bool(read_only)}
         self.store: VectorStore | None = None
@@ -58,8 +53,8 @@ class Indexer(Executor):
         accepted = []
         for doc in docs:
             if doc.modality != self.modality:
-                doc.tags["error"] = f"{self.modality} index received a {doc.modality!r} document"
-            elif doc.embedding is not None and "error" not in doc.tags:
+                doc.tags[ERROR_TAG] = f"{self.modality} index received a {doc.modality!r} document"
+            elif doc.embedding is not None and ERROR_TAG not in doc.tags:
                 if shard_of(doc.id, self.num_shards) == self.shard_id:
                     accepted.append(doc)
         if accepted:
@@ -70,7 +65,8 @@ class Indexer(Executor):
             model = models.pop()
             if self.store is None or self.store.model_name != model:
                 self._open_store(model, vectors.shape[1])
-            self.store.add([_to_record(doc) for doc in accepted], vectors)
+            self.store.add([record_from_document(doc.id, doc.modality, doc.text, doc.uri, doc.tags) for doc in accepted],
+                           vectors)
         for doc in docs:
             doc.embedding = None
             doc.image_b64 = None
@@ -86,7 +82,7 @@ class Indexer(Executor):
                 continue
             model = doc.tags.get(MODEL_TAG)
             if model != store.model_name:
-                doc.tags["error"] = (f"the {self.modality} index in {self.folder} was built with model "
+                doc.tags[ERROR_TAG] = (f"the {self.modality} index in {self.folder} was built with model "
                                      f"{store.model_name!r}, but this query was embedded with {model!r}; "
                                      "query with the model that built it, or index into another workspace")
             else:
@@ -111,36 +107,7 @@ class Indexer(Executor):
         super().close()
 
 
-def _shard_folder(root: Path, num_shards: int, shard_id: int) -> Path:
-    """`root` itself for one shard, `root/shard-N` for several.
-
-    Documents are partitioned by a hash of their id modulo the shard count, so an index can only be opened with
-    the shard count that built it (recorded in `root/shards.json`); anything else is refused.
-    """
-    if num_shards < 1 or not 0 <= shard_id < num_shards:
-        raise ValueError(f"invalid sharding: shard {shard_id} of {num_shards}")
-    layout = root / SHARD_LAYOUT_FILE
-    existing = shard_folders(root)
-    built = json.loads(layout.read_text())["shards"] if layout.is_file() else (1 if existing else None)
-    if built is not None and built != num_shards:
-        raise ValueError(f"the index in {root} was built with {built} shard(s), not {num_shards}; "
-                         "start the flow with that many shards or index into another workspace")
-    if built is None:
-        root.mkdir(parents=True, exist_ok=True)
-        temporary = root / f".{SHARD_LAYOUT_FILE}.{shard_id}.tmp"
-        temporary.write_text(json.dumps({"shards": num_shards}) + "\n")
-        os.replace(temporary, layout)
-    return root / f"{SHARD_PREFIX}{shard_id}" if num_shards > 1 else root
-
-
-def _to_record(doc: CrossModalDoc) -> Record:
-    extra = {key: value for key, value in doc.tags.items() if key not in RECORD_TAGS and key != MODEL_TAG}
-    return Record(id=doc.id, modality=doc.modality, text=doc.text, uri=doc.uri, pair_id=doc.tags.get("pair_id"),
-                  dataset=doc.tags.get("dataset"), split=doc.tags.get("split"), tags=extra)
-
-
 def _to_match(hit: Hit) -> MatchDoc:
     record = hit.record
-    tags = {key: str(value) for key, value in record.tags.items()}
-    tags.update({key: value for key in RECORD_TAGS if (value := getattr(record, key)) is not None})
-    return MatchDoc(id=record.id, modality=record.modality, score=hit.score, text=record.text, uri=record.uri, tags=tags)
+    return MatchDoc(id=record.id, modality=record.modality, score=hit.score, text=record.text, uri=record.uri,
+                    tags=tags_of_hit(hit))

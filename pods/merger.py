@@ -3,15 +3,12 @@ every document sent comes back to the caller exactly once."""
 from typing import Any
 
 from docarray import DocList
-from jina import Executor, requests
 
-from serving import jina_patches
-from serving.schema import CrossModalDoc
-
-jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
+from serving.runtime.executor import CrossModalExecutor, requests
+from serving.wire import CrossModalDoc
 
 
-class BranchMerger(Executor):
+class BranchMerger(CrossModalExecutor):
     @requests
     def merge(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         return docs

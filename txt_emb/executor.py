@@ -3,16 +3,15 @@
 from typing import Any
 
 from docarray import DocList
-from jina import Executor, requests
 
 from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
-from serving import jina_patches
-from serving.schema import MODEL_TAG, TEXT, CrossModalDoc
+from crossmodal.modality import TEXT
+from crossmodal.records import MODEL_TAG
+from serving.runtime.executor import CrossModalExecutor, requests
+from serving.wire import CrossModalDoc
 
-jina_patches.apply()  # before this process builds its gRPC server (see serving/jina_patches.py)
 
-
-class TextEncoder(Executor):
+class TextEncoder(CrossModalExecutor):
     """Sets `embedding` on caption docs; an empty caption gets `tags['error']` and no embedding."""
 
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,

@@ -18,8 +18,9 @@ import contextlib
 import hashlib
 import os
 import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np

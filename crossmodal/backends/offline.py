@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch

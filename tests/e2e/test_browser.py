@@ -15,9 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from jina.helper import random_port
 
-from dataset import image_doc_id, open_dataset
-from serving.flows import FlowSettings, load_flow, running
-from serving.indexing import index_dataset
+from crossmodal.ids import image_doc_id
+from dataset import open_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402

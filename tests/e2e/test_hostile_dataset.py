@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.store import read_record, stored_ids
-from dataset import caption_doc_id, image_doc_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def make_folder(root: Path) -> tuple[dict[str, str], dict[str, str]]:
     (root / "nested").mkdir()
     photo().save(root / "plain.jpg")
     photo().convert("CMYK").save(root / "cmyk.jpg")
-    Image.fromarray((np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 21)).save(root / "grey16.png")
+    Image.fromarray(np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 21).save(root / "grey16.png")
     palette = photo().convert("P")
     palette.info["transparency"] = 0
     palette.save(root / "palette.png", transparency=0)

@@ -4,8 +4,8 @@ import pytest
 from jina.helper import random_port
 
 from dataset import open_dataset
-from serving.flows import FlowSettings, load_flow, running
-from serving.indexing import index_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ from PIL import Image
 from crossmodal.store import ModelMismatchError, stored_ids
 from dataset import open_dataset
 from pods.indexer import Indexer
-from serving.flows import FlowSettings, load_flow, running
-from serving.indexing import index_dataset
-from serving.schema import CrossModalDoc
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
+from serving.wire import CrossModalDoc
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from jina.helper import random_port
 
 from crossmodal.store import stored_settings
 from dataset import open_dataset
-from serving.flows import FlowSettings, load_flow, running
-from serving.indexing import index_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 from tests.model_weights import write_model_weights
 
 NUM_PHOTOS = 3

@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 from jina.helper import random_port
+from processes import descendants
 
-from serving.flows import FlowSettings, load_flow, running
-from serving.processes import descendants
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 
 def listening_addresses(pids: set[int]) -> list[str]:

@@ -6,8 +6,8 @@ from jina.helper import random_port
 
 from crossmodal.store import stored_ids
 from dataset import open_dataset
-from serving.flows import FlowSettings, load_flow, running
-from serving.indexing import index_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 
 def test_queries_are_answered_during_indexing_and_see_new_photos(tmp_path):

@@ -8,10 +8,10 @@ import pytest
 from jina.helper import random_port
 from PIL import Image
 
+from crossmodal.ids import image_doc_id
 from crossmodal.store import Record, VectorStore, stored_ids
-from dataset import image_doc_id
-from serving.flows import FlowSettings, load_flow, running
-from serving.gateway import parse_origins
+from serving.http.gateway import parse_origins
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 # Same-modality search (text -> captions, photo -> photos) needs flows/query.yml to route by the query's tags.target.
 CAT = "demo/chelsea_cat.png"

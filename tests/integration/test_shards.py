@@ -5,10 +5,11 @@ import httpx
 import pytest
 from jina.helper import random_port
 
-from crossmodal.store import shard_folders, stored_ids
+from crossmodal.shards import shard_folders
+from crossmodal.store import stored_ids
 from dataset import open_dataset
-from serving.flows import FlowSettings, load_flow, running
-from serving.indexing import index_dataset
+from serving.jobs.indexing import index_dataset
+from serving.runtime.flows import FlowSettings, load_flow, running
 
 TEXT_QUERIES = ["a cup of coffee", "a cat", "a red motorcycle", "the moon", "a woman in uniform", "a temple"]
 

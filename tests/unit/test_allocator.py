@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTENDING_THREADS = """
 import ctypes, os, sys, threading
 sys.path.insert(0, {root!r})
-from serving.allocator import limit_malloc_arenas
+from serving.runtime.allocator import limit_malloc_arenas
 if {cap}:
     assert limit_malloc_arenas()
 def churn():
@@ -52,7 +52,7 @@ def test_a_forked_child_inherits_the_cap():
 
 
 def test_a_user_setting_is_left_alone(monkeypatch):
-    from serving.allocator import limit_malloc_arenas
+    from serving.runtime.allocator import limit_malloc_arenas
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from crossmodal.ids import caption_doc_id, image_doc_id
 from dataset import (
     DEMO_MANIFEST,
     ImageCaptions,
-    caption_doc_id,
-    image_doc_id,
     open_dataset,
     parse_f8k_line,
 )

@@ -271,7 +271,7 @@ def test_image_roles_and_runtime():
         assert any(instruction == "HEALTHCHECK" for instruction, _ in stages[role]), f"{role} has no HEALTHCHECK"
     for name in ("runtime", "index"):
         users = [args for instruction, args in stages[name] if instruction == "USER"]
-        assert users and not users[-1].split(":")[0] in ("0", "root"), f"{name} must end as a non-root user"
+        assert users and users[-1].split(":")[0] not in ("0", "root"), f"{name} must end as a non-root user"
     runtime_text = " ".join(args for stage in ("runtime", "gateway", "indexer", "merger")
                             for _, args in stages[stage])
     for tool in ("gcc", "g++", "build-essential", "make ", "apt-get", "torch"):

@@ -8,8 +8,8 @@ from docarray import DocList
 from jina.proto import serializer
 from jina.types.request.data import DataRequest
 
-from serving import jina_patches
-from serving.schema import CrossModalDoc
+from serving.runtime import jina_patches
+from serving.wire import CrossModalDoc
 
 COUNTERS = ("JINA_GRPC_SEND_BYTES", "JINA_GRPC_RECV_BYTES")
 

@@ -12,7 +12,7 @@ PARENT = """
 import os, sys, time
 sys.path.insert(0, {root!r})
 if {register}:
-    from serving.parent_death import stop_forked_processes_with_their_parent
+    from serving.runtime.parent_death import stop_forked_processes_with_their_parent
     stop_forked_processes_with_their_parent()
 child = os.fork()
 if child == 0:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from serving.stop_signals import handle_stop_signals
+from serving.runtime.stop_signals import handle_stop_signals
 
 
 def send_to_self(sig: int) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 import base64
 import itertools
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from docarray import DocList
 from tqdm import tqdm
 
+from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.imaging import ImageDecodeError, decode_image_bytes, read_image_file
+from crossmodal.modality import IMAGE, TEXT
 from crossmodal.store import stored_ids
-from dataset import DatasetReader, ImageCaptions, Skipped, caption_doc_id, image_doc_id
-from serving.schema import IMAGE, TEXT, CrossModalDoc
+from dataset import DatasetReader, ImageCaptions, Skipped
+from serving.wire import CrossModalDoc
 
 
 @dataclass

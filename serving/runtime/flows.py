@@ -5,15 +5,14 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from serving.allocator import limit_malloc_arenas
-from serving.parent_death import stop_forked_processes_with_their_parent
-from serving.stop_signals import StopRequest, handle_stop_signals
+from serving.runtime import prepare_parent_process
+from serving.runtime.stop_signals import StopRequest, handle_stop_signals
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FLOWS_DIR = REPO_ROOT / "flows"
 DEFAULT_PORT = 45678
 
@@ -63,12 +62,10 @@ def load_flow(kind: str, settings: FlowSettings):
     The gateway class is imported here rather than named in the YAML's py_modules (broken in Jina 3.34); the
     forked executor and gateway processes inherit it.
     """
-    os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
-    limit_malloc_arenas()  # inherited by every process the flow forks
-    stop_forked_processes_with_their_parent()  # a SIGKILLed app.py leaves no pod behind
+    prepare_parent_process()  # inherited by every process the flow forks
     from jina import Flow
 
-    import serving.gateway  # noqa: F401  (registers CrossModalGateway; applies serving.jina_patches, inherited too)
+    import serving.http.gateway  # noqa: F401  (registers CrossModalGateway, inherited by the forked gateway)
 
     settings.export()
     return Flow.load_config(str(FLOWS_DIR / f"{kind}.yml"))
@@ -78,7 +75,7 @@ def load_flow(kind: str, settings: FlowSettings):
 def running(flow) -> Iterator:
     """Run the block with the flow started; every process it started is closed however the block or the start ends.
 
-    SIGTERM and SIGINT stop it the way Ctrl-C does, also while Jina is still starting it (see `serving.stop_signals`).
+    SIGTERM and SIGINT stop it the way Ctrl-C does, also while Jina is still starting it (see `serving.runtime.stop_signals`).
     """
     with handle_stop_signals() as stop, _started(flow, stop):
         yield flow

@@ -13,19 +13,19 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from fastapi import HTTPException
 
+from crossmodal.ids import DOC_ID_PATTERN
 from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64, read_image_file
+from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
+from crossmodal.records import TARGET_TAG
 from crossmodal.store import Record, read_record
-from serving.schema import IMAGE, MODALITIES, TEXT, CrossModalDoc
+from serving.wire import CrossModalDoc
 
 MAX_TEXT_CHARS = 1000
-DOC_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 _IMAGES_PATH = re.compile(r"/images/([A-Za-z0-9_.:-]{1,200})/?$")
 _DATA_URI_HEADER = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*)(;base64)?$", re.IGNORECASE)
-TARGET_TAG = "target"  # the modality of the index a query searches; see flows/query.yml
 
 
 @dataclass
@@ -34,19 +34,15 @@ class Query:
 
     modality: str
     target: str
-    text: Optional[str] = None
-    image_b64: Optional[str] = None
+    text: str | None = None
+    image_b64: str | None = None
     mime_type: str = "text/plain"
-    uri: Optional[str] = None  # echoed back to jinabox (the data URI or URL it sent)
+    uri: str | None = None  # echoed back to jinabox (the data URI or URL it sent)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_doc(self) -> CrossModalDoc:
         return CrossModalDoc(id=self.id, modality=self.modality, text=self.text, image_b64=self.image_b64,
                              tags={TARGET_TAG: self.target})
-
-
-def other(modality: str) -> str:
-    return TEXT if modality == IMAGE else IMAGE
 
 
 def bad_request(message: str, status: int = 400) -> HTTPException:
@@ -61,7 +57,7 @@ class QueryBuilder:
         self.max_image_bytes = int(max_image_bytes)
         self.max_pixels = int(max_pixels)
 
-    def text(self, text: str, target: Optional[str] = None, field_name: str = "text") -> Query:
+    def text(self, text: str, target: str | None = None, field_name: str = "text") -> Query:
         text = text.strip()
         if not text:
             raise bad_request(f"'{field_name}' is empty")
@@ -69,8 +65,8 @@ class QueryBuilder:
             raise bad_request(f"'{field_name}' is longer than {MAX_TEXT_CHARS} characters")
         return Query(modality=TEXT, target=_target(TEXT, target), text=text)
 
-    def image_bytes(self, data: bytes, target: Optional[str] = None, field_name: str = "image",
-                    uri: Optional[str] = None) -> Query:
+    def image_bytes(self, data: bytes, target: str | None = None, field_name: str = "image",
+                    uri: str | None = None) -> Query:
         if not data:
             raise bad_request(f"'{field_name}' is empty")
         if len(data) > self.max_image_bytes:
@@ -82,7 +78,7 @@ class QueryBuilder:
         return Query(modality=IMAGE, target=_target(IMAGE, target), image_b64=base64.b64encode(data).decode("ascii"),
                      mime_type=_sniff_mime(data), uri=uri)
 
-    def image_base64(self, value: str, target: Optional[str] = None, field_name: str = "image") -> Query:
+    def image_base64(self, value: str, target: str | None = None, field_name: str = "image") -> Query:
         try:
             # checks the size before decoding, so a huge string never doubles in memory
             data = image_bytes_from_base64(value, max_bytes=self.max_image_bytes)
@@ -90,8 +86,8 @@ class QueryBuilder:
             raise _unusable(field_name, error) from None
         return self.image_bytes(data, target, field_name)
 
-    def image_id(self, image_id: str, target: Optional[str] = None, field_name: str = "image_id",
-                 uri: Optional[str] = None) -> Query:
+    def image_id(self, image_id: str, target: str | None = None, field_name: str = "image_id",
+                 uri: str | None = None) -> Query:
         record = self.indexed_image(image_id)
         if record is None:
             raise bad_request(f"'{field_name}': no indexed photo with id {image_id!r}", 404)
@@ -107,7 +103,7 @@ class QueryBuilder:
         return bad_request(f"'{field_name}' is too large: {size:,} bytes, the limit is {self.max_image_bytes:,} bytes "
                            f"({self.max_image_bytes / 2**20:.0f} MiB)", 413)
 
-    def indexed_image(self, image_id: str) -> Optional[Record]:
+    def indexed_image(self, image_id: str) -> Record | None:
         """The record of an indexed photo whose file exists, looked up by id (never a path from the request)."""
         if not isinstance(image_id, str) or not DOC_ID_PATTERN.match(image_id):
             return None
@@ -147,9 +143,9 @@ def _unusable(field_name: str, error: ImageDecodeError) -> HTTPException:
     return bad_request(f"'{field_name}' is not a usable image: {error}", 413 if "too large" in str(error) else 400)
 
 
-def _target(modality: str, target: Optional[str]) -> str:
+def _target(modality: str, target: str | None) -> str:
     if target is None:
-        return other(modality)
+        return other_modality(modality)
     if target not in MODALITIES:
         raise bad_request(f"'modality' must be one of {list(MODALITIES)}, got {target!r}", 422)
     return target
@@ -177,6 +173,6 @@ def _sniff_mime(data: bytes) -> str:
     return next((mime for magic, mime in _SIGNATURES if data.startswith(magic)), "image/jpeg")
 
 
-def mime_from_path(path: Optional[str]) -> str:
+def mime_from_path(path: str | None) -> str:
     guessed = mimetypes.guess_type(path or "")[0]
     return guessed if guessed and guessed.startswith("image/") else "image/jpeg"

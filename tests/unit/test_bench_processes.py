@@ -4,7 +4,7 @@ import socket
 import subprocess
 import sys
 
-from serving.processes import descendants, listening_ports, memory_kib
+from processes import descendants, listening_ports, memory_kib
 
 
 def test_listening_ports_finds_a_listening_socket_and_not_a_closed_one():

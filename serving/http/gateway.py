@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from docarray import DocList
-from fastapi import FastAPI, HTTPException, Query as QueryParam, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi import Query as QueryParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -25,18 +25,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
 from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
+from crossmodal.modality import IMAGE, MODALITIES, TEXT
+from crossmodal.records import TARGET_TAG
 from crossmodal.store import StoreError, read_record, records_with_pair_id, store_summary
-from dataset import caption_doc_id
-from serving import api_models as models
-from serving import jina_patches, jinabox
-from serving.queries import DOC_ID_PATTERN, MAX_TEXT_CHARS, Query, QueryBuilder, TARGET_TAG
-from serving.schema import IMAGE, MODALITIES, TEXT, CrossModalDoc, MatchDoc
-from serving.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
+from serving.http import api_models as models
+from serving.http import jinabox
+from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
+from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
+from serving.runtime import prepare_child_process
+from serving.wire import CrossModalDoc, MatchDoc
 
-jina_patches.apply()  # before this process builds its gRPC clients (see serving/jina_patches.py)
+prepare_child_process()  # before this process builds its gRPC clients
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MAX_QUERIES = 32  # strings in one jinabox request
 ERROR_RESPONSES = {status: {"model": models.ErrorResponse} for status in (400, 404, 409, 413, 422, 500, 501, 503)}
 logger = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ class CrossModalGateway(FastAPIBaseGateway):
 
     def __init__(self, workspace: str = "workspace", max_limit: int = 100, max_body_bytes: int = 2 * DEFAULT_MAX_BYTES,
                  max_image_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 cors_origins: Optional[str] = "*", **kwargs: Any) -> None:
+                 cors_origins: str | None = "*", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         workspace = Path(workspace)
         self.folders = {IMAGE: workspace / "image_index", TEXT: workspace / "text_index"}
@@ -132,7 +135,7 @@ class CrossModalGateway(FastAPIBaseGateway):
         @app.get("/images/{doc_id}", responses={**ERROR_RESPONSES, 200: {"content": {"image/*": {}}}}, tags=["documents"],
                  response_class=Response)
         async def image(request: Request, doc_id: str,
-                        size: Optional[int] = QueryParam(None, ge=16, le=4096, description=(
+                        size: int | None = QueryParam(None, ge=16, le=4096, description=(
                             "longest side of a JPEG thumbnail, rounded up to one of "
                             f"{', '.join(map(str, THUMBNAIL_SIZES))}; without it, the original file"))) -> Response:
             """An indexed photo by id (never by path), or its thumbnail."""
@@ -261,7 +264,7 @@ class CrossModalGateway(FastAPIBaseGateway):
         if record.modality == IMAGE:
             captions = []
             if record.pair_id:
-                prefix = os.path.commonprefix([caption_doc_id(record.pair_id, 0), caption_doc_id(record.pair_id, 1)])
+                prefix = caption_id_prefix(record.pair_id)
                 captions = [models.Caption(id=caption.id, text=caption.text)
                             for caption in records_with_pair_id(self.folders[TEXT], record.pair_id, prefix)]
             return models.DocumentResponse(id=record.id, modality=IMAGE, image_id=record.id,
@@ -292,7 +295,7 @@ class CrossModalGateway(FastAPIBaseGateway):
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def parse_origins(value: Optional[str]) -> list[str]:
+def parse_origins(value: str | None) -> list[str]:
     """`*` (any origin), a comma-separated list of origins, or empty / `none` (no CORS headers at all)."""
     if value is None:
         return ["*"]

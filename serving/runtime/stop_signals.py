@@ -4,14 +4,14 @@ Jina's `Flow.start` returns only after every deployment is ready, some time afte
 KeyboardInterrupt raised in that window is either swallowed by Jina (a bare `except:`), after which the flow serves
 on, or it escapes `start`, after which nothing closes the processes already forked and the interpreter waits on them
 forever at exit. So the handler both raises KeyboardInterrupt (Ctrl-C stays prompt) and records the request, and
-`serving.flows.running` closes the flow in either case.
+`serving.runtime.flows.running` closes the flow in either case.
 """
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -1,13 +1,14 @@
 """Runs every caption and every image of a dataset through the query flow and scores the rankings."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.metrics import first_relevant_rank, recall_summary, rsum
-from dataset import ImageCaptions, caption_doc_id, image_doc_id
-from serving.client import SearchClient
+from dataset import ImageCaptions
+from serving.jobs.client import SearchClient
 
 
 def evaluate_pairs(client: SearchClient, pairs: Sequence[ImageCaptions], depth: int) -> dict:

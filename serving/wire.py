@@ -1,15 +1,10 @@
-"""One docarray schema for both modalities, shared by every executor and the gateway."""
+"""The wire schema: one docarray document type for both modalities, shared by every executor and the gateway."""
 
 from typing import Dict, Optional
 
 from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 from pydantic import Field
-
-IMAGE = "image"
-TEXT = "text"
-MODALITIES = (IMAGE, TEXT)
-MODEL_TAG = "model"  # set by the encoders: the backend (and weights) that produced `embedding`
 
 
 class MatchDoc(BaseDoc):
@@ -26,7 +21,8 @@ class CrossModalDoc(BaseDoc):
     """An image (base64 bytes in `image_b64`, location in `uri`) or a caption (`text`), routed by `modality`.
 
     Image bytes travel as base64 text: Jina 3.34's gateway rebuilds the schema from JSON and turns `bytes`
-    fields into `str`, which then rejects binary data.
+    fields into `str`, which then rejects binary data. Tags carry the record tags and the pipeline tags of
+    `crossmodal.records`.
     """
 
     modality: str

@@ -6,10 +6,11 @@ with `parameters`, answered as `{"data": {"docs": [...]}}`) read the same docume
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from serving.queries import Query, mime_from_path
-from serving.schema import IMAGE, MatchDoc
+from crossmodal.modality import IMAGE
+from serving.http.queries import Query, mime_from_path
+from serving.wire import MatchDoc
 
 SCORE_NAME = "cosine"
 
