@@ -80,11 +80,13 @@ def measure_indexing(workspace: Path, batch_size: int) -> dict:
     with running(load_flow("index", FlowSettings(workspace=workspace, batch_size=batch_size))) as flow:
         ready = time.perf_counter()
         summary = index_dataset(flow, open_dataset("demo", workspace=workspace), workspace, batch_size)
-    bare = in_child(bare_encoding, [str(p.image_path) for p in pairs], [c for p in pairs for c in p.captions], batch_size)
+    captions = [caption for pair in pairs for caption in pair.captions]
+    bare = in_child(bare_encoding, [str(pair.image_path) for pair in pairs], captions, batch_size)
     flow_rate = summary.images / summary.seconds
     return {"photos": summary.images, "captions": summary.captions, "flow_start_s": round(ready - started, 1),
             "flow_photos_and_captions_s": round(summary.seconds, 2), "flow_photos_per_s": round(flow_rate, 2),
-            "bare_images_per_s": round(bare["images_per_s"], 2), "bare_captions_per_s": round(bare["captions_per_s"], 1),
+            "bare_images_per_s": round(bare["images_per_s"], 2),
+            "bare_captions_per_s": round(bare["captions_per_s"], 1),
             "note": "the flow encodes photos and captions concurrently in two encoders; bare does one after the other"}
 
 
@@ -164,10 +166,12 @@ def main() -> int:
     args.output.with_suffix(".json").write_text(
         json.dumps({"machine": machine, "indexing": indexing, "queries": queries}, indent=2) + "\n")
     lines = [f"Indexing the demo set (batch {args.batch_size}): flow {indexing['flow_photos_per_s']} photos/s "
-             f"(photos and captions together, {indexing['flow_photos_and_captions_s']} s for {indexing['photos']} photos "
+             f"(photos and captions together, {indexing['flow_photos_and_captions_s']} s for "
+             f"{indexing['photos']} photos "
              f"and {indexing['captions']} captions); bare backend {indexing['bare_images_per_s']} photos/s and "
              f"{indexing['bare_captions_per_s']} captions/s.", "",
-             "| photos indexed | index | shards | bare encode+search p50 ms | clients | REST p50 ms | p95 ms | p99 ms | queries/s | errors |",
+             "| photos indexed | index | shards | bare encode+search p50 ms | clients | REST p50 ms | p95 ms | p99 ms "
+             "| queries/s | errors |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in queries:
         bare = row["bare"]["p50_ms"] if row["bare"] else "-"

@@ -32,7 +32,7 @@ def decode_image_bytes(
         raise ImageDecodeError(f"expected image bytes, got {type(data).__name__}")
     _check_byte_count(len(data), max_bytes)
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        image: Image.Image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
             f"not an image (cannot identify image file; supported formats: {', '.join(ALLOWED_FORMATS)})"

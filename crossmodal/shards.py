@@ -42,19 +42,26 @@ def built_shard_count(root: Path) -> int | None:
     return 1 if shard_folders(root) else None
 
 
+def check_shard_count(root: Path, num_shards: int) -> int | None:
+    """Raise ShardLayoutError unless the index in `root` can be opened with `num_shards`; its built count or None."""
+    if num_shards < 1:
+        raise ShardLayoutError(f"invalid sharding: {num_shards} shards")
+    built = built_shard_count(root)
+    if built is not None and built != num_shards:
+        raise ShardLayoutError(f"the index in {root} was built with {built} shard(s), not {num_shards}; "
+                               "start the flow with that many shards or index into another workspace")
+    return built
+
+
 def shard_folder(root: Path, num_shards: int, shard_id: int) -> Path:
     """The store folder of shard `shard_id` of `num_shards` under `root`, recording the layout on first use.
 
     `root` itself for one shard, `root/shard-N` for several. Raises ShardLayoutError when the index in `root` was
     built with another shard count.
     """
-    if num_shards < 1 or not 0 <= shard_id < num_shards:
+    if not 0 <= shard_id < num_shards:
         raise ShardLayoutError(f"invalid sharding: shard {shard_id} of {num_shards}")
-    built = built_shard_count(root)
-    if built is not None and built != num_shards:
-        raise ShardLayoutError(f"the index in {root} was built with {built} shard(s), not {num_shards}; "
-                               "start the flow with that many shards or index into another workspace")
-    if built is None:
+    if check_shard_count(root, num_shards) is None:
         root.mkdir(parents=True, exist_ok=True)
         temporary = root / f".{SHARD_LAYOUT_FILE}.{shard_id}.tmp"
         temporary.write_text(json.dumps({"shards": num_shards}) + "\n")

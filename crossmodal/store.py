@@ -26,6 +26,9 @@ from crossmodal.modality import MODALITIES
 from crossmodal.shards import DB_NAME, shard_folders
 
 INDEX_TYPES = ("flat", "hnsw")
+# The layout of meta.sqlite and the snapshot. Bump it when a change would make an older version misread a store:
+# an older version then refuses the store with StoreVersionError instead of corrupting it.
+SCHEMA_VERSION = 1
 SNAPSHOT_NAME = "index.faiss"
 
 _SNAPSHOT_MAGIC = b"CMSNAP1\n"
@@ -49,6 +52,10 @@ _SCHEMA = (
 
 class StoreError(Exception):
     """A vector store cannot be opened, read or written."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer version of this project, whose layout this version cannot vouch for."""
 
 
 class ModelMismatchError(StoreError):
@@ -107,6 +114,7 @@ def stored_settings(folder: str | Path) -> StoredSettings | None:
     settings = dict(rows)
     if "model_name" not in settings:  # its creation was interrupted before the schema was committed
         return None
+    check_schema_version(settings, folder)
     return StoredSettings(settings["model_name"], int(settings["dim"]), settings["modality"])
 
 
@@ -115,7 +123,24 @@ def stored_ids(folder: str | Path) -> set[str]:
     return {row[0] for row in _query_read_only(folder, "SELECT id FROM records") or ()}
 
 
-class StoreSummary(NamedTuple):
+def check_schema_version(settings: dict[str, str], folder: str | Path) -> None:
+    """Raise StoreVersionError when ``settings`` come from a store with a newer schema than this version reads.
+
+    A store without a version was written before versions were recorded: schema 1.
+    """
+    try:
+        version = int(settings.get("schema_version", "1"))
+    except ValueError:
+        raise StoreError(f"{folder}: unreadable store schema version {settings['schema_version']!r}") from None
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the index in {folder} was written by a newer version of crossmodal-search (store schema {version}; "
+            f"this version reads schema {SCHEMA_VERSION} and older); upgrade crossmodal-search, or index into "
+            "another workspace")
+
+
+@dataclass(frozen=True)
+class StoreSummary:
     """What a store folder holds, read without loading FAISS (for a stats page)."""
 
     modality: str
@@ -229,7 +254,7 @@ class VectorStore:
                 before = self._db_generation()
                 replaced = self._nums_for_ids([row[0] for row in rows])
                 self._delete_nums(replaced)
-                nums = [conn.execute(insert, row).lastrowid for row in rows]
+                nums = [int(conn.execute(insert, row).lastrowid or 0) for row in rows]  # always set by INSERT
                 after = self._bump_generation()
             self._apply(before, after, removed=replaced, added=(nums, matrix))
 
@@ -316,14 +341,17 @@ class VectorStore:
 
     def _check_settings(self) -> None:
         """Record model, dimension and modality on creation; refuse to reopen with different ones."""
-        wanted = {"model_name": self._model_name, "dim": str(self._dim), "modality": self._modality, "generation": "0"}
+        wanted = {"model_name": self._model_name, "dim": str(self._dim), "modality": self._modality, "generation": "0",
+                  "schema_version": str(SCHEMA_VERSION)}
         try:
             if not self._read_only:
+                check_schema_version(self._existing_settings(), self._folder)  # before writing into a newer store
                 with self._writing() as conn:
                     for statement in _SCHEMA:
                         conn.execute(statement)
                     conn.executemany("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", wanted.items())
             stored = dict(self._db().execute("SELECT key, value FROM settings"))
+            check_schema_version(stored, self._folder)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self._folder / DB_NAME} is not a readable vector store: {exc}") from exc
         if (stored.get("model_name"), stored.get("dim")) != (self._model_name, str(self._dim)):
@@ -334,6 +362,12 @@ class VectorStore:
             )
         if stored.get("modality") != self._modality:
             raise StoreError(f"{self._folder} holds the {stored.get('modality')!r} index, not {self._modality!r}")
+
+    def _existing_settings(self) -> dict[str, str]:
+        """The settings table, empty when the store is new (the table does not exist yet)."""
+        has_table = self._db().execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").fetchone()
+        return dict(self._db().execute("SELECT key, value FROM settings")) if has_table else {}
 
     # --- SQLite helpers (callers hold self._lock) -----------------------------------------------------------------
 
@@ -409,7 +443,7 @@ class VectorStore:
             else:
                 self._snapshot_generation = generation
             if self._index_type == "hnsw":
-                faiss.downcast_index(index.index).hnsw.efSearch = self._ef_search
+                faiss.downcast_index(index.index).hnsw.efSearch = self._ef_search  # type: ignore[attr-defined]
             self._index, self._index_generation = index, generation
         return self._index
 
@@ -431,11 +465,12 @@ class VectorStore:
         if not incremental or (removed and self._index_type == "hnsw"):  # HNSW cannot remove vectors
             self._index = None
             return
+        index: Any = self._index  # faiss's stubs type these calls' arguments as SWIG objects, not numpy arrays
         if removed:
-            self._index.remove_ids(np.array(removed, dtype=np.int64))
+            index.remove_ids(np.array(removed, dtype=np.int64))
         if added:
             nums, matrix = added
-            self._index.add_with_ids(matrix, np.array(nums, dtype=np.int64))
+            index.add_with_ids(matrix, np.array(nums, dtype=np.int64))
         self._index_generation = after
 
     def _header(self, generation: int) -> dict[str, Any]:
@@ -460,7 +495,7 @@ class VectorStore:
                 header = json.loads(file.read(header_size))
                 if header != self._header(generation):
                     return None
-                return faiss.read_index(faiss.PyCallbackIOReader(file.read))
+                return faiss.read_index(faiss.PyCallbackIOReader(file.read))  # type: ignore[attr-defined]
             except (ValueError, RuntimeError):  # damaged snapshot: SQLite still has everything
                 return None
 
@@ -477,7 +512,8 @@ class VectorStore:
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(_SNAPSHOT_MAGIC + struct.pack("<I", len(header)) + header)
-                faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # streamed: no second copy
+                # Streamed: no second copy. (faiss's stubs omit the callback IO classes.)
+                faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # type: ignore[attr-defined]
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, self._folder / SNAPSHOT_NAME)

@@ -29,8 +29,8 @@ class Indexer(CrossModalExecutor):
         self.num_shards = int(num_shards)
         self.shard_id = int(getattr(self.runtime_args, "shard_id", None) or 0)
         self.folder = shard_folder(Path(folder), self.num_shards, self.shard_id)
-        self.store_options = {"index_type": index_type, "hnsw_m": int(hnsw_m), "ef_search": int(ef_search),
-                              "read_only": bool(read_only)}
+        self.index_type, self.hnsw_m, self.ef_search = index_type, int(hnsw_m), int(ef_search)
+        self.read_only = bool(read_only)
         self.store: VectorStore | None = None
         self._open_existing_store()
 
@@ -43,7 +43,8 @@ class Indexer(CrossModalExecutor):
 
     def _open_store(self, model_name: str, dim: int) -> VectorStore:
         """Raises ModelMismatchError when the folder was built by another model or dimension."""
-        self.store = VectorStore(self.folder, self.modality, model_name, dim, **self.store_options)
+        self.store = VectorStore(self.folder, self.modality, model_name, dim, index_type=self.index_type,
+                                 hnsw_m=self.hnsw_m, ef_search=self.ef_search, read_only=self.read_only)
         return self.store
 
     @requests(on="/index")
@@ -63,17 +64,19 @@ class Indexer(CrossModalExecutor):
             if len(models) > 1:
                 raise ValueError(f"one batch holds embeddings of several models: {sorted(models)}")
             model = models.pop()
-            if self.store is None or self.store.model_name != model:
-                self._open_store(model, vectors.shape[1])
-            self.store.add([record_from_document(doc.id, doc.modality, doc.text, doc.uri, doc.tags) for doc in accepted],
-                           vectors)
+            store = self.store
+            if store is None or store.model_name != model:
+                store = self._open_store(model, vectors.shape[1])
+            records = [record_from_document(doc.id, doc.modality, doc.text, doc.uri, doc.tags) for doc in accepted]
+            store.add(records, vectors)
         for doc in docs:
             doc.embedding = None
             doc.image_b64 = None
         return docs
 
     @requests(on="/search")
-    def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None, **kwargs: Any) -> DocList[CrossModalDoc]:
+    def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None,
+               **kwargs: Any) -> DocList[CrossModalDoc]:
         limit = int((parameters or {}).get("limit", 10))
         store = self.store or self._open_existing_store()
         queries = []
@@ -83,11 +86,11 @@ class Indexer(CrossModalExecutor):
             model = doc.tags.get(MODEL_TAG)
             if model != store.model_name:
                 doc.tags[ERROR_TAG] = (f"the {self.modality} index in {self.folder} was built with model "
-                                     f"{store.model_name!r}, but this query was embedded with {model!r}; "
-                                     "query with the model that built it, or index into another workspace")
+                                       f"{store.model_name!r}, but this query was embedded with {model!r}; "
+                                       "query with the model that built it, or index into another workspace")
             else:
                 queries.append(doc)
-        if queries and store.count():
+        if store is not None and queries and store.count():
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             for doc, hits in zip(queries, store.search(vectors, limit)):
                 doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])

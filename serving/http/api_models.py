@@ -1,16 +1,16 @@
 """Request and response models of the gateway's HTTP API: what /openapi.json documents and the gateway validates."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Modality = Literal["image", "text"]
 
-_COFFEE_MATCH = {"id": "img-1f2e3d4c5b6a7980", "modality": "image", "score": 0.412, "text": None,
+_COFFEE_MATCH: dict[str, Any] = {"id": "img-1f2e3d4c5b6a7980", "modality": "image", "score": 0.412, "text": None,
                  "image_url": "/images/img-1f2e3d4c5b6a7980",
                  "tags": {"pair_id": "demo/coffee.png", "dataset": "demo", "split": "all"}}
-_CAT_CAPTION = {"id": "txt-0a1b2c3d4e5f6789-0", "modality": "text", "score": 0.537,
+_CAT_CAPTION: dict[str, Any] = {"id": "txt-0a1b2c3d4e5f6789-0", "modality": "text", "score": 0.537,
                 "text": "A close-up of a tabby cat's face with big green eyes.",
                 "image_url": "/images/img-0a1b2c3d4e5f6789",
                 "tags": {"pair_id": "demo/chelsea_cat.png", "dataset": "demo", "split": "all",

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from docarray import DocList
 from fastapi import FastAPI, HTTPException, Request
@@ -30,6 +30,7 @@ from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecod
 from crossmodal.modality import IMAGE, MODALITIES, TEXT
 from crossmodal.records import TARGET_TAG
 from crossmodal.store import StoreError, read_record, records_with_pair_id, store_summary
+from crossmodal.workspace import index_folder
 from serving.http import api_models as models
 from serving.http import jinabox
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
@@ -41,7 +42,8 @@ prepare_child_process()  # before this process builds its gRPC clients
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 MAX_QUERIES = 32  # strings in one jinabox request
-ERROR_RESPONSES = {status: {"model": models.ErrorResponse} for status in (400, 404, 409, 413, 422, 500, 501, 503)}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorResponse} for status in (400, 404, 409, 413, 422, 500, 501, 503)}
 logger = logging.getLogger(__name__)
 
 
@@ -59,8 +61,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                  max_image_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
                  cors_origins: str | None = "*", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        workspace = Path(workspace)
-        self.folders = {IMAGE: workspace / "image_index", TEXT: workspace / "text_index"}
+        self.folders = {modality: index_folder(workspace, modality) for modality in MODALITIES}
         self.image_index_folder = self.folders[IMAGE]
         self.max_limit = int(max_limit)
         self.max_body_bytes = int(max_body_bytes)
@@ -99,7 +100,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             """How many photos and captions are indexed, with which model and dimension; the server's limits."""
             return await run_in_threadpool(self._stats)
 
-        @app.post("/search", response_model=Union[models.SearchResponse, models.WidgetSearchResponse],
+        @app.post("/search", response_model=models.SearchResponse | models.WidgetSearchResponse,
                   responses=ERROR_RESPONSES, tags=["search"], openapi_extra=_SEARCH_BODY_DOC)
         async def search(request: Request) -> JSONResponse:
             """Search with a text, a photo or an indexed photo's id; returns matches with their scores.
@@ -132,25 +133,25 @@ class CrossModalGateway(FastAPIBaseGateway):
             docs = await self._jinabox_docs(body.data, body.top_k, str(request.base_url), legacy=True)
             return JSONResponse(jinabox.jinabox_response(docs))
 
-        @app.get("/images/{doc_id}", responses={**ERROR_RESPONSES, 200: {"content": {"image/*": {}}}}, tags=["documents"],
-                 response_class=Response)
+        @app.get("/images/{doc_id}", responses={**ERROR_RESPONSES, 200: {"content": {"image/*": {}}}},
+                 tags=["documents"], response_class=Response)
         async def image(request: Request, doc_id: str,
                         size: int | None = QueryParam(None, ge=16, le=4096, description=(
                             "longest side of a JPEG thumbnail, rounded up to one of "
                             f"{', '.join(map(str, THUMBNAIL_SIZES))}; without it, the original file"))) -> Response:
             """An indexed photo by id (never by path), or its thumbnail."""
-            record = self.queries.indexed_image(doc_id)
-            if record is None:
+            photo = self.queries.indexed_photo(doc_id)
+            if photo is None:
                 raise HTTPException(404, f"no indexed image with id {doc_id!r}")
             if size is None:
-                return FileResponse(record.uri, headers={"Cache-Control": "public, max-age=3600"})
+                return FileResponse(photo, headers={"Cache-Control": "public, max-age=3600"})
             bucket = thumbnail_size(size)
             try:
-                etag = '"' + hashlib.sha1(repr(self.thumbnails.key(record.uri, bucket)).encode()).hexdigest()[:20] + '"'
+                etag = '"' + hashlib.sha1(repr(self.thumbnails.key(photo, bucket)).encode()).hexdigest()[:20] + '"'
                 headers = {"Cache-Control": "public, max-age=3600", "ETag": etag}
                 if request.headers.get("if-none-match") == etag:
                     return Response(status_code=304, headers=headers)
-                data = await run_in_threadpool(self.thumbnails.get, record.uri, bucket)
+                data = await run_in_threadpool(self.thumbnails.get, photo, bucket)
             except (OSError, ImageDecodeError) as error:
                 raise HTTPException(500, f"the photo {doc_id!r} cannot be read: {error}") from None
             return Response(data, media_type="image/jpeg", headers=headers)
@@ -161,7 +162,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             """An indexed photo with its captions, or a caption with its photo."""
             return await run_in_threadpool(self._document, doc_id)
 
-        app.openapi = lambda: _openapi(app)
+        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way
         return app
 
     # --- search -------------------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class CrossModalGateway(FastAPIBaseGateway):
         elif request.image is not None:
             query = await run_in_threadpool(self.queries.image_base64, request.image, request.modality)
         else:
-            query = await run_in_threadpool(self.queries.image_id, request.image_id, request.modality)
+            query = await run_in_threadpool(self.queries.image_id, str(request.image_id), request.modality)
         return await self._answer(query, request.limit)
 
     async def _search_form(self, request: Request) -> JSONResponse:
@@ -338,7 +339,8 @@ async def _json_body(request: Request) -> Any:
     try:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
-        raise RequestValidationError([{"loc": ("body",), "msg": f"not valid JSON ({error})", "type": "json_invalid"}])
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": f"not valid JSON ({error})", "type": "json_invalid"}]) from None
 
 
 def _validate(model: type[BaseModel], data: Any) -> Any:
@@ -397,7 +399,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     """Every error has one shape, {"error": {"status", "message"}}."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 304:
             return Response(status_code=304, headers=exc.headers)
         return _error(exc.status_code, str(exc.detail), request.url.path)

@@ -20,7 +20,7 @@ from crossmodal.ids import DOC_ID_PATTERN
 from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64, read_image_file
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
 from crossmodal.records import TARGET_TAG
-from crossmodal.store import Record, read_record
+from crossmodal.store import read_record
 from serving.wire import CrossModalDoc
 
 MAX_TEXT_CHARS = 1000
@@ -88,11 +88,11 @@ class QueryBuilder:
 
     def image_id(self, image_id: str, target: str | None = None, field_name: str = "image_id",
                  uri: str | None = None) -> Query:
-        record = self.indexed_image(image_id)
-        if record is None:
+        photo = self.indexed_photo(image_id)
+        if photo is None:
             raise bad_request(f"'{field_name}': no indexed photo with id {image_id!r}", 404)
         try:
-            data = read_image_file(record.uri, self.max_image_bytes)
+            data = read_image_file(photo, self.max_image_bytes)
             decode_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
         except ImageDecodeError as error:
             raise bad_request(f"the indexed photo {image_id!r} cannot be read: {error}", 500) from None
@@ -103,14 +103,14 @@ class QueryBuilder:
         return bad_request(f"'{field_name}' is too large: {size:,} bytes, the limit is {self.max_image_bytes:,} bytes "
                            f"({self.max_image_bytes / 2**20:.0f} MiB)", 413)
 
-    def indexed_image(self, image_id: str) -> Record | None:
-        """The record of an indexed photo whose file exists, looked up by id (never a path from the request)."""
+    def indexed_photo(self, image_id: str) -> Path | None:
+        """The file of an indexed photo that exists, looked up by id (never a path from the request)."""
         if not isinstance(image_id, str) or not DOC_ID_PATTERN.match(image_id):
             return None
         record = read_record(self.image_index, image_id)
         if record is None or record.modality != IMAGE or not record.uri or not Path(record.uri).is_file():
             return None
-        return record
+        return Path(record.uri)
 
     def jinabox_item(self, item: str, position: int) -> Query:
         """One string of jinabox's `data`: a data URI is a photo (or a text), a URL of /images/{id} that photo."""

@@ -15,6 +15,7 @@ from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.imaging import ImageDecodeError, decode_image_bytes, read_image_file
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.store import stored_ids
+from crossmodal.workspace import index_folder
 from dataset import DatasetReader, ImageCaptions, Skipped
 from serving.wire import CrossModalDoc
 
@@ -63,7 +64,7 @@ def index_dataset(flow, reader: DatasetReader, workspace: Path, batch_size: int,
     Images whose documents are all stored already are not sent again, so an interrupted run resumes where it stopped.
     """
     summary = IndexSummary()
-    known = set() if reindex else stored_ids(workspace / "image_index") | stored_ids(workspace / "text_index")
+    known = set() if reindex else stored_ids(index_folder(workspace, IMAGE)) | stored_ids(index_folder(workspace, TEXT))
     started = time.perf_counter()
     pairs: Iterable[ImageCaptions] = itertools.islice(reader, num_docs) if num_docs else reader
     with tqdm(total=num_docs, unit="img", desc="indexing") as progress:

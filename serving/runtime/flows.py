@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossmodal.workspace import check_workspace
 from serving.runtime import prepare_parent_process
 from serving.runtime.stop_signals import StopRequest, handle_stop_signals
 
@@ -59,9 +60,13 @@ class FlowSettings:
 def load_flow(kind: str, settings: FlowSettings):
     """Build the `index` or `query` flow from flows/<kind>.yml.
 
+    Raises ShardLayoutError or StoreVersionError (crossmodal.workspace.check_workspace) before anything starts
+    when the workspace's indexes cannot be opened with these settings.
+
     The gateway class is imported here rather than named in the YAML's py_modules (broken in Jina 3.34); the
     forked executor and gateway processes inherit it.
     """
+    check_workspace(settings.workspace, settings.shards)
     prepare_parent_process()  # inherited by every process the flow forks
     from jina import Flow
 
@@ -75,7 +80,8 @@ def load_flow(kind: str, settings: FlowSettings):
 def running(flow) -> Iterator:
     """Run the block with the flow started; every process it started is closed however the block or the start ends.
 
-    SIGTERM and SIGINT stop it the way Ctrl-C does, also while Jina is still starting it (see `serving.runtime.stop_signals`).
+    SIGTERM and SIGINT stop it the way Ctrl-C does, also while Jina is still starting it (see
+    `serving.runtime.stop_signals`).
     """
     with handle_stop_signals() as stop, _started(flow, stop):
         yield flow
