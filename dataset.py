@@ -16,11 +16,13 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from PIL import Image
+
+from crossmodal.unicode_text import invalid_unicode
 
 SPLITS = ("train", "val", "test", "restval")
 NO_SPLIT = "all"  # the split of an item whose source says nothing about splits
@@ -69,6 +71,9 @@ def _clean_captions(captions: list[str]) -> tuple[str, ...]:
 
 def _image_problem(path: Path) -> str | None:
     """Cheap header-level check; truncated pixel data is only caught later, by the encoder."""
+    reason = invalid_unicode(str(path))
+    if reason:
+        return f"file name is {reason}"
     if not path.is_file():
         return "image file missing"
     try:
@@ -134,9 +139,20 @@ class DatasetReader:
                 continue
             problem = _image_problem(item.image_path)
             if problem:
-                self._skip(item.pair_id, problem)
+                self._skip(item.pair_id.encode("utf-8", "backslashreplace").decode(), problem)
                 continue
-            yield item
+            yield self._without_invalid_captions(item)
+
+    def _without_invalid_captions(self, item: ImageCaptions) -> ImageCaptions:
+        """Drop (and report) captions that no index can store: text that is not valid Unicode."""
+        kept = []
+        for number, caption in enumerate(item.captions):
+            reason = invalid_unicode(caption)
+            if reason:
+                self._skip(f"{item.pair_id} caption {number + 1}", f"caption is {reason}")
+            else:
+                kept.append(caption)
+        return item if len(kept) == len(item.captions) else replace(item, captions=tuple(kept))
 
     def _items(self) -> Iterator[ImageCaptions]:
         """All items of the source, sorted, images not yet checked."""

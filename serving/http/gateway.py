@@ -30,6 +30,7 @@ from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecod
 from crossmodal.modality import IMAGE, MODALITIES, TEXT
 from crossmodal.records import TARGET_TAG
 from crossmodal.store import StoreError, read_record, records_with_pair_id, store_summary
+from crossmodal.unicode_text import first_invalid_string
 from crossmodal.workspace import index_folder
 from serving.http import api_models as models
 from serving.http import jinabox
@@ -190,6 +191,9 @@ class CrossModalGateway(FastAPIBaseGateway):
             raise HTTPException(400, f"invalid form upload: {getattr(error, 'detail', None) or error}") from None
         upload = form.get("image")
         fields = {key: value for key, value in form.multi_items() if not isinstance(value, UploadFile)}
+        problem = first_invalid_string(fields, "form")
+        if problem:
+            raise HTTPException(400, problem)
         request_model = _validate(models.SearchRequest, fields)
         if isinstance(upload, UploadFile):
             if request_model.text is not None or request_model.image_id is not None:
@@ -335,12 +339,17 @@ def _plural(modality: str) -> str:
 
 
 async def _json_body(request: Request) -> Any:
+    """The parsed JSON body; 422 when it is not JSON, 400 when a string in it is not valid Unicode text."""
     body = await request.body()
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"not valid JSON ({error})", "type": "json_invalid"}]) from None
+    problem = first_invalid_string(value)
+    if problem:  # valid JSON (`"\ud800"`), but no index, protobuf message or response can carry it
+        raise HTTPException(400, problem)
+    return value
 
 
 def _validate(model: type[BaseModel], data: Any) -> Any:

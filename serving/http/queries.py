@@ -21,6 +21,7 @@ from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
 from crossmodal.records import TARGET_TAG
 from crossmodal.store import read_record
+from crossmodal.unicode_text import invalid_unicode
 from serving.wire import CrossModalDoc
 
 MAX_TEXT_CHARS = 1000
@@ -61,6 +62,9 @@ class QueryBuilder:
         text = text.strip()
         if not text:
             raise bad_request(f"'{field_name}' is empty")
+        reason = invalid_unicode(text)
+        if reason:
+            raise bad_request(f"'{field_name}' is {reason}")
         if len(text) > MAX_TEXT_CHARS:
             raise bad_request(f"'{field_name}' is longer than {MAX_TEXT_CHARS} characters")
         return Query(modality=TEXT, target=_target(TEXT, target), text=text)

@@ -257,6 +257,33 @@ def test_folder_json(tmp_path: Path) -> None:
         open_dataset("folder", tmp_path, split="test")
 
 
+def test_text_that_is_not_valid_unicode_is_skipped_and_reported(tmp_path: Path) -> None:
+    """JSON's \\ud800 escapes give strings no index can store: the captions and file names carrying them are left out,
+    reported, and the rest of the photo is kept (the class of input, in the caption lists of folder and f30k)."""
+    write_jpeg(tmp_path / "photos" / "a.jpg")
+    write_jpeg(tmp_path / "photos" / "b.jpg")
+    (tmp_path / "photos" / "captions.json").write_text(
+        '{"a.jpg": ["A red square", "bad \\ud800 caption", "Red"], "b\\udc80.jpg": ["x"], "b.jpg": ["\\udfff"]}')
+    reader = open_dataset("folder", tmp_path / "photos")
+    items = {item.pair_id.rsplit("/", 1)[1]: item.captions for item in reader}
+    assert items == {"a.jpg": ("A red square", "Red"), "b.jpg": ()}
+    reasons = {skip.item.rsplit("/", 1)[1]: skip.reason for skip in reader.skipped}
+    assert reasons["a.jpg caption 2"].startswith("caption is not valid Unicode text (a lone surrogate")
+    assert reasons["b.jpg caption 1"].startswith("caption is not valid Unicode text")
+    assert any(name.startswith("b\\udc80.jpg") and reason.startswith("file name is not valid Unicode")
+               for name, reason in reasons.items())
+    for skip in reader.skipped:
+        skip.item.encode("utf-8")  # a report that can be printed
+
+    f30k = tmp_path / "f30k"
+    write_jpeg(f30k / "images" / "1.jpg")
+    (f30k / "dataset_flickr30k.json").write_text(json.dumps({"images": [
+        {"filename": "1.jpg", "split": "test", "sentences": [{"raw": "ok"}, {"raw": "\ud800"}]}]}))
+    reader = open_dataset("f30k", f30k)
+    assert [item.captions for item in reader] == [("ok",)]
+    assert [skip.item for skip in reader.skipped] == ["f30k/1.jpg caption 2"]
+
+
 # open_dataset errors -----------------------------------------------------------------------------
 
 
