@@ -140,6 +140,12 @@ _JINABOX_DATA_DESCRIPTION = ("queries, one per string: a `data:` URI is a photo 
                              "is a text; other URLs are not downloaded")
 
 
+class WidgetParameters(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    top_k: Optional[int] = Field(None, ge=1)
+    limit: Optional[int] = Field(None, ge=1, description="same as top_k")
+
+
 class JinaboxRequest(BaseModel):
     """Body the jinabox.js widget (Jina 0.5 era) posts to `POST /api/search`."""
 
@@ -148,14 +154,14 @@ class JinaboxRequest(BaseModel):
         {"data": ["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA..."], "top_k": 16, "mode": "search"},
     ]})
     data: list[str] = Field(description=_JINABOX_DATA_DESCRIPTION)
-    top_k: int = Field(16, ge=1, description="matches per query; above the server's maximum it is capped")
+    top_k: Optional[int] = Field(None, ge=1, description="matches per query (default 16); above the server's maximum "
+                                                        "it is capped")
+    parameters: WidgetParameters = Field(default_factory=WidgetParameters,
+                                         description="the npm builds send `parameters.top_k` instead of `top_k`")
     mode: str = Field("search", description="only `search` is served")
 
-
-class WidgetParameters(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    top_k: Optional[int] = Field(None, ge=1)
-    limit: Optional[int] = Field(None, ge=1, description="same as top_k")
+    def matches_per_query(self) -> int:
+        return self.top_k or self.parameters.top_k or self.parameters.limit or 16
 
 
 class WidgetSearchRequest(BaseModel):
@@ -179,6 +185,7 @@ class JinaMatch(BaseModel):
     score: JinaScore
     scores: dict[str, JinaScore] = Field(description="the same score, keyed by name (Jina 2.x)")
     mimeType: str
+    mime_type: str = Field(description="the same as `mimeType` (jinabox 0.1.50 reads this one)")
     modality: Modality
     uri: Optional[str] = Field(None, description="photos: an absolute URL of `/images/{id}`")
     text: Optional[str] = Field(None, description="captions")
@@ -193,6 +200,7 @@ class JinaTopkResult(BaseModel):
 class JinaDoc(BaseModel):
     id: str
     mimeType: str
+    mime_type: str = Field(description="the same as `mimeType` (jinabox 0.1.50 reads this one)")
     modality: Modality
     text: Optional[str] = None
     uri: Optional[str] = Field(None, description="the query photo, as it was sent")
@@ -205,16 +213,21 @@ class JinaDocs(BaseModel):
     docs: list[JinaDoc]
 
 
+_JINABOX_EXAMPLE_DOCS = {"docs": [{
+    "id": "q0", "mimeType": "text/plain", "mime_type": "text/plain", "modality": "text", "text": "a cup of coffee",
+    "matches": [{"id": "img-1f2e3d4c5b6a7980", "score": {"value": 0.412, "op_name": "cosine"},
+                 "scores": {"cosine": {"value": 0.412, "op_name": "cosine"}}, "mimeType": "image/png",
+                 "mime_type": "image/png", "modality": "image",
+                 "uri": "http://127.0.0.1:45678/images/img-1f2e3d4c5b6a7980", "tags": {"pair_id": "demo/coffee.png"}}],
+}]}
+
+
 class JinaboxResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"search": {"docs": [{
-        "id": "q0", "mimeType": "text/plain", "modality": "text", "text": "a cup of coffee",
-        "matches": [{"id": "img-1f2e3d4c5b6a7980", "score": {"value": 0.412, "op_name": "cosine"},
-                     "scores": {"cosine": {"value": 0.412, "op_name": "cosine"}}, "mimeType": "image/png",
-                     "modality": "image", "uri": "http://127.0.0.1:45678/images/img-1f2e3d4c5b6a7980",
-                     "tags": {"pair_id": "demo/coffee.png"}}]}]}}]})
+    """What both `/api/search` and a widget body on `/search` answer: every published jinabox build reads one of
+    `search.docs` (the 2020 widget, npm 0.1.49) and `data.docs` (npm 0.1.50), so both carry the same documents."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"search": _JINABOX_EXAMPLE_DOCS, "data": _JINABOX_EXAMPLE_DOCS, "parameters": {"top_k": 16}}]})
     search: JinaDocs
-
-
-class WidgetSearchResponse(BaseModel):
     data: JinaDocs
     parameters: dict = {}

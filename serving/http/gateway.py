@@ -101,23 +101,24 @@ class CrossModalGateway(FastAPIBaseGateway):
             """How many photos and captions are indexed, with which model and dimension; the server's limits."""
             return await run_in_threadpool(self._stats)
 
-        @app.post("/search", response_model=models.SearchResponse | models.WidgetSearchResponse,
+        @app.post("/search", response_model=models.SearchResponse | models.JinaboxResponse,
                   responses=ERROR_RESPONSES, tags=["search"], openapi_extra=_SEARCH_BODY_DOC)
         async def search(request: Request) -> JSONResponse:
             """Search with a text, a photo or an indexed photo's id; returns matches with their scores.
 
             Bodies: JSON (`SearchRequest`), a `multipart/form-data` upload (`SearchUpload`), or the jinabox widget's
-            `{"data": [...], "parameters": {"top_k": N}}` (`WidgetSearchRequest`, answered as `data.docs`).
+            `{"data": [...], "parameters": {"top_k": N}}` (`WidgetSearchRequest`, answered like `/api/search`).
             """
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
                 return await self._search_form(request)
             body = await _json_body(request)
             if isinstance(body, dict) and "data" in body:
+                request.state.widget = True  # errors then carry what the widget shows (jinabox_error_extras)
                 widget = _validate(models.WidgetSearchRequest, body)
-                top_k = widget.parameters.top_k or widget.parameters.limit or 10
+                top_k = min(widget.parameters.top_k or widget.parameters.limit or 10, self.max_limit)
                 docs = await self._jinabox_docs(widget.data, top_k, str(request.base_url), legacy=False)
-                return JSONResponse(jinabox.widget_response(docs, min(top_k, self.max_limit)))
+                return JSONResponse(jinabox.widget_response(docs, top_k))
             return await self._search_json(_validate(models.SearchRequest, body))
 
         @app.post("/api/search", response_model=models.JinaboxResponse, responses=ERROR_RESPONSES,
@@ -128,11 +129,13 @@ class CrossModalGateway(FastAPIBaseGateway):
             Error bodies here also carry `search.docs` (empty) and `status` (`code: ERROR`, `description`), which the
             widget reads to show the message.
             """
+            request.state.widget = True
             body = _validate(models.JinaboxRequest, await _json_body(request))
             if body.mode != "search":
                 raise HTTPException(400, f"mode {body.mode!r} is not served here; only 'search'")
-            docs = await self._jinabox_docs(body.data, body.top_k, str(request.base_url), legacy=True)
-            return JSONResponse(jinabox.jinabox_response(docs))
+            top_k = min(body.matches_per_query(), self.max_limit)
+            docs = await self._jinabox_docs(body.data, top_k, str(request.base_url), legacy=True)
+            return JSONResponse(jinabox.widget_response(docs, top_k))
 
         @app.get("/images/{doc_id}", responses={**ERROR_RESPONSES, 200: {"content": {"image/*": {}}}},
                  tags=["documents"], response_class=Response)
@@ -397,9 +400,10 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-def _error(status: int, message: str, path: str = "") -> JSONResponse:
+def _error(status: int, message: str, request: Request | None = None) -> JSONResponse:
+    """The one error shape; a jinabox request's error also carries what each widget build shows."""
     content: dict = {"error": {"status": status, "message": message}}
-    if path == "/api/search":
+    if request is not None and (request.url.path == "/api/search" or getattr(request.state, "widget", False)):
         content.update(jinabox.jinabox_error_extras(message))
     return JSONResponse(status_code=status, content=content)
 
@@ -411,7 +415,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 304:
             return Response(status_code=304, headers=exc.headers)
-        return _error(exc.status_code, str(exc.detail), request.url.path)
+        return _error(exc.status_code, str(exc.detail), request)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -419,16 +423,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(part) for part in item['loc'] if part != 'body') or 'body'}: {item['msg']}"
             for item in exc.errors()
         )
-        return _error(422, f"invalid request: {problems}", request.url.path)
+        return _error(422, f"invalid request: {problems}", request)
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return _error(413, str(exc), request.url.path)
+        return _error(413, str(exc), request)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s", request.url.path)
-        return _error(500, f"internal error: {type(exc).__name__}", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}", request)
 
 
 _SEARCH_BODY_DOC = {"requestBody": {"required": True, "content": {

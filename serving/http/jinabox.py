@@ -1,7 +1,9 @@
 """The jinabox.js widget's contract: its request bodies in, Jina 0.5 / 2.x shaped documents out.
 
-Jina 0.5 (`POST /api/search`, answered as `{"search": {"docs": [...]}}`) and the Jina 2.x widget (`POST /search`
-with `parameters`, answered as `{"data": {"docs": [...]}}`) read the same documents: one per query, in order, with
+The published builds differ in what they read (shared/reference/rest-contracts.md): the 2020 widget and npm 0.1.49
+read `search.docs` and `mimeType`, npm 0.1.50 reads `data.docs` and `mime_type`, and a user points any of them at
+`/api/search` or `/search`. So both routes answer one shape that carries both: `search.docs` and `data.docs` (the
+same documents), `mimeType` and `mime_type` on every document and match. Documents: one per query, in order, with
 `matches` sorted by `score.value`, a similarity. Photos are `uri` URLs of `/images/{id}`, captions are `text`.
 """
 from __future__ import annotations
@@ -20,10 +22,10 @@ def match_json(match: MatchDoc, base_url: str) -> dict:
     tags = {key: value for key, value in match.tags.items() if key != "error"}
     result = {"id": match.id, "score": score, "scores": {SCORE_NAME: score}, "modality": match.modality}
     if match.modality == IMAGE:
-        result["mimeType"] = mime_from_path(match.uri)
+        result["mimeType"] = result["mime_type"] = mime_from_path(match.uri)
         result["uri"] = f"{base_url}/images/{match.id}"
     else:
-        result["mimeType"] = "text/plain"
+        result["mimeType"] = result["mime_type"] = "text/plain"
         result["text"] = match.text or ""
         if tags.get("image_id"):
             tags["image_url"] = f"{base_url}/images/{tags['image_id']}"
@@ -33,7 +35,7 @@ def match_json(match: MatchDoc, base_url: str) -> dict:
 
 def doc_json(query: Query, matches: Iterable[MatchDoc], base_url: str, legacy: bool = False) -> dict:
     """One query and its matches; `legacy` adds `topkResults`, the match list of the oldest widget versions."""
-    doc: dict = {"id": query.id, "mimeType": query.mime_type, "modality": query.modality}
+    doc: dict = {"id": query.id, "mimeType": query.mime_type, "mime_type": query.mime_type, "modality": query.modality}
     if query.text is not None:
         doc["text"] = query.text
     if query.uri:
@@ -44,15 +46,12 @@ def doc_json(query: Query, matches: Iterable[MatchDoc], base_url: str, legacy: b
     return doc
 
 
-def jinabox_response(docs: list[dict]) -> dict:
-    return {"search": {"docs": docs}}
-
-
 def widget_response(docs: list[dict], top_k: int) -> dict:
-    return {"data": {"docs": docs}, "parameters": {"top_k": top_k}}
+    """The answer to a jinabox request on either route, readable by every published build."""
+    return {"search": {"docs": docs}, "data": {"docs": docs}, "parameters": {"top_k": top_k}}
 
 
 def jinabox_error_extras(message: str) -> dict:
-    """Added to error bodies of `/api/search`: the widget reads `search.docs` first, then shows `status.description`."""
-    return {"search": {"docs": []}, "status": {"code": "ERROR", "description": message}}
+    """Added to the error body of a jinabox request: each build reads its docs list, then shows `status.description`."""
+    return {"search": {"docs": []}, "data": {"docs": []}, "status": {"code": "ERROR", "description": message}}
 

@@ -83,6 +83,9 @@ class QueryBuilder:
                      mime_type=_sniff_mime(data), uri=uri)
 
     def image_base64(self, value: str, target: str | None = None, field_name: str = "image") -> Query:
+        mime = _data_uri_mime(value)
+        if mime is not None and not mime.startswith("image/"):
+            raise bad_request(f"'{field_name}' is a {mime} data URI; only photos (image/*) can be searched", 415)
         try:
             # checks the size before decoding, so a huge string never doubles in memory
             data = image_bytes_from_base64(value, max_bytes=self.max_image_bytes)
@@ -122,10 +125,8 @@ class QueryBuilder:
         if not isinstance(item, str):
             raise bad_request(f"'{name}' must be a string")
         value = item.strip()
-        if value[:5].lower() == "data:":
-            header = value.partition(",")[0]
-            parsed = _DATA_URI_HEADER.match(header)
-            mime = ((parsed.group(1) if parsed else None) or "text/plain").lower()
+        mime = _data_uri_mime(value)
+        if mime is not None:
             if mime.startswith("text/"):
                 return self.text(_data_uri_text(value, name), field_name=name)
             if not mime.startswith("image/"):
@@ -153,6 +154,14 @@ def _target(modality: str, target: str | None) -> str:
     if target not in MODALITIES:
         raise bad_request(f"'modality' must be one of {list(MODALITIES)}, got {target!r}", 422)
     return target
+
+
+def _data_uri_mime(value: str) -> str | None:
+    """The media type a data URI declares (RFC 2397's default, text/plain, when it names none); None for a non-URI."""
+    if not isinstance(value, str) or value.lstrip()[:5].lower() != "data:":
+        return None
+    parsed = _DATA_URI_HEADER.match(value.lstrip().partition(",")[0])
+    return ((parsed.group(1) if parsed else None) or "text/plain").lower()
 
 
 def _data_uri_text(value: str, name: str) -> str:
