@@ -213,7 +213,7 @@ class JinaDocs(BaseModel):
     docs: list[JinaDoc]
 
 
-_JINABOX_EXAMPLE_DOCS = {"docs": [{
+_JINABOX_EXAMPLE_DOCS: dict[str, Any] = {"docs": [{
     "id": "q0", "mimeType": "text/plain", "mime_type": "text/plain", "modality": "text", "text": "a cup of coffee",
     "matches": [{"id": "img-1f2e3d4c5b6a7980", "score": {"value": 0.412, "op_name": "cosine"},
                  "scores": {"cosine": {"value": 0.412, "op_name": "cosine"}}, "mimeType": "image/png",
