@@ -146,6 +146,18 @@ class WidgetParameters(BaseModel):
     limit: Optional[int] = Field(None, ge=1, description="same as top_k")
 
 
+class BatchSearchRequest(BaseModel):
+    """Several searches at once (at most 32), each a `SearchRequest` with its own limit and modality."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"queries": [{"text": "a cup of coffee", "limit": 3}, {"image_id": "img-0a1b2c3d4e5f6789", "limit": 5}]}]})
+    queries: list[SearchRequest]
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse] = Field(description="one answer per query, in the order of `queries`")
+
+
 class JinaboxRequest(BaseModel):
     """Body the jinabox.js widget (Jina 0.5 era) posts to `POST /api/search`."""
 

@@ -121,6 +121,13 @@ class CrossModalGateway(FastAPIBaseGateway):
                 return JSONResponse(jinabox.widget_response(docs, top_k))
             return await self._search_json(_validate(models.SearchRequest, body))
 
+        @app.post("/search/batch", response_model=models.BatchSearchResponse, responses=ERROR_RESPONSES,
+                  tags=["search"])
+        async def search_batch(request: Request) -> JSONResponse:
+            """Up to 32 searches in one request (`SearchRequest` each), answered in order: one flow request for all
+            of them, which is how `-t evaluate` runs thousands of queries."""
+            return await self._search_batch(_validate(models.BatchSearchRequest, await _json_body(request)))
+
         @app.post("/api/search", response_model=models.JinaboxResponse, responses=ERROR_RESPONSES,
                   tags=["jinabox"])
         async def jinabox_search(request: Request) -> JSONResponse:
@@ -172,18 +179,34 @@ class CrossModalGateway(FastAPIBaseGateway):
     # --- search -------------------------------------------------------------------------------------------------
 
     async def _search_json(self, request: models.SearchRequest) -> JSONResponse:
+        query = await self._query(request)
+        return await self._answer(query, request.limit)
+
+    async def _query(self, request: models.SearchRequest, where: str = "") -> Query:
+        """The flow query of one request; `where` prefixes field names in errors (`queries[3].`)."""
         given = [name for name in ("text", "image", "image_id") if getattr(request, name) is not None]
         if len(given) != 1:
-            raise HTTPException(400, "send exactly one of 'text', 'image' or 'image_id'")
+            raise HTTPException(400, f"send exactly one of '{where}text', '{where}image' or '{where}image_id'")
         self._check_limit(request.limit)
         # Decoding a photo to validate it takes a while: off the event loop.
         if request.text is not None:
-            query = self.queries.text(request.text, request.modality)
-        elif request.image is not None:
-            query = await run_in_threadpool(self.queries.image_base64, request.image, request.modality)
-        else:
-            query = await run_in_threadpool(self.queries.image_id, str(request.image_id), request.modality)
-        return await self._answer(query, request.limit)
+            return self.queries.text(request.text, request.modality, f"{where}text")
+        if request.image is not None:
+            return await run_in_threadpool(self.queries.image_base64, request.image, request.modality,
+                                           f"{where}image")
+        return await run_in_threadpool(self.queries.image_id, str(request.image_id), request.modality,
+                                       f"{where}image_id")
+
+    async def _search_batch(self, request: models.BatchSearchRequest) -> JSONResponse:
+        """Every query through the flow in one request; each answered with its own limit, in order."""
+        if not 1 <= len(request.queries) <= MAX_QUERIES:
+            raise HTTPException(400, f"'queries' holds {len(request.queries)} queries; send 1 to {MAX_QUERIES}")
+        queries = [await self._query(item, f"queries[{position}].") for position, item in enumerate(request.queries)]
+        results = await self._search(queries, max(item.limit for item in request.queries))
+        answers = [models.SearchResponse(query_modality=query.modality, modality=query.target,
+                                         matches=[_public_match(match) for match in matches[:item.limit]])
+                   for query, item, matches in zip(queries, request.queries, results)]
+        return JSONResponse(models.BatchSearchResponse(results=answers).model_dump())
 
     async def _search_form(self, request: Request) -> JSONResponse:
         try:
@@ -459,7 +482,7 @@ def _openapi(app: FastAPI) -> dict:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (models.SearchRequest, models.SearchUpload, models.WidgetSearchRequest, models.JinaboxRequest,
-                  models.ErrorResponse):
+                  models.BatchSearchRequest, models.ErrorResponse):
         extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(extra.pop("$defs", {}))
         components[model.__name__] = extra
@@ -469,5 +492,7 @@ def _openapi(app: FastAPI) -> dict:
         "examples": {"text": {"value": {"data": ["a cup of coffee"], "top_k": 16, "mode": "search"}},
                      "text and photo": {"value": {"data": ["a cup of coffee", "data:image/png;base64,iVBORw0KGgo..."],
                                                   "top_k": 16, "mode": "search"}}}}}}
+    schema["paths"]["/search/batch"]["post"]["requestBody"] = {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/BatchSearchRequest"}}}}
     app.openapi_schema = schema
     return schema

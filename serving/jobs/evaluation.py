@@ -1,32 +1,51 @@
-"""Runs every caption and every image of a dataset through the query flow and scores the rankings."""
+"""Runs every indexed caption and photo of a dataset through the query flow and scores the rankings."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from tqdm import tqdm
 
 from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.metrics import first_relevant_rank, recall_summary, rsum
 from dataset import ImageCaptions
-from serving.jobs.client import SearchClient
+from serving.jobs.client import SearchClient, image_query, text_query
 
 
-def evaluate_pairs(client: SearchClient, pairs: Sequence[ImageCaptions], depth: int) -> dict:
-    """image->text: hit if any of the image's captions is ranked; text->image: the caption's own image."""
-    image_ranks, text_ranks = [], []
-    captions_total = sum(len(pair.captions) for pair in pairs)
+def evaluate_pairs(client: SearchClient, pairs: Sequence[ImageCaptions], depth: int,
+                   indexed_ids: Collection[str] | None = None) -> dict:
+    """image->text: hit if any of the image's indexed captions is ranked; text->image: the caption's own image.
+
+    With `indexed_ids` (what the index holds), only what was indexed is evaluated: a photo skipped at indexing
+    (a truncated file, say) is neither queried nor expected, and the report says how many were left out.
+    """
+    captions_of: dict[str, list[tuple[str, str]]] = {}
+    for pair in pairs:
+        captions = [(caption_doc_id(pair.pair_id, n), text) for n, text in enumerate(pair.captions)]
+        captions_of[pair.pair_id] = [(id_, text) for id_, text in captions
+                                     if indexed_ids is None or id_ in indexed_ids]
+    evaluated = [pair for pair in pairs if (indexed_ids is None or image_doc_id(pair.pair_id) in indexed_ids)
+                 and captions_of[pair.pair_id]]
+    if not evaluated:
+        raise ValueError("nothing to evaluate: no photo with a caption was indexed")
+    captions_total = sum(len(captions_of[pair.pair_id]) for pair in evaluated)
     image_depth = min(depth, captions_total)
-    text_depth = min(depth, len(pairs))
-    for pair in tqdm(pairs, desc="image->text", unit="query"):
-        own_captions = {caption_doc_id(pair.pair_id, n) for n in range(len(pair.captions))}
-        ranked = [match["id"] for match in client.search_image(pair.image_path, limit=image_depth)]
-        image_ranks.append(first_relevant_rank(ranked, own_captions))
-    for pair in tqdm(pairs, desc="text->image", unit="query"):
-        own_image = {image_doc_id(pair.pair_id)}
-        for caption in pair.captions:
-            ranked = [match["id"] for match in client.search_text(caption, limit=text_depth)]
-            text_ranks.append(first_relevant_rank(ranked, own_image))
+    text_depth = min(depth, len(evaluated))
+
+    photo_queries = (image_query(pair.image_path, image_depth) for pair in evaluated)
+    image_ranks = []
+    for pair, ranked in zip(evaluated, tqdm(client.search_many(photo_queries), total=len(evaluated),
+                                            desc="image->text", unit="query")):
+        own = {id_ for id_, _ in captions_of[pair.pair_id]}
+        image_ranks.append(first_relevant_rank([match["id"] for match in ranked], own))
+
+    caption_owner = [(image_doc_id(pair.pair_id), text) for pair in evaluated for _, text in captions_of[pair.pair_id]]
+    text_queries = (text_query(text, text_depth) for _, text in caption_owner)
+    text_ranks = []
+    for (own_image, _), ranked in zip(caption_owner, tqdm(client.search_many(text_queries), total=len(caption_owner),
+                                                          desc="text->image", unit="query")):
+        text_ranks.append(first_relevant_rank([match["id"] for match in ranked], {own_image}))
+
     image_to_text = recall_summary(image_ranks, image_depth)
     text_to_image = recall_summary(text_ranks, text_depth)
-    return {"images": len(pairs), "captions": captions_total, "image_to_text": image_to_text,
-            "text_to_image": text_to_image, "rsum": rsum(image_to_text, text_to_image)}
+    return {"images": len(evaluated), "captions": captions_total, "images_not_indexed": len(pairs) - len(evaluated),
+            "image_to_text": image_to_text, "text_to_image": text_to_image, "rsum": rsum(image_to_text, text_to_image)}
