@@ -4,13 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crossmodal.workspace import check_workspace
 from serving.runtime import prepare_parent_process
+from serving.runtime.output import jina_banner
 from serving.runtime.stop_signals import StopRequest, handle_stop_signals
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -87,12 +87,14 @@ def running(flow) -> Iterator:
         yield flow
 
 
-def serve_until_stopped(flow) -> None:
+def serve_until_stopped(flow, on_ready: Callable[[], None] = lambda: None) -> None:
     """Serve until SIGTERM or SIGINT, then close every process of the flow.
 
+    `on_ready` runs once the flow has started, when the gateway answers (it answers before Jina's start returns).
     Being stopped is how a server's run ends, so it returns normally."""
     try:
         with handle_stop_signals() as stop, _started(flow, stop):
+            on_ready()
             stop.wait()
     except KeyboardInterrupt:
         pass
@@ -100,9 +102,9 @@ def serve_until_stopped(flow) -> None:
 
 @contextlib.contextmanager
 def _started(flow, stop: StopRequest) -> Iterator:
-    """Start the flow with Jina's "Flow is ready" banner on stderr, so stdout carries only our results."""
+    """Start the flow; Jina's "Flow is ready" banner never reaches stdout, which carries only our results."""
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with jina_banner():
             flow.start()
         stop.raise_if_requested()
         yield flow
