@@ -26,14 +26,20 @@ index: setup
 serve: setup
 	$(BIN)/python app.py -t query-restful --host $(HOST) --port $(PORT)
 
-# Each end-to-end and integration module runs in a pytest process of its own: a process that has run an OpenMP
-# computation (torch, FAISS) hangs the Jina executors it forks afterwards, so one module must not poison the next.
-TEST_MODULES = $(sort $(wildcard tests/e2e/test_*.py)) $(sort $(wildcard tests/integration/test_*.py))
+# Four pytest processes, each failure (any non-zero exit, also 5: no tests collected) fails the target:
+# 1. tests/e2e + tests/integration together: no flow is forked from that process (each is a subprocess, fork + exec:
+#    tests/servers.py), because a process that has run an OpenMP computation (torch, FAISS) hangs the Jina executors
+#    it forks afterwards (libgomp is not fork-safe). One demo index and one query server serve the whole run.
+# 2, 3. the two model-backend modules fork flows in-process after running torch: one process each.
+# 4. tests/unit (torch in-process, no flows).
+OWN_PROCESS_MODULES = tests/e2e/test_cli_models.py tests/integration/test_model_backends_flow.py
+PYTEST = $(BIN)/python -m pytest -q
 
 test: setup
 	@status=0; \
-	for module in $(TEST_MODULES); do $(BIN)/python -m pytest -q $$module || status=1; done; \
-	$(BIN)/python -m pytest -q tests/unit || status=1; \
+	$(PYTEST) tests/e2e tests/integration $(addprefix --ignore=,$(OWN_PROCESS_MODULES)) || status=1; \
+	for module in $(OWN_PROCESS_MODULES); do $(PYTEST) $$module || status=1; done; \
+	$(PYTEST) tests/unit || status=1; \
 	exit $$status
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over the product code.

@@ -1,6 +1,7 @@
 """The search page in a real headless Chromium (Debian's chromium + chromium-driver), driven by Selenium.
 
-A real query flow serves the indexed demo collection; the browser types, uploads, clicks and reads what a user sees.
+The run's shared query server (`app.py -t query-restful`, tests/conftest.py) serves the indexed demo collection;
+the browser types, uploads, clicks and reads what a user sees.
 Screenshots of a text query and a photo query are written to the test's tmp folder; with
 CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace docs/screenshot-text-query.png and docs/screenshot-image-query.png.
 """
@@ -13,21 +14,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from jina.helper import random_port
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
-from dataset import open_dataset
-from serving.jobs.indexing import index_dataset
-from serving.runtime.flows import FlowSettings, load_flow, running
-
-selenium = pytest.importorskip("selenium")
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,22 +37,15 @@ def demo_captions(name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    workspace = tmp_path_factory.mktemp("workspace")
-    with running(load_flow("index", FlowSettings(workspace=workspace))) as flow:
-        index_dataset(flow, open_dataset("demo", workspace=workspace), workspace, batch_size=8)
-    port = random_port()
-    with running(load_flow("query", FlowSettings(workspace=workspace, port=port))):
-        yield {"url": f"http://127.0.0.1:{port}", "workspace": workspace}
+def server(demo_server, demo_workspace):
+    """The run's shared query server on the indexed demo collection (tests/conftest.py)."""
+    return {"url": demo_server, "workspace": demo_workspace}
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

@@ -1,4 +1,8 @@
-"""Both flows with the real offline models, the query flow driven through its HTTP gateway."""
+"""Both flows with the real offline models, the query flow driven through its HTTP gateway.
+
+The index flow built the run's demo workspace (`app.py -t index`, tests/conftest.py), which the shared query
+server serves; re-indexing is tested at the indexing-job level (test_indexing_job.py).
+"""
 import base64
 import io
 
@@ -8,10 +12,7 @@ from docarray import DocList
 from PIL import Image
 
 from crossmodal.store import ModelMismatchError, stored_ids
-from dataset import open_dataset
 from pods.indexer import Indexer
-from serving.jobs.indexing import index_dataset
-from serving.runtime.flows import FlowSettings, load_flow, running
 from serving.wire import CrossModalDoc
 
 
@@ -28,15 +29,6 @@ def test_index_flow_routes_each_modality_to_its_own_index(workspace):
     image_ids, text_ids = stored_ids(workspace / "image_index"), stored_ids(workspace / "text_index")
     assert len(image_ids) == 19 and all(doc_id.startswith("img-") for doc_id in image_ids)
     assert len(text_ids) == 57 and all(doc_id.startswith("txt-") for doc_id in text_ids)
-
-
-def test_reindexing_replaces_instead_of_duplicating(workspace):
-    reader = open_dataset("demo", workspace=workspace)
-    with running(load_flow("index", FlowSettings(workspace=workspace))) as flow:
-        summary = index_dataset(flow, reader, workspace, batch_size=8, num_docs=3, reindex=True)
-    assert summary.images == 3 and summary.captions == 9
-    assert len(stored_ids(workspace / "image_index")) == 19
-    assert len(stored_ids(workspace / "text_index")) == 57
 
 
 def test_text_query_returns_images_sorted_with_coffee_first(client):
@@ -108,7 +100,8 @@ def test_malformed_json_and_huge_bodies_are_refused_and_the_server_survives(clie
     huge = client.post("/search", content=b"x" * (41 * 1024 * 1024), headers={"content-type": "application/json"})
     assert huge.status_code == 413
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.post("/search", json={"text": "a cup of coffee"}).json()["matches"][0]["tags"]["pair_id"] == "demo/coffee.png"
+    best = client.post("/search", json={"text": "a cup of coffee"}).json()["matches"][0]
+    assert best["tags"]["pair_id"] == "demo/coffee.png"
 
 
 def test_indexer_refuses_documents_and_queries_of_another_model(tmp_path):
@@ -135,8 +128,10 @@ def _tiny_png() -> str:
 def test_a_read_only_indexer_sees_documents_indexed_after_it_started(tmp_path):
     folder = str(tmp_path / "image_index")
     reader = Indexer(modality="image", folder=folder, read_only=True)
+
     def query():
-        return DocList[CrossModalDoc]([CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "m"})])
+        return DocList[CrossModalDoc]([
+            CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "m"})])
 
     assert not reader.search(query(), parameters={"limit": 5})[0].matches
     writer = Indexer(modality="image", folder=folder)

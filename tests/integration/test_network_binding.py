@@ -1,13 +1,13 @@
-"""Every process of both flows listens on loopback only, unless the user asks for another gateway host."""
-import os
+"""Every process of both flows listens on loopback only, unless the user asks for another gateway host.
+
+The flows looked at are the run's shared ones (tests/conftest.py): the query server (`app.py -t query-restful`)
+and the index flow of the indexing-job tests, each a subprocess leading its own session.
+"""
 import re
 import subprocess
 
 import pytest
-from jina.helper import random_port
 from processes import descendants
-
-from serving.runtime.flows import FlowSettings, load_flow, running
 
 
 def listening_addresses(pids: set[int]) -> list[str]:
@@ -22,8 +22,10 @@ def listening_addresses(pids: set[int]) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", ["index", "query"])
-def test_flow_listens_on_loopback_only(kind, tmp_path):
-    with running(load_flow(kind, FlowSettings(workspace=tmp_path, port=random_port()))):
-        addresses = listening_addresses(descendants(os.getpid()) | {os.getpid()})
+def test_flow_listens_on_loopback_only(kind, request):
+    flow = request.getfixturevalue("job_index_flow" if kind == "index" else "query_server")
+    addresses = listening_addresses(descendants(flow.pid) | {flow.pid})
     assert len(addresses) >= 6, addresses  # gateway + 4 executors + merger
+    assert any(address.endswith(f"127.0.0.1]:{flow.port}") or address == f"127.0.0.1:{flow.port}"
+               for address in addresses), addresses  # the gateway is among them
     assert all(re.match(r"^(127\.0\.0\.1|\[::ffff:127\.0\.0\.1\]):\d+$", address) for address in addresses), addresses

@@ -5,13 +5,12 @@ import io
 import httpx
 import numpy as np
 import pytest
-from jina.helper import random_port
 from PIL import Image
 
 from crossmodal.ids import image_doc_id
 from crossmodal.store import Record, VectorStore, stored_ids
 from serving.http.gateway import parse_origins
-from serving.runtime.flows import FlowSettings, load_flow, running
+from tests.servers import cli_env, start_query_server
 
 # Same-modality search (text -> captions, photo -> photos) needs flows/query.yml to route by the query's tags.target.
 CAT = "demo/chelsea_cat.png"
@@ -240,16 +239,20 @@ def test_cors_origins_setting(value, origins):
 
 
 def test_configured_origins_and_a_model_mismatch_over_http(tmp_path):
-    """A second flow: CORS limited to one origin, and an image index built by another model (409, both names)."""
-    with VectorStore(tmp_path / "image_index", "image", "other-model", 384) as store:
-        store.add([Record(id="img-x", modality="image", uri=str(tmp_path / "x.png"))], np.ones((1, 384), np.float32))
-    port = random_port()
-    settings = FlowSettings(workspace=tmp_path, port=port, cors_origins="http://allowed.example")
-    with running(load_flow("query", settings)), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-        allowed = http.get("/health", headers={"origin": "http://allowed.example"})
-        assert allowed.headers["access-control-allow-origin"] == "http://allowed.example"
-        other = http.get("/health", headers={"origin": "http://evil.example"})
-        assert "access-control-allow-origin" not in other.headers
-        response = http.post("/search", json={"text": "a cat"})
-        assert_error(response, 409, "'other-model'", "'offline'")
-        assert http.get("/stats").json()["indexes"]["text"] == {"count": 0, "model": None, "dim": None}
+    """A second server: CORS limited to one origin, and an image index built by another model (409, both names)."""
+    workspace = tmp_path / "workspace"
+    with VectorStore(workspace / "image_index", "image", "other-model", 384) as store:
+        store.add([Record(id="img-x", modality="image", uri=str(workspace / "x.png"))], np.ones((1, 384), np.float32))
+    server = start_query_server(workspace, tmp_path / "server.log",
+                                env=cli_env(CROSSMODAL_CORS_ORIGINS="http://allowed.example"))
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            allowed = http.get("/health", headers={"origin": "http://allowed.example"})
+            assert allowed.headers["access-control-allow-origin"] == "http://allowed.example"
+            other = http.get("/health", headers={"origin": "http://evil.example"})
+            assert "access-control-allow-origin" not in other.headers
+            response = http.post("/search", json={"text": "a cat"})
+            assert_error(response, 409, "'other-model'", "'offline'")
+            assert http.get("/stats").json()["indexes"]["text"] == {"count": 0, "model": None, "dim": None}
+    finally:
+        server.stop()

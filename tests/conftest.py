@@ -1,0 +1,93 @@
+"""Shared by every test module that runs flows: the demo collection indexed once per run, one query server on it.
+
+No flow is ever forked from the test process (tests/servers.py says why): the demo index is built by
+`app.py -t index`, the query server is `app.py -t query-restful`, both real subprocesses. A test that changes a
+workspace works on a copy of the demo one (`demo_workspace_copy`), never on the shared one.
+
+Modules that still start flows inside the test process (the model-backend ones) must run in a pytest process of
+their own; `make test` does, and this file refuses a run that mixes them with anything else.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import INDEX_TIMEOUT, FlowProcess, IndexFlow, describe, run_cli, start_index_flow, start_query_server
+
+# They fork Jina from the test process after running torch in it: one module per process (Makefile `test`).
+OWN_PROCESS_MODULES = ("tests/e2e/test_cli_models.py", "tests/integration/test_model_backends_flow.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(config.rootpath)
+    modules = {Path(item.path).relative_to(root).as_posix() for item in items}
+    lonely = modules & set(OWN_PROCESS_MODULES)
+    if lonely and len(modules) > 1 and not config.option.collectonly:
+        raise pytest.UsageError(f"{sorted(lonely)} fork flows from the test process and must run in a pytest "
+                                "process of their own (see the Makefile's `test` target)")
+    for item in items:
+        if Path(item.path).relative_to(root).as_posix() in OWN_PROCESS_MODULES:
+            item.add_marker(pytest.mark.own_process)
+
+
+@dataclass
+class DemoIndex:
+    workspace: Path
+    result: object  # the CompletedProcess of `app.py -t index -d demo`
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory) -> DemoIndex:
+    """`app.py -t index -d demo` once per run: the whole demo set (19 photos, 57 captions)."""
+    workspace = tmp_path_factory.mktemp("demo") / "workspace"
+    result = run_cli("-t", "index", "-d", "demo", "--workspace", workspace, timeout=INDEX_TIMEOUT)
+    assert result.returncode == 0, describe(result)
+    return DemoIndex(workspace, result)
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(demo_index) -> Path:
+    """The indexed demo workspace; shared by the whole run, so only read it (copy it with demo_workspace_copy)."""
+    return demo_index.workspace
+
+
+@pytest.fixture
+def demo_workspace_copy(demo_workspace, tmp_path) -> Path:
+    """A copy of the indexed demo workspace, for a test that indexes into it, evaluates or crashes it."""
+    return Path(shutil.copytree(demo_workspace, tmp_path / "demo-copy"))
+
+
+@pytest.fixture(scope="session")
+def query_server(demo_workspace, tmp_path_factory) -> FlowProcess:
+    """`app.py -t query-restful` on the demo workspace, shared by every HTTP and browser test of the run.
+
+    At the end of the run it must stop on SIGTERM with every process of its flow gone and its port free."""
+    server = start_query_server(demo_workspace, tmp_path_factory.mktemp("query-server") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_server(query_server) -> str:
+    """Base URL of the shared query server."""
+    return query_server.url
+
+
+@pytest.fixture
+def client(demo_server):
+    with httpx.Client(base_url=demo_server, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def job_index_flow(tmp_path_factory) -> IndexFlow:
+    """An index flow on an empty workspace, fed by test_indexing_job.py through `index_dataset` (the only module
+    that writes through it; test_network_binding.py only looks at its sockets)."""
+    root = tmp_path_factory.mktemp("job-index")
+    flow = start_index_flow(root / "workspace", root / "flow.log")
+    yield flow
+    flow.stop()
