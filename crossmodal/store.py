@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import struct
 import tempfile
@@ -173,6 +174,14 @@ def records_with_pair_id(folder: str | Path, pair_id: str, id_prefix: str | None
     sql += " ORDER BY num LIMIT ?"
     params.append(int(limit))
     return [_to_record(row) for row in _query_read_only(folder, sql, tuple(params)) or ()]
+
+
+def sample_records(folder: str | Path, limit: int) -> list[Record]:
+    """Up to ``limit`` records drawn at random from ``folder`` (all its shards), without loading FAISS."""
+    rows = _query_read_only(folder, f"SELECT {_COLUMNS} FROM records ORDER BY RANDOM() LIMIT ?", (int(limit),))
+    records = [_to_record(row) for row in rows or ()]
+    random.shuffle(records)  # several shards each gave up to `limit`: keep a random `limit` of them
+    return records[:limit]
 
 
 class VectorStore:

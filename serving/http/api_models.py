@@ -61,6 +61,7 @@ class Match(BaseModel):
     modality: Modality
     score: float = Field(description="cosine similarity to the query, higher is better")
     text: Optional[str] = Field(None, description="the caption (text matches)")
+    caption: Optional[str] = Field(None, description="the photo's first caption, when it has one (photo matches)")
     image_url: Optional[str] = Field(None, description="the photo, or the caption's photo; add `?size=256` for a "
                                                        "thumbnail")
     tags: dict[str, str] = Field({}, description="pair_id, dataset, split; captions also image_id")
@@ -112,6 +113,22 @@ class Limits(BaseModel):
     max_text_chars: int
     max_queries: int = Field(description="the most queries in one jinabox request")
     thumbnail_sizes: list[int] = Field(description="`?size=` is rounded up to one of these")
+
+
+class SamplePhoto(BaseModel):
+    id: str
+    image_url: str
+    name: str = Field(description="the photo's file name")
+    caption: Optional[str] = Field(None, description="its first caption, when it has one")
+
+
+class SampleResponse(BaseModel):
+    """A few indexed photos, drawn at random: what the collection holds, for a first look."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"photos": [{
+        "id": "img-1f2e3d4c5b6a7980", "image_url": "/images/img-1f2e3d4c5b6a7980", "name": "coffee.png",
+        "caption": "A cup of black coffee on a saucer."}]}]})
+    photos: list[SamplePhoto]
 
 
 class StatsResponse(BaseModel):

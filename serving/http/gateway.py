@@ -29,11 +29,12 @@ from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
 from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
 from crossmodal.modality import IMAGE, MODALITIES, TEXT
 from crossmodal.records import TARGET_TAG
-from crossmodal.store import StoreError, read_record, records_with_pair_id, store_summary
+from crossmodal.store import StoreError, read_record, records_with_pair_id, sample_records, store_summary
 from crossmodal.unicode_text import first_invalid_string
 from crossmodal.workspace import index_folder
 from serving.http import api_models as models
 from serving.http import jinabox
+from serving.http.api_docs import mount_api_docs
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
 from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 from serving.runtime import prepare_child_process
@@ -76,10 +77,11 @@ class CrossModalGateway(FastAPIBaseGateway):
 
     @property
     def app(self) -> FastAPI:
-        app = FastAPI(title="Cross-modal search", version="1.0",
+        app = FastAPI(title="Cross-modal search", version="1.0", docs_url=None, redoc_url=None,
                       description="Text finds photos, photos find captions. Every error answers "
                                   '`{"error": {"status": <code>, "message": "..."}}`.')
         _install_error_handlers(app)
+        mount_api_docs(app)
         app.add_middleware(BodyLimitMiddleware, max_bytes=self.max_body_bytes)
         if self.cors_origins:
             app.add_middleware(CORSMiddleware, allow_origins=self.cors_origins, allow_methods=["GET", "POST"],
@@ -95,6 +97,12 @@ class CrossModalGateway(FastAPIBaseGateway):
         async def health() -> dict:
             """The gateway answers (the executors are started before it)."""
             return {"status": "ok"}
+
+        @app.get("/sample", response_model=models.SampleResponse, responses=ERROR_RESPONSES, tags=["documents"])
+        async def sample(limit: int = QueryParam(8, ge=1, le=48, description="how many photos"),
+                         ) -> models.SampleResponse:
+            """A few indexed photos drawn at random, with their first captions: what the collection holds."""
+            return await run_in_threadpool(self._sample, limit)
 
         @app.get("/stats", response_model=models.StatsResponse, responses=ERROR_RESPONSES, tags=["service"])
         async def stats() -> models.StatsResponse:
@@ -203,8 +211,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             raise HTTPException(400, f"'queries' holds {len(request.queries)} queries; send 1 to {MAX_QUERIES}")
         queries = [await self._query(item, f"queries[{position}].") for position, item in enumerate(request.queries)]
         results = await self._search(queries, max(item.limit for item in request.queries))
-        answers = [models.SearchResponse(query_modality=query.modality, modality=query.target,
-                                         matches=[_public_match(match) for match in matches[:item.limit]])
+        answers = [self._response(query, matches[:item.limit])
                    for query, item, matches in zip(queries, request.queries, results)]
         return JSONResponse(models.BatchSearchResponse(results=answers).model_dump())
 
@@ -237,9 +244,27 @@ class CrossModalGateway(FastAPIBaseGateway):
 
     async def _answer(self, query: Query, limit: int) -> JSONResponse:
         matches = (await self._search([query], limit))[0]
-        response = models.SearchResponse(query_modality=query.modality, modality=query.target,
-                                         matches=[_public_match(match) for match in matches])
+        response = await run_in_threadpool(self._response, query, matches)
         return JSONResponse(response.model_dump())
+
+    def _response(self, query: Query, matches: list[MatchDoc]) -> models.SearchResponse:
+        """The public answer to one query: photo matches carry their first caption (SQLite reads: off the loop)."""
+        public = [_public_match(match) for match in matches]
+        for match in public:
+            if match.modality == IMAGE and match.tags.get("pair_id"):
+                match.caption = self._first_caption(match.tags["pair_id"])
+        return models.SearchResponse(query_modality=query.modality, modality=query.target, matches=public)
+
+    def _first_caption(self, pair_id: str) -> str | None:
+        captions = records_with_pair_id(self.folders[TEXT], pair_id, caption_id_prefix(pair_id), limit=1)
+        return captions[0].text if captions else None
+
+    def _sample(self, limit: int) -> models.SampleResponse:
+        photos = [models.SamplePhoto(id=record.id, image_url=f"/images/{record.id}",
+                                     name=Path(record.uri or record.id).name,
+                                     caption=self._first_caption(record.pair_id) if record.pair_id else None)
+                  for record in sample_records(self.folders[IMAGE], limit)]
+        return models.SampleResponse(photos=photos)
 
     async def _jinabox_docs(self, data: list[str], top_k: int, base_url: str, legacy: bool) -> list[dict]:
         if not data:

@@ -68,3 +68,22 @@ def test_prefix_lookup_uses_the_id_index(folder):
         plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM records WHERE pair_id = ? AND id >= ? AND id < ?",
                             ("a", "txt-aa-", "txt-aa.")).fetchall()
     assert any("INDEX" in str(row) for row in plan), plan
+
+
+def test_sample_records_draws_from_every_shard_without_loading_faiss(tmp_path):
+    from crossmodal.shards import shard_folder
+    from crossmodal.store import sample_records
+
+    root = tmp_path / "image_index"
+    for shard in range(2):
+        with VectorStore(shard_folder(root, 2, shard), "image", "m", DIM) as store:
+            store.add([Record(id=f"s{shard}-{i}", modality="image") for i in range(5)],
+                      np.eye(5, DIM, dtype=np.float32))
+    seen = set()
+    for _ in range(20):
+        sample = sample_records(root, 4)
+        assert len(sample) == 4 and len({record.id for record in sample}) == 4
+        seen |= {record.id.split("-")[0] for record in sample}
+    assert seen == {"s0", "s1"}
+    assert len(sample_records(root, 50)) == 10
+    assert sample_records(tmp_path / "nothing", 3) == []
