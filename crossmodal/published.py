@@ -1,8 +1,9 @@
 """Published 1K-test retrieval numbers (Karpathy test split, 1,000 images x 5 captions), printed beside measured ones.
 
-Source: the table in shared/reference/vsepp.md (the VSE++ paper, the maintainer's re-run in vsepp issue 41, and
-open_clip's benchmark table). Only numbers found there are listed; a dataset or model without a row returns
-nothing rather than a guess. No Flickr8k numbers are recorded there, so Flickr8k returns none for every model.
+The rows are declared by the backends' specs (`BackendSpec.published`). Source: the table in
+shared/reference/vsepp.md (the VSE++ paper, the maintainer's re-run in vsepp issue 41, and open_clip's benchmark
+table). Only numbers found there are listed; a dataset or model without a row returns nothing rather than a guess.
+No Flickr8k numbers are recorded there, so Flickr8k returns none for every model.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class PublishedResult:
     image_to_text: tuple[float, float, float]
     text_to_image: tuple[float, float, float]
     source: str
+    weights: str | None = None  # the loaded weights it describes (see BackendSpec.weights_of); None: any of its model
 
     @property
     def rsum(self) -> float:
@@ -40,49 +42,17 @@ class PublishedResult:
                 f"({self.source})")
 
 
-# family -> rows; a family is "vsepp" or "clip:<architecture without -quickgelu>:<pretrained tag>".
-PUBLISHED: dict[str, tuple[PublishedResult, ...]] = {
-    "vsepp": (
-        PublishedResult("VSE++ ResNet152, fine-tuned", "f30k", (52.9, 80.5, 87.2), (39.6, 70.1, 79.5),
-                        "VSE++ paper"),
-        PublishedResult("VSE++ ResNet152, not fine-tuned", "f30k", (43.8, 72.4, 81.8), (31.6, 59.6, 69.7),
-                        "maintainer re-run, vsepp issue 41"),
-    ),
-    "clip:ViT-B-32:openai": (
-        PublishedResult("CLIP ViT-B/32 (OpenAI), zero-shot", "f30k", (78.9, 94.9, 98.2), (58.8, 83.6, 90.0),
-                        "open_clip benchmark table"),
-    ),
-    "clip:ViT-L-14:openai": (
-        PublishedResult("CLIP ViT-L/14 (OpenAI), zero-shot", "f30k", (85.2, 97.4, 99.2), (65.0, 87.2, 92.0),
-                        "open_clip benchmark table"),
-    ),
-    "clip:ViT-SO400M-14-SigLIP-384:webli": (
-        PublishedResult("SigLIP ViT-SO400M/14-384, zero-shot", "f30k", (94.3, 99.7, 99.8), (83.0, 96.1, 98.0),
-                        "open_clip benchmark table"),
-    ),
-}
-
-
-def model_family(backend_name: str) -> str | None:
-    """The PUBLISHED key of a backend name (`vsepp:...`, `clip:ARCH:TAG`), or None when nothing applies.
-
-    A CLIP model loaded from a file is named by the file's hash, which says nothing about which weights it holds,
-    so it gets no published row.
-    """
-    parts = backend_name.split(":")
-    if parts[0] == "vsepp":
-        return "vsepp"
-    if parts[0] == "clip" and len(parts) == 3:
-        arch = parts[1].removesuffix("-quickgelu")
-        return f"clip:{arch}:{parts[2]}"
-    return None
-
-
 def published_results(backend_name: str, dataset: str = "f30k") -> list[PublishedResult]:
-    """Published rows for the model family of `backend_name` on `dataset` (possibly none).
+    """Published rows for the loaded model `backend_name` (`<backend>:<weights>`) on `dataset` (possibly none).
 
-    For VSE++ these are the ResNet152 rows: the table has no row for the VGG19 checkpoint of the original example
-    (f30k_vse++_vggfull), so callers should print them as the family's reference, not as that checkpoint's score.
+    The rows live in each backend's spec (crossmodal/backends/<name>.py), which says which loaded weights they
+    describe (`BackendSpec.weights_of`); a model loaded from a file named only by its hash gets none. A row may
+    describe a model family rather than the exact weights loaded: callers print rows as published references.
     """
-    family = model_family(backend_name)
-    return [row for row in PUBLISHED.get(family or "", ()) if row.dataset == dataset]
+    from crossmodal.backends import spec_of_model_name
+
+    spec = spec_of_model_name(backend_name)
+    if spec is None:
+        return []
+    weights = spec.weights_of(backend_name)
+    return [row for row in spec.published if row.dataset == dataset and row.weights in (None, weights)]

@@ -16,7 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
-from crossmodal.backends import BackendUnavailableError, create_backend, create_backend_from_config
+from crossmodal.backends import (
+    BackendUnavailableError,
+    TowerNotLoadedError,
+    create_backend,
+    create_backend_from_config,
+)
 
 ARCH = "ViT-B-32"
 CAPTIONS = ["a cat sitting on a sofa", "an astronaut in a white suit", "a cup of coffee on a table", "x"]
@@ -125,7 +130,7 @@ def test_a_cached_tag_loads_without_the_network(weights, tmp_path, no_network):
     os.link(weights, repo / "snapshots" / commit / "open_clip_pytorch_model.bin")
     loaded = create_backend("clip", arch=ARCH, pretrained="openai", cache_dir=str(tmp_path))
     assert loaded.name == f"clip:{ARCH}:openai"
-    assert any(isinstance(module, open_clip.model.QuickGELU) for module in loaded.model.modules())
+    assert any(isinstance(module, open_clip.model.QuickGELU) for module in loaded.text_model.modules())
     np.testing.assert_allclose(np.linalg.norm(loaded.encode_texts(CAPTIONS[:2]), axis=1), 1, atol=1e-5)
 
 
@@ -140,7 +145,8 @@ def test_no_network_gives_one_actionable_line(tmp_path, no_network, monkeypatch)
     message = str(caught.value)
     assert "\n" not in message and "Traceback" not in message
     assert "cannot reach huggingface.co" in message
-    assert "open_clip_pytorch_model.bin" in message and "huggingface.co/timm/vit_base_patch32_clip_224.openai" in message
+    assert "open_clip_pytorch_model.bin" in message
+    assert "huggingface.co/timm/vit_base_patch32_clip_224.openai" in message
     assert "--clip-arch ViT-B-32-quickgelu --clip-pretrained /path/to/open_clip_pytorch_model.bin" in message
     assert "--model offline" in message
 
@@ -174,3 +180,18 @@ def test_bad_arguments_and_files_give_clear_errors(weights, tmp_path, no_network
         create_backend("clip", arch=ARCH, pretrained=str(truncated))
     with pytest.raises(ValueError, match="cannot load CLIP weights"):
         create_backend("clip", arch="ViT-S-32", pretrained=str(weights))  # weights of another architecture
+
+
+def test_a_process_loads_only_its_own_tower_with_the_same_vectors(weights, backend, photos):
+    image_only = create_backend("clip", towers=("image",), arch=ARCH, pretrained=str(weights))
+    text_only = create_backend("clip", towers=("text",), arch=ARCH, pretrained=str(weights))
+    assert image_only.name == text_only.name == backend.name and image_only.dim == text_only.dim == backend.dim
+    assert image_only.text_model is None and not hasattr(text_only.text_model, "visual")
+    np.testing.assert_allclose(image_only.encode_images(photos[:2]), backend.encode_images(photos[:2]), atol=1e-5)
+    np.testing.assert_allclose(text_only.encode_texts(CAPTIONS), backend.encode_texts(CAPTIONS), atol=1e-5)
+    with pytest.raises(TowerNotLoadedError, match="image tower only: it cannot encode texts"):
+        image_only.encode_texts(["a cat"])
+    with pytest.raises(TowerNotLoadedError, match="text tower only: it cannot encode images"):
+        text_only.encode_images(photos[:1])
+    with pytest.raises(ValueError, match="towers must be"):
+        create_backend("clip", towers=("audio",), arch=ARCH, pretrained=str(weights))

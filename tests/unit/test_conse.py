@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from crossmodal.backends.offline import conse_combine
+from crossmodal.backends.models.offline import conse_combine
 
 
 def test_single_confident_class_gives_its_centred_embedding():

@@ -10,28 +10,30 @@
   or any folder holding one weights file.
 
 Images go through open_clip's own preprocessing and captions through its own tokenizer; vectors are L2-normalised
-float32. Files are read with `weights_only=True`.
+float32. Files are read with `weights_only=True`. open_clip builds the whole model from one weights file; the tower a
+process does not need is dropped right after loading, so an encoder process keeps only its own.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
-import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
-from . import register_backend
-from .base import BackendUnavailableError, ModelBackend, l2_normalise
+from crossmodal.modality import IMAGE, TEXT
 
-DEFAULT_ARCH = "ViT-B-32"
-DEFAULT_PRETRAINED = "openai"
+from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
+from ..clip import DEFAULT_ARCH, DEFAULT_PRETRAINED
+from ..fetching import one_line, unreachable
+
 WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 # open_clip's own preference when a folder holds several weights files.
 PREFERRED_WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
@@ -46,20 +48,16 @@ def _truthy(value: str | None) -> bool:
 @contextlib.contextmanager
 def hub_offline() -> Iterator[None]:
     """Force the Hugging Face Hub (and transformers) offline for the duration, whatever the environment says."""
+    from huggingface_hub import constants  # a dependency of open_clip
+
     saved = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    try:
-        from huggingface_hub import constants
-    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
-        constants = None
-    previous = getattr(constants, "HF_HUB_OFFLINE", None)
-    if constants is not None:
-        constants.HF_HUB_OFFLINE = True
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        if constants is not None:
-            constants.HF_HUB_OFFLINE = previous
+        constants.HF_HUB_OFFLINE = previous
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -75,16 +73,11 @@ def file_sha1(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _one_line(error: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _looks_like_path(value: str) -> bool:
     return os.sep in value or "/" in value or value.startswith(".") or value.lower().endswith(WEIGHT_SUFFIXES)
 
 
-def _download_url(cfg: dict) -> str:
+def download_url(cfg: dict) -> str:
     """Where open_clip would download a tag's weights from (the Hub is preferred when the tag has both)."""
     if cfg.get("hf_hub"):
         try:
@@ -94,21 +87,6 @@ def _download_url(cfg: dict) -> str:
         except ImportError:  # pragma: no cover
             return "https://huggingface.co"
     return cfg.get("url", "")
-
-
-def _unreachable(url: str, timeout: float = 5.0) -> str | None:
-    """A short reason when the download host cannot be reached (DNS or TCP), so that no download sits through
-    minutes of retries; None when it can, or when a proxy is configured (then only the download can tell)."""
-    if not url or any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-                                                        "ALL_PROXY", "all_proxy")):
-        return None
-    parsed = urlparse(url)
-    host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as error:
-        return f"cannot reach {host}: {_one_line(error, 80)}"
-    return None
 
 
 def find_weights_file(folder: Path) -> Path | None:
@@ -123,10 +101,14 @@ def find_weights_file(folder: Path) -> Path | None:
 class ClipBackend(ModelBackend):
     """open_clip model: `encode_image` / `encode_text` with open_clip's preprocessing and tokenizer."""
 
+    model: Any  # the open_clip model while loading; afterwards `visual` and `text_model` hold the towers kept
+
     def __init__(self, arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, batch_size: int = 32,
-                 threads: int | None = None, cache_dir: str | None = None) -> None:
+                 threads: int | None = None, cache_dir: str | None = None,
+                 towers: Iterable[str] = (IMAGE, TEXT)) -> None:
         if threads:
             torch.set_num_threads(int(threads))
+        self.towers = check_towers(towers)
         self.arch = str(arch or DEFAULT_ARCH)
         self.pretrained = str(pretrained or DEFAULT_PRETRAINED)
         self.batch_size = max(1, int(batch_size))
@@ -156,6 +138,17 @@ class ClipBackend(ModelBackend):
                              f"(its tags: {tags})")
         self.model.eval()
         self.dim = int(self._probe_dim())
+        self.visual, self.text_model = self._towers_kept(self.model)
+        del self.model
+
+    def _towers_kept(self, model: Any) -> tuple[nn.Module | None, Any]:
+        """(image tower, model for encode_text) of the towers this process needs; the other is dropped."""
+        visual = model.visual if IMAGE in self.towers else None
+        if TEXT not in self.towers:
+            return visual, None
+        if IMAGE not in self.towers:
+            del model.visual  # encode_text never reads it
+        return visual, model
 
     # --- loading ----------------------------------------------------------------------------------------------------
 
@@ -170,7 +163,7 @@ class ClipBackend(ModelBackend):
             try:
                 self._create(model_name, pretrained, **kwargs)
             except Exception as error:  # open_clip raises RuntimeError, torch many kinds, for a bad file
-                raise ValueError(f"cannot load CLIP weights {what} as {model_name}: {_one_line(error, 400)}") from None
+                raise ValueError(f"cannot load CLIP weights {what} as {model_name}: {one_line(error, 400)}") from None
 
     def _load_file(self, path: Path, arch: str) -> None:
         self._load_local(arch, str(path), path)
@@ -198,22 +191,22 @@ class ClipBackend(ModelBackend):
                     self._create(self.arch, tag, **options)
                 except Exception as error:
                     raise ValueError(f"cannot load the cached CLIP weights {self.arch}/{tag} (a damaged download? "
-                                     f"delete it from the cache): {_one_line(error, 400)}") from None
+                                     f"delete it from the cache): {one_line(error, 400)}") from None
             return
         if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
             raise BackendUnavailableError(self._unavailable_message(cfg, "HF_HUB_OFFLINE is set"))
-        unreachable = _unreachable(_download_url(cfg))
-        if unreachable:
-            raise BackendUnavailableError(self._unavailable_message(cfg, unreachable))
+        unreachable_reason = unreachable(download_url(cfg))
+        if unreachable_reason:
+            raise BackendUnavailableError(self._unavailable_message(cfg, unreachable_reason))
         try:
             open_clip.pretrained.download_pretrained(cfg, cache_dir=self.cache_dir)
         except Exception as error:
-            raise BackendUnavailableError(self._unavailable_message(cfg, _one_line(error, 100))) from None
+            raise BackendUnavailableError(self._unavailable_message(cfg, one_line(error, 100))) from None
         try:
             with hub_offline():
                 self._create(self.arch, tag, **options)
         except Exception as error:
-            raise BackendUnavailableError(self._unavailable_message(cfg, _one_line(error))) from None
+            raise BackendUnavailableError(self._unavailable_message(cfg, one_line(error))) from None
 
     def _tag_is_cached(self, cfg: dict) -> bool:
         """Whether the weights of a tag are on disk, checked without the network."""
@@ -252,18 +245,23 @@ class ClipBackend(ModelBackend):
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.require_tower(TEXT)
         chunks = []
         for start in range(0, len(texts), self.batch_size):
             tokens = self.tokenizer([str(text) for text in texts[start : start + self.batch_size]])
-            chunks.append(self.model.encode_text(tokens, normalize=True).float().numpy())
+            chunks.append(self.text_model.encode_text(tokens, normalize=True).float().numpy())
         return self._finish(chunks)
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.require_tower(IMAGE)
+        assert self.visual is not None
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(image.convert("RGB")) for image in images[start : start + self.batch_size]])
-            chunks.append(self.model.encode_image(batch, normalize=True).float().numpy())
+            batch = torch.stack([self.preprocess(image.convert("RGB"))
+                                 for image in images[start : start + self.batch_size]])
+            # what open_clip's encode_image(normalize=True) computes, on the image tower alone
+            chunks.append(F.normalize(self.visual(batch), dim=-1).float().numpy())
         return self._finish(chunks)
 
     def _finish(self, chunks: list[np.ndarray]) -> np.ndarray:
@@ -271,7 +269,3 @@ class ClipBackend(ModelBackend):
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalise(np.concatenate(chunks))
 
-
-@register_backend("clip")
-def _create_clip(**options: Any) -> ClipBackend:
-    return ClipBackend(**options)

@@ -1,4 +1,4 @@
-"""The built-in offline backend: ConSE over two pretrained models that ship inside PyPI wheels.
+"""The built-in offline model: ConSE over two pretrained models that ship inside PyPI wheels.
 
 No image-text model can be downloaded here, so images are embedded in the text space by ConSE (Norouzi et al.,
 2014): an ImageNet classifier (EfficientNet-Lite0) predicts class probabilities, and the image vector is the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from . import register_backend
-from .base import BackendUnavailableError, ModelBackend, l2_normalise
+from crossmodal.modality import IMAGE, TEXT
+
+from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
 
 PROMPT_TEMPLATE = "a photo of a {}"
 IMAGE_SIZE = 224
@@ -131,26 +132,33 @@ class EfficientNetLite0Classifier:
 
 
 class OfflineConSEBackend(ModelBackend):
-    """Default backend: captions by MiniLM, images by ConSE over EfficientNet-Lite0's ImageNet predictions."""
+    """Default backend: captions by MiniLM, images by ConSE over EfficientNet-Lite0's ImageNet predictions.
+
+    The image tower needs MiniLM's embeddings of the class prompts, which are cached on disk: an image-only backend
+    loads MiniLM only to fill a missing cache, and drops it afterwards (the encoder images fill it at build time).
+    """
 
     name = "offline"
     dim = MiniLMTextEncoder.dim
 
-    def __init__(self, top_k: int = 10, batch_size: int = 32, threads: int | None = None,
-                 cache_dir: str | Path | None = None) -> None:
+    def __init__(self, towers: Iterable[str] = (IMAGE, TEXT), top_k: int = 10, batch_size: int = 32,
+                 threads: int | None = None, cache_dir: str | Path | None = None) -> None:
         if threads:
             torch.set_num_threads(int(threads))
+        self.towers = check_towers(towers)
         self.top_k = top_k
         self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir or os.environ.get("CROSSMODAL_CACHE", Path.home() / ".cache" / "crossmodal"))
+        self.cache_dir = Path(cache_dir or os.environ.get("CROSSMODAL_CACHE") or Path.home() / ".cache" / "crossmodal")
         self._text: MiniLMTextEncoder | None = None
         self._classifier: EfficientNetLite0Classifier | None = None
         self._class_embeddings: np.ndarray | None = None
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.require_tower(TEXT)
         return self._text_encoder().encode(texts)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.require_tower(IMAGE)
         if self._classifier is None:
             self._classifier = EfficientNetLite0Classifier(batch_size=self.batch_size)
         probs = self._classifier.class_probabilities(images)
@@ -172,6 +180,9 @@ class OfflineConSEBackend(ModelBackend):
         return self._class_embeddings
 
     def _text_encoder(self) -> MiniLMTextEncoder:
+        """MiniLM: kept when the text tower is loaded, else a temporary one (only to fill the prompt cache)."""
+        if TEXT not in self.towers:
+            return MiniLMTextEncoder()
         if self._text is None:
             self._text = MiniLMTextEncoder()
         return self._text
@@ -197,7 +208,3 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
         os.fsync(handle.fileno())
     os.replace(handle.name, path)
 
-
-@register_backend("offline")
-def _create_offline(**options) -> OfflineConSEBackend:
-    return OfflineConSEBackend(**options)

