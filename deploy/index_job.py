@@ -15,22 +15,18 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from crossmodal.backends import backend_spec
+
 MODEL_JSON = Path(os.environ.get("CROSSMODAL_MODEL_JSON", "/models/model.json"))
 
 
 def model_flags(model: dict) -> list[str]:
     """{"model": ..., "model_options": {...}} (crossmodal.download) -> app.py's flags for that model."""
     name = model["model"]
-    options = model.get("model_options") or {}
-    flags = ["--model", name]
-    if name == "vsepp":
-        flags += ["--checkpoint", options["checkpoint"], "--vocab", options["vocab"]]
-    elif name == "clip":
-        flags += ["--clip-arch", options["arch"], "--clip-pretrained", options["pretrained"]]
-    elif name != "offline":
-        raise ValueError(f"{MODEL_JSON}: unknown model {name!r}")
-    return flags
+    try:
+        return ["--model", name, *backend_spec(name).flags(model.get("model_options") or {})]
+    except ValueError as error:
+        raise ValueError(f"{MODEL_JSON}: {error}") from None
 
 
 def index_argv(argv: list[str], model_json: Path = MODEL_JSON) -> list[str]:
@@ -40,8 +36,6 @@ def index_argv(argv: list[str], model_json: Path = MODEL_JSON) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = index_argv(list(sys.argv[1:] if argv is None else argv))
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     import app
 
     return app.main(argv)

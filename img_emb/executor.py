@@ -19,7 +19,7 @@ class ImageEncoder(CrossModalExecutor):
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = create_backend_from_config(model, model_options)
+        self.backend = create_backend_from_config(model, model_options, towers=(IMAGE,))  # its tower only
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.

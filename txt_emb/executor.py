@@ -17,7 +17,7 @@ class TextEncoder(CrossModalExecutor):
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = create_backend_from_config(model, model_options)
+        self.backend = create_backend_from_config(model, model_options, towers=(TEXT,))  # its tower only
         self.batch_size = int(batch_size)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_texts(["warm up"])
