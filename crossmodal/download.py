@@ -78,12 +78,14 @@ def _usable(member: zipfile.ZipInfo) -> PurePosixPath | None:
     if member.is_dir():
         return None
     path = PurePosixPath(member.filename.replace("\\", "/"))
-    if any(part in ("", "..", "__MACOSX") or part.startswith(".") for part in path.parts[:-1]) or path.name.startswith("."):
+    hidden = path.name.startswith(".")
+    if hidden or any(part in ("", "..", "__MACOSX") or part.startswith(".") for part in path.parts[:-1]):
         return None
     return path
 
 
-def _plan(name: str, members: list[tuple[PurePosixPath, zipfile.ZipInfo]], data_dir: Path) -> dict[Path, zipfile.ZipInfo]:
+def _plan(name: str, members: list[tuple[PurePosixPath, zipfile.ZipInfo]],
+          data_dir: Path) -> dict[Path, zipfile.ZipInfo]:
     """Target file -> archive member. Targets are built from base names only, so nothing lands outside data_dir."""
     plan: dict[Path, zipfile.ZipInfo] = {}
 
@@ -95,7 +97,8 @@ def _plan(name: str, members: list[tuple[PurePosixPath, zipfile.ZipInfo]], data_
     if name == "f8k":
         captions = shortest("captions.txt")
         if captions is None:
-            raise DownloadError(f"the archive has no captions.txt: not the Kaggle Flickr8k archive ({_kaggle_page(name)})")
+            raise DownloadError(f"the archive has no captions.txt: not the Kaggle Flickr8k archive "
+                                f"({_kaggle_page(name)})")
         plan[data_dir / "captions.txt"] = captions
         root = PurePosixPath(captions.filename).parent
         for path, info in members:

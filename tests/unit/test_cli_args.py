@@ -17,4 +17,5 @@ def test_ef_search_reaches_the_flow_settings(monkeypatch):
 
     monkeypatch.delenv("CROSSMODAL_EF_SEARCH", raising=False)
     assert settings_for(parse_args(["-t", "query-restful"])).ef_search == 64
-    assert settings_for(parse_args(["-t", "query-restful", "--index-type", "hnsw", "--ef-search", "300"])).ef_search == 300
+    args = parse_args(["-t", "query-restful", "--index-type", "hnsw", "--ef-search", "300"])
+    assert settings_for(args).ef_search == 300

@@ -223,8 +223,9 @@ def test_vsepp_weights_are_taken_from_runs_tar_and_vocab_tar(tmp_path):
 
     site = tmp_path / "site"
     site.mkdir()
-    make_tar(site / "runs.tar", {"runs/coco_vse++/model_best.pth.tar": b"coco", "runs/f30k_vse++_vggfull/checkpoint.pth.tar":
-                                 b"last", "runs/f30k_vse++_vggfull/model_best.pth.tar": b"best"})
+    make_tar(site / "runs.tar", {"runs/coco_vse++/model_best.pth.tar": b"coco",
+                                 "runs/f30k_vse++_vggfull/checkpoint.pth.tar": b"last",
+                                 "runs/f30k_vse++_vggfull/model_best.pth.tar": b"best"})
     make_tar(site / "vocab.tar", {"vocab/coco_vocab.pkl": b"coco", "vocab/f30k_vocab.pkl": b"f30k"})
     output = tmp_path / "models" / "model.json"
     code = main(["weights", "--model", "vsepp", "--to", str(tmp_path / "models"), "--vsepp-url", site.as_uri(),
@@ -233,8 +234,37 @@ def test_vsepp_weights_are_taken_from_runs_tar_and_vocab_tar(tmp_path):
     result = json.loads(output.read_text())
     assert result["model"] == "vsepp"
     assert Path(result["model_options"]["checkpoint"]).read_bytes() == b"best"
-    assert Path(result["model_options"]["checkpoint"]).parts[-3:] == ("runs", "f30k_vse++_vggfull", "model_best.pth.tar")
+    checkpoint = Path(result["model_options"]["checkpoint"])
+    assert checkpoint.parts[-3:] == ("runs", "f30k_vse++_vggfull", "model_best.pth.tar")
     assert Path(result["model_options"]["vocab"]).read_bytes() == b"f30k"
+
+
+def test_app_download_fetches_the_model_and_prints_the_flags_that_load_it(tmp_path, capsys):
+    import app
+
+    site = tmp_path / "site"
+    site.mkdir()
+    make_tar(site / "runs.tar", {"runs/f30k_vse++_vggfull/model_best.pth.tar": b"best"})
+    make_tar(site / "vocab.tar", {"vocab/f30k_vocab.pkl": b"f30k"})
+    models = tmp_path / "models"
+    assert app.main(["-t", "download", "--model", "vsepp", "--vsepp-url", site.as_uri(),
+                     "--models-dir", str(models)]) == 0
+    checkpoint = models / "vsepp" / "runs" / "f30k_vse++_vggfull" / "model_best.pth.tar"
+    vocab = models / "vsepp" / "vocab" / "f30k_vocab.pkl"
+    assert checkpoint.read_bytes() == b"best" and vocab.read_bytes() == b"f30k"
+    output = capsys.readouterr().out
+    assert f"run with: --model vsepp --checkpoint {checkpoint} --vocab {vocab}" in output
+    assert app.main(["-t", "download", "--model", "vsepp", "--vsepp-url", (tmp_path / "nowhere").as_uri(),
+                     "--models-dir", str(models)]) == 2
+    assert "error: cannot fetch" in capsys.readouterr().err
+
+
+def test_the_fetch_flags_of_another_model_are_refused(tmp_path, capsys):
+    from crossmodal.download import main
+
+    with pytest.raises(SystemExit):
+        main(["weights", "--model", "clip", "--vsepp-run", "x", "--to", str(tmp_path)])
+    assert "--model clip takes no --vsepp-run" in capsys.readouterr().err
 
 
 def test_missing_weights_say_so_in_one_line(tmp_path, capsys, no_network):

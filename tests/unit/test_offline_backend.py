@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmodal.backends import available_backends, create_backend
+from crossmodal.backends import TowerNotLoadedError, available_backends, create_backend
 from dataset import open_dataset
 
 
@@ -15,7 +15,8 @@ def backend(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo_photos(tmp_path_factory):
     reader = open_dataset("demo", workspace=tmp_path_factory.mktemp("ws"))
-    return {pair.pair_id.split("/")[-1].rsplit(".", 1)[0]: Image.open(pair.image_path).convert("RGB") for pair in reader}
+    return {pair.pair_id.split("/")[-1].rsplit(".", 1)[0]: Image.open(pair.image_path).convert("RGB")
+            for pair in reader}
 
 
 def test_registry_knows_offline_and_rejects_unknown():
@@ -56,3 +57,18 @@ def test_class_prompt_embeddings_are_cached_on_disk(backend):
     cached = list(backend.cache_dir.glob("conse-*.npy"))
     assert len(cached) == 1
     np.testing.assert_allclose(np.load(cached[0]), first)
+
+
+def test_each_tower_alone_gives_the_same_vectors_without_the_other_model(backend, demo_photos):
+    image_only = create_backend("offline", towers=("image",), cache_dir=backend.cache_dir)  # prompt cache filled
+    text_only = create_backend("offline", towers=("text",), cache_dir=backend.cache_dir)
+    np.testing.assert_allclose(image_only.encode_images([demo_photos["coffee"]]),
+                               backend.encode_images([demo_photos["coffee"]]), atol=1e-5)
+    np.testing.assert_allclose(text_only.encode_texts(["a cup of coffee"]), backend.encode_texts(["a cup of coffee"]),
+                               atol=1e-5)
+    assert image_only._text is None and text_only._classifier is None
+    assert image_only.name == text_only.name and image_only.dim == text_only.dim
+    with pytest.raises(TowerNotLoadedError, match="cannot encode texts"):
+        image_only.encode_texts(["a cat"])
+    with pytest.raises(TowerNotLoadedError, match="cannot encode images"):
+        text_only.encode_images([demo_photos["coffee"]])

@@ -193,7 +193,8 @@ def make_model(tmp_dir: Path, name: str, cnn_type: str, seed: int, legacy: bool 
     image_state = ref_image.state_dict()
     if old_keys:  # VGG key names from before pytorch/vision@989d52a
         image_state = OrderedDict((k.replace("cnn.classifier.0.", "cnn.classifier.1.")
-                                   .replace("cnn.classifier.3.", "cnn.classifier.4."), v) for k, v in image_state.items())
+                                   .replace("cnn.classifier.3.", "cnn.classifier.4."), v)
+                                  for k, v in image_state.items())
     if drop_bn_counters:  # torch < 0.4.1 had no BatchNorm num_batches_tracked, nor state-dict metadata
         image_state = OrderedDict((k, v) for k, v in image_state.items() if not k.endswith("num_batches_tracked"))
     checkpoint, vocab = tmp_dir / f"{name}_model_best.pth.tar", tmp_dir / f"{name}_vocab.pkl"
