@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DATASETS = ("f30k", "f8k")
-
 
 @dataclass(frozen=True)
 class PublishedResult:
