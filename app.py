@@ -17,6 +17,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
@@ -25,9 +26,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, backend_specs  # noqa: E402
 from crossmodal.backends.flags import add_model_flags, flags_of_other_models, given_by  # noqa: E402
 from crossmodal.download import KAGGLE_DATASETS, DownloadError  # noqa: E402
+from crossmodal.metrics import DEFAULT_KS  # noqa: E402
+from crossmodal.store import StoreError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.jobs.client import SearchError  # noqa: E402
 from serving.runtime.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
+from serving.runtime.output import configure_output  # noqa: E402
 
 TASKS = ("index", "query", "query-restful", "evaluate", "download")
 
@@ -67,12 +71,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
     parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
     parser.add_argument("--output", type=Path, default=None, help="metrics JSON file (-t evaluate)")
-    parser.add_argument("--depth", type=int, default=1000, help="results retrieved per query (-t evaluate)")
+    parser.add_argument("--depth", type=int, default=1000,
+                        help=f"results retrieved per query (-t evaluate; at least {max(DEFAULT_KS)})")
+    parser.add_argument("--verbose", action="store_true", help="show Jina's and gRPC's own logs")
     args = parser.parse_args(argv)
     if args.task == "query" and (args.text is None) == (args.image is None):
         parser.error("-t query needs exactly one of --text or --image")
     if args.num_docs is not None and args.num_docs < 1:
         parser.error("-n/--num-docs must be positive")
+    if args.task == "evaluate" and args.depth < max(DEFAULT_KS):
+        parser.error(f"--depth must be at least {max(DEFAULT_KS)}: R@{max(DEFAULT_KS)} needs that many results "
+                     "per query")
     for flag, value in (("--shards", args.shards), ("--replicas", args.replicas), ("--ef-search", args.ef_search)):
         if value < 1:
             parser.error(f"{flag} must be at least 1")
@@ -138,6 +147,7 @@ def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> N
     from serving.runtime.flows import load_flow, running
 
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
+    say(f"starting the index flow ({args.model} model) ...")
     with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
         summary = index_dataset(flow, reader, workspace, args.batch_size, args.num_docs, reindex=args.reindex)
     print(summary.report())
@@ -166,16 +176,25 @@ def run_query(args: argparse.Namespace) -> None:
 def run_server(args: argparse.Namespace) -> None:
     from serving.runtime.flows import load_flow, serve_until_stopped
 
+    started = time.monotonic()
+    address = f"http://{args.host}:{args.port}"
     flow = load_flow("query", settings_for(args))
-    print(f"serving cross-modal search on http://{args.host}:{args.port}  (Ctrl-C to stop)", flush=True)
-    serve_until_stopped(flow)
+    say(f"starting cross-modal search on {address} ({args.model} model) ...")
+
+    def ready() -> None:  # the gateway answers now: only then is the address worth trying
+        print(f"serving cross-modal search on {address}  (ready in {time.monotonic() - started:.1f} s; "
+              "Ctrl-C to stop)", flush=True)
+
+    serve_until_stopped(flow, on_ready=ready)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
+    from crossmodal.modality import IMAGE, MODALITIES
     from crossmodal.published import published_results
-    from crossmodal.store import stored_settings
+    from crossmodal.store import stored_ids, stored_settings
+    from crossmodal.workspace import index_folder
     from serving.jobs.client import SearchClient
     from serving.jobs.evaluation import evaluate_pairs
     from serving.runtime.flows import load_flow, running
@@ -190,8 +209,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
     settings = settings_for(args, workspace=workspace, host="127.0.0.1", port=random_port(), max_limit=args.depth)
     with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
-        metrics = evaluate_pairs(client, pairs, args.depth)
-    stored = stored_settings(workspace / "image_index")
+        indexed = set().union(*(stored_ids(index_folder(workspace, modality)) for modality in MODALITIES))
+        metrics = evaluate_pairs(client, pairs, args.depth, indexed)
+    stored = stored_settings(index_folder(workspace, IMAGE))
     if stored is None:
         raise ValueError(f"nothing was indexed into {workspace}")
     model_name = stored.model_name
@@ -203,21 +223,33 @@ def run_evaluate(args: argparse.Namespace) -> None:
     output.write_text(json.dumps(metrics, indent=2) + "\n")
     for direction in ("image_to_text", "text_to_image"):
         m = metrics[direction]
-        print(f"{direction:>14}: R@1 {m['R@1']:6.2f}  R@5 {m['R@5']:6.2f}  R@10 {m['R@10']:6.2f}  "
-              f"medr {m['medr']:g}  meanr {m['meanr']:g}  ({m['queries']} queries)")
-    print(f"rsum {metrics['rsum']:.2f}; written to {output}")
+        recalls = "  ".join(f"R@{k} {percent(m[f'R@{k}'])}" for k in DEFAULT_KS)
+        print(f"{direction:>14}: {recalls}  medr {m['medr']:g}  meanr {m['meanr']:g}  ({m['queries']} queries)")
+    if metrics["images_not_indexed"]:
+        print(f"{metrics['images_not_indexed']} photos were not evaluated: they were skipped when indexing")
+    print(f"rsum {percent(metrics['rsum'])}; written to {output}")
     for row in published:
         print(f"published: {row.line()}")
 
 
+def say(message: str) -> None:
+    """A progress line for the user, on stderr: stdout carries only results."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def percent(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:6.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_output(args.verbose)  # before Jina is imported
     try:
         return run_task(args)
     except KeyboardInterrupt:  # SIGINT, or SIGTERM while a flow runs (serving.runtime.stop_signals)
         print("stopped", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, SearchError, DownloadError) as error:
+    except (ValueError, FileNotFoundError, SearchError, DownloadError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

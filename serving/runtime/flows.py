@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.workspace import check_workspace
 from serving.runtime import prepare_parent_process
 from serving.runtime.output import jina_banner
@@ -23,7 +24,7 @@ class FlowSettings:
     """Everything the flow YAMLs read from ${{ ENV.* }}."""
 
     workspace: Path = Path("workspace")
-    model: str = "offline"
+    model: str = DEFAULT_BACKEND
     model_options: dict = field(default_factory=dict)
     batch_size: int = 32
     host: str = "127.0.0.1"
