@@ -26,20 +26,29 @@ index: setup
 serve: setup
 	$(BIN)/python app.py -t query-restful --host $(HOST) --port $(PORT)
 
-# Four pytest processes, each failure (any non-zero exit, also 5: no tests collected) fails the target:
-# 1. tests/e2e + tests/integration together: no flow is forked from that process (each is a subprocess, fork + exec:
-#    tests/servers.py), because a process that has run an OpenMP computation (torch, FAISS) hangs the Jina executors
-#    it forks afterwards (libgomp is not fork-safe). One demo index and one query server serve the whole run.
-# 2, 3. the two model-backend modules fork flows in-process after running torch: one process each.
-# 4. tests/unit (torch in-process, no flows).
+# Four pytest processes in two lanes that run side by side (2 cores: flow starts are mostly one busy core each).
+# Any non-zero exit of any of them fails the target, 5 (no tests collected) included.
+# Lane 1: tests/e2e + tests/integration in ONE process. No flow is forked from it: every flow is a subprocess
+#   (fork + exec, tests/servers.py), because a process that has run an OpenMP computation (torch, FAISS) hangs the
+#   Jina executors it forks afterwards (libgomp is not fork-safe). One demo index (`app.py -t index`) and one query
+#   server (`app.py -t query-restful`) serve the whole run (tests/conftest.py).
+# Lane 2, one after the other: the two model-backend modules, which fork flows in-process after running torch (one
+#   process each), then tests/unit (torch in-process, no flows). Its output is printed once lane 1 has finished.
 OWN_PROCESS_MODULES = tests/e2e/test_cli_models.py tests/integration/test_model_backends_flow.py
 PYTEST = $(BIN)/python -m pytest -q
 
 test: setup
-	@status=0; \
-	$(PYTEST) tests/e2e tests/integration $(addprefix --ignore=,$(OWN_PROCESS_MODULES)) || status=1; \
-	for module in $(OWN_PROCESS_MODULES); do $(PYTEST) $$module || status=1; done; \
-	$(PYTEST) tests/unit || status=1; \
+	@lane=$$(mktemp -d); \
+	( status=0; \
+	  for module in $(OWN_PROCESS_MODULES); do $(PYTEST) $$module || status=1; done; \
+	  $(PYTEST) tests/unit || status=1; \
+	  echo $$status > $$lane/status ) > $$lane/output 2>&1 & \
+	status=0; \
+	$(PYTEST) --durations=15 tests/e2e tests/integration $(addprefix --ignore=,$(OWN_PROCESS_MODULES)) || status=1; \
+	wait; \
+	echo "--- $(OWN_PROCESS_MODULES) tests/unit ---"; cat $$lane/output; \
+	[ "$$(cat $$lane/status 2>/dev/null)" = 0 ] || status=1; \
+	rm -rf $$lane; \
 	exit $$status
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over the product code.

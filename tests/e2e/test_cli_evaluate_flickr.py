@@ -42,7 +42,8 @@ def test_evaluate_f30k_test_split(tmp_path):
     output = tmp_path / "metrics.json"
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "app.py"), "-t", "evaluate", "-d", "f30k", "--data-dir",
-         str(tmp_path / "f30k"), "--split", "test", "--workspace", str(tmp_path / "workspace"), "--output", str(output)],
+         str(tmp_path / "f30k"), "--split", "test", "--workspace", str(tmp_path / "workspace"),
+         "--output", str(output)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
         env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1"})
     assert result.returncode == 0, result.stderr[-3000:]

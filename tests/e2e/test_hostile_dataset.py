@@ -1,4 +1,5 @@
-"""A user's folder full of awkward files: every photo is indexed correctly or skipped and reported; the run completes."""
+"""A user's folder full of awkward files: every photo is indexed correctly or skipped and reported; the run
+completes."""
 import csv
 import io
 import os
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from crossmodal.ids import caption_doc_id, image_doc_id
@@ -84,11 +86,13 @@ def make_folder(root: Path) -> tuple[dict[str, str], dict[str, str]]:
     return good, bad
 
 
+@pytest.mark.slow
 def test_every_awkward_file_is_indexed_or_reported(tmp_path):
     good, bad = make_folder(tmp_path / "photos")
     workspace = tmp_path / "workspace"
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "app.py"), "-t", "index", "-d", "folder", "--data-dir", str(tmp_path / "photos"),
+        [sys.executable, str(REPO_ROOT / "app.py"), "-t", "index", "-d", "folder",
+         "--data-dir", str(tmp_path / "photos"),
          "--workspace", str(workspace), "-b", "4"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
         env={**os.environ, "JINA_OPTOUT_TELEMETRY": "1"})

@@ -7,6 +7,7 @@ import json
 from urllib.parse import quote
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,8 @@ search_bodies = st.fixed_dictionaries(
     optional={
         "text": st.one_of(st.text(max_size=300), json_values),
         "image": st.one_of(image_values, json_values),
-        "limit": st.one_of(st.integers(-5, 200), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5), st.none()),
+        "limit": st.one_of(st.integers(-5, 200), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5),
+                           st.none()),
         "modality": st.one_of(st.sampled_from(["image", "text", "audio", ""]), json_values),
         "data": st.one_of(st.lists(st.one_of(st.text(max_size=50), image_values), max_size=3), json_values),
         "parameters": st.one_of(st.dictionaries(st.sampled_from(["top_k", "limit"]), json_values), json_values),
@@ -45,18 +47,21 @@ def assert_well_formed(response: httpx.Response) -> None:
         assert error["status"] == response.status_code and isinstance(error["message"], str) and error["message"]
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=search_bodies)
 def test_generated_search_bodies(client, body):
     assert_well_formed(client.post("/search", json=body))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=search_bodies)
 def test_generated_jinabox_bodies(client, body):
     assert_well_formed(client.post("/api/search", json=body))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(raw=st.binary(max_size=500), content_type=st.sampled_from(
     ["application/json", "text/plain", "multipart/form-data", "multipart/form-data; boundary=x", ""]))
@@ -64,6 +69,7 @@ def test_generated_raw_bodies(client, raw, content_type):
     assert_well_formed(client.post("/search", content=raw, headers={"content-type": content_type}))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(name=st.text(min_size=1, max_size=60), route=st.sampled_from(["/images/", "/documents/"]),
        size=st.one_of(st.none(), st.integers(-10, 5000).map(str), st.text(max_size=5)))

@@ -26,7 +26,8 @@ def workspace(demo_workspace):
 @pytest.fixture(scope="module")
 def cat_data_uri(workspace) -> str:
     """What the widget's FileReader.readAsDataURL makes of a dropped PNG."""
-    return "data:image/png;base64," + base64.b64encode((workspace / "demo_images" / "chelsea_cat.png").read_bytes()).decode()
+    photo = (workspace / "demo_images" / "chelsea_cat.png").read_bytes()
+    return "data:image/png;base64," + base64.b64encode(photo).decode()
 
 
 def widget_post(client, path, body):
@@ -105,7 +106,8 @@ def test_other_strings_the_widget_may_send(client, workspace):
     cat_id = image_doc_id(CAT)
     text_file = "data:text/plain;base64," + base64.b64encode(b"a cup of coffee").decode()
     own_url = f"{client.base_url}/images/{cat_id}"
-    docs = widget_post(client, "/api/search", {"data": [text_file, own_url], "top_k": 2, "mode": "search"})["search"]["docs"]
+    body = {"data": [text_file, own_url], "top_k": 2, "mode": "search"}
+    docs = widget_post(client, "/api/search", body)["search"]["docs"]
     assert docs[0]["text"] == "a cup of coffee" and pair_ids(docs[0]["matches"])[0] == COFFEE
     assert docs[1]["uri"] == own_url and CAT in pair_ids(docs[1]["matches"])
 
@@ -161,7 +163,8 @@ def test_the_simple_api_and_the_widget_agree(client):
     simple = client.post("/search", json={"text": "a cup of coffee", "limit": 5}).json()["matches"]
     widget = widget_post(client, "/search", {"data": ["a cup of coffee"], "parameters": {"top_k": 5}})
     assert [m["id"] for m in simple] == [m["id"] for m in widget["data"]["docs"][0]["matches"]]
-    assert [m["score"] for m in simple] == pytest.approx([m["score"]["value"] for m in widget["data"]["docs"][0]["matches"]])
+    widget_scores = [m["score"]["value"] for m in widget["data"]["docs"][0]["matches"]]
+    assert [m["score"] for m in simple] == pytest.approx(widget_scores)
 
 
 def test_widget_preflight_from_another_origin(client):

@@ -66,7 +66,8 @@ def test_multipart_photo_upload_returns_captions_of_the_cat(client, cat_png):
 
 
 def test_multipart_text_field_and_urlencoded_form(client):
-    for request in ({"files": {"text": (None, "a cup of coffee")}}, {"data": {"text": "a cup of coffee", "limit": "2"}}):
+    requests = ({"files": {"text": (None, "a cup of coffee")}}, {"data": {"text": "a cup of coffee", "limit": "2"}})
+    for request in requests:
         matches = client.post("/search", **request).json()["matches"]
         assert matches[0]["tags"]["pair_id"] == COFFEE
 
@@ -192,7 +193,8 @@ def test_health_and_the_page(client):
 def test_every_error_has_the_one_shape(client):
     assert_error(client.get("/no/such/route"), 404)
     assert_error(client.get("/search"), 405)
-    assert_error(client.post("/search", content=b"{not json", headers={"content-type": "application/json"}), 422, "JSON")
+    malformed = client.post("/search", content=b"{not json", headers={"content-type": "application/json"})
+    assert_error(malformed, 422, "JSON")
     assert_error(client.post("/search", content=b"x" * (41 * 2**20)), 413)
 
 
@@ -232,7 +234,8 @@ def test_cors_lets_another_origin_search(client):
 
 
 @pytest.mark.parametrize("value, origins", [
-    ("*", ["*"]), (None, ["*"]), ("", []), ("none", []), ("https://a.example, https://b.example/", ["https://a.example", "https://b.example"]),
+    ("*", ["*"]), (None, ["*"]), ("", []), ("none", []),
+    ("https://a.example, https://b.example/", ["https://a.example", "https://b.example"]),
 ])
 def test_cors_origins_setting(value, origins):
     assert parse_origins(value) == origins
