@@ -33,20 +33,24 @@ serve: setup
 #   Jina executors it forks afterwards (libgomp is not fork-safe). One demo index (`app.py -t index`) and one query
 #   server (`app.py -t query-restful`) serve the whole run (tests/conftest.py).
 # Lane 2, one after the other: the two model-backend modules, which fork flows in-process after running torch (one
-#   process each), then tests/unit (torch in-process, no flows). Its output is printed once lane 1 has finished.
+#   process each), then tests/unit (torch in-process, no flows) together with two CLI modules that share nothing
+#   with lane 1 and only start subprocesses (LANE2_MODULES, moved there to balance the lanes). Its output is
+#   printed once lane 1 has finished.
 OWN_PROCESS_MODULES = tests/e2e/test_cli_models.py tests/integration/test_model_backends_flow.py
+LANE2_MODULES = tests/e2e/test_hostile_dataset.py tests/e2e/test_cli_evaluate_flickr.py
 PYTEST = $(BIN)/python -m pytest -q
 
 test: setup
 	@lane=$$(mktemp -d); \
 	( status=0; \
 	  for module in $(OWN_PROCESS_MODULES); do $(PYTEST) $$module || status=1; done; \
-	  $(PYTEST) tests/unit || status=1; \
+	  $(PYTEST) tests/unit $(LANE2_MODULES) || status=1; \
 	  echo $$status > $$lane/status ) > $$lane/output 2>&1 & \
 	status=0; \
-	$(PYTEST) --durations=15 tests/e2e tests/integration $(addprefix --ignore=,$(OWN_PROCESS_MODULES)) || status=1; \
+	$(PYTEST) --durations=15 tests/e2e tests/integration $(addprefix --ignore=,$(OWN_PROCESS_MODULES) $(LANE2_MODULES)) \
+	  || status=1; \
 	wait; \
-	echo "--- $(OWN_PROCESS_MODULES) tests/unit ---"; cat $$lane/output; \
+	echo "--- lane 2: $(OWN_PROCESS_MODULES) tests/unit $(LANE2_MODULES) ---"; cat $$lane/output; \
 	[ "$$(cat $$lane/status 2>/dev/null)" = 0 ] || status=1; \
 	rm -rf $$lane; \
 	exit $$status
