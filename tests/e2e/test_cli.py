@@ -102,11 +102,22 @@ def query_restful(workspace, log, wait: bool = True) -> FlowProcess:
     return start_query_server(workspace, log, wait=wait)
 
 
+SERVING_LINE = re.compile(r"^serving cross-modal search on (http://127\.0\.0\.1:\d+)  \(ready in (\d+\.\d) s; "
+                          r"Ctrl-C to stop\)$", re.MULTILINE)
+
+
 @pytest.mark.slow
 def test_query_restful_serves_and_stops_cleanly_on_sigterm(demo_workspace, tmp_path):
-    server = query_restful(demo_workspace, tmp_path / "server.log")
+    """The address is printed only once it answers, and a quiet start prints nothing else but one 'starting' line."""
+    server = query_restful(demo_workspace, tmp_path / "server.log", wait=False)
     try:
+        server.wait_until(lambda: SERVING_LINE.search(server.log_text()) is not None, "serving line", timeout=180)
         with httpx.Client(base_url=server.url, timeout=30.0) as client:
+            assert client.get("/health").status_code == 200  # at the moment the line appears, not later
+            assert SERVING_LINE.search(server.log_text()).group(1) == server.url
+            assert server.log_text().splitlines() == [
+                f"starting cross-modal search on {server.url} (offline model) ...",
+                SERVING_LINE.search(server.log_text()).group(0)]  # no warning, banner or Jina log line
             response = client.post("/search", json={"text": "a cup of coffee"})
             assert response.status_code == 200, response.text
             matches = response.json()["matches"]
@@ -122,6 +133,7 @@ def test_query_restful_serves_and_stops_cleanly_on_sigterm(demo_workspace, tmp_p
             assert image.status_code == 200, image.text[:500]
             assert image.headers["content-type"].startswith("image/"), image.headers
             assert image.content == (demo_workspace / "demo_images" / "coffee.png").read_bytes()
+        assert len(server.log_text().splitlines()) == 2  # serving queries prints nothing either
         # The client is closed first, so no kept-alive connection is pending when the server stops.
         server.stop(signal.SIGTERM)  # every process of its session ends and the port is free again
     finally:
