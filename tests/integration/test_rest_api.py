@@ -198,13 +198,106 @@ def test_every_error_has_the_one_shape(client):
     assert_error(client.post("/search", content=b"x" * (41 * 2**20)), 413)
 
 
+LONE_SURROGATE = b"\\ud800"  # as JSON escapes it: valid JSON, not encodable as UTF-8
+
+
+def raw_json(client, path: str, body: bytes):
+    return client.post(path, content=body, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/search", b'{"text": "a cup of %s coffee"}'),
+    ("/search", b'{"image_id": "img-%s"}'),
+    ("/search", b'{"text": "a cup of coffee", "modality": "%s"}'),
+    ("/search", b'{"image": "data:image/png;base64,%s"}'),
+    ("/search", b'{"data": ["a cup of %s coffee"], "parameters": {"top_k": 3}}'),
+    ("/search", b'{"text": "a cup of coffee", "%s": 1}'),
+    ("/search/batch", b'{"queries": [{"text": "ok"}, {"text": "%s"}]}'),
+    ("/api/search", b'{"data": ["%s"], "top_k": 3, "mode": "search"}'),
+    ("/api/search", b'{"data": ["a cup of coffee"], "top_k": 3, "mode": "%s"}'),
+])
+def test_a_lone_surrogate_in_any_string_field_is_a_4xx_that_says_so(client, path, body):
+    response = raw_json(client, path, body.replace(b"%s", LONE_SURROGATE))
+    assert response.status_code == 400, response.text
+    assert "not valid Unicode" in response.json()["error"]["message"], response.text
+    assert client.post("/search", json={"text": "a cup of coffee"}).status_code == 200  # still serving
+
+
+def test_a_form_field_that_is_not_utf8_is_never_a_5xx(client):
+    """A form field is bytes, so it cannot hold a lone surrogate; its nearest kin, the UTF-8 form of one (CESU-8) or
+    other invalid bytes, is read by Starlette as Latin-1: a query that finds nothing much, never a 5xx."""
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    for value in (b"a cup \xed\xa0\x80 coffee", b"\xff\xfe", b"caf\xc3\xa9"):
+        for request in ({"files": {"text": (None, value)}}, {"content": b"text=" + value, "headers": urlencoded}):
+            response = client.post("/search", **request)
+            assert response.status_code < 500, response.text
+    assert client.post("/search", json={"text": "a cup of coffee"}).status_code == 200
+
+
+def test_a_data_uri_that_is_not_a_photo_is_415_on_every_route(client):
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4").decode()
+    assert_error(client.post("/search", json={"image": pdf}), 415, "application/pdf")
+    assert_error(client.post("/search/batch", json={"queries": [{"image": pdf}]}), 415, "application/pdf")
+    assert_error(client.post("/api/search", json={"data": [pdf]}), 415, "application/pdf")
+
+
+def test_a_batch_answers_each_query_in_order_with_its_own_limit(client, cat_png):
+    cat = base64.b64encode(cat_png).decode()
+    body = {"queries": [{"text": "a cup of coffee", "limit": 2}, {"image": cat, "limit": 4},
+                        {"text": "a cat", "modality": "text", "limit": 1}]}
+    response = client.post("/search/batch", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["query_modality"], r["modality"], len(r["matches"])) for r in results] == [
+        ("text", "image", 2), ("image", "text", 4), ("text", "text", 1)]
+    single = client.post("/search", json={"text": "a cup of coffee", "limit": 2}).json()["matches"]
+    assert [m["id"] for m in results[0]["matches"]] == [m["id"] for m in single]
+    assert results[1]["matches"][0]["tags"]["pair_id"] == CAT
+    assert_error(client.post("/search/batch", json={"queries": []}), 400, "1 to 32")
+    assert_error(client.post("/search/batch", json={"queries": [{"text": "a"}] * 33}), 400, "1 to 32")
+    assert_error(client.post("/search/batch", json={"queries": [{"text": "a"}, {"text": "b", "image_id": "x"}]}),
+                 400, "queries[1].")
+
+
+def test_photo_matches_carry_their_first_caption(client):
+    matches = client.post("/search", json={"text": "a cup of coffee", "limit": 3}).json()["matches"]
+    coffee = matches[0]
+    assert coffee["tags"]["pair_id"] == COFFEE
+    captions = client.get(f"/documents/{coffee['id']}").json()["captions"]
+    assert coffee["caption"] == captions[0]["text"]
+    text_matches = client.post("/search", json={"text": "a cup of coffee", "modality": "text"}).json()["matches"]
+    assert all(match["caption"] is None for match in text_matches)
+
+
+def test_the_sample_shows_what_is_indexed(client, workspace):
+    photos = client.get("/sample", params={"limit": 5}).json()["photos"]
+    assert len(photos) == 5 and len({photo["id"] for photo in photos}) == 5
+    indexed = stored_ids(workspace / "image_index")
+    for photo in photos:
+        assert photo["id"] in indexed and photo["image_url"] == f"/images/{photo['id']}"
+        assert photo["caption"] and (workspace / "demo_images" / photo["name"]).is_file()
+    assert len(client.get("/sample", params={"limit": 48}).json()["photos"]) == 19
+    assert_error(client.get("/sample", params={"limit": 0}), 422)
+
+
+def test_api_docs_work_offline(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower() and "http" not in page.text.split("<body")[1].split("openapi")[0]
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        response = client.get(f"/docs-assets/{asset}")
+        assert response.status_code == 200 and len(response.content) > 10_000, asset
+
+
 def test_openapi_documents_models_examples_and_the_error_shape(client):
     schema = client.get("/openapi.json").json()
-    for path in ["/search", "/api/search", "/images/{doc_id}", "/documents/{doc_id}", "/stats", "/health"]:
+    for path in ["/search", "/search/batch", "/api/search", "/images/{doc_id}", "/documents/{doc_id}", "/sample",
+                 "/stats", "/health"]:
         assert path in schema["paths"], path
     components = schema["components"]["schemas"]
     for name in ["SearchRequest", "SearchUpload", "SearchResponse", "Match", "WidgetSearchRequest", "JinaboxRequest",
-                 "JinaboxResponse", "DocumentResponse", "StatsResponse", "ErrorResponse"]:
+                 "JinaboxResponse", "BatchSearchRequest", "BatchSearchResponse", "SampleResponse", "DocumentResponse",
+                 "StatsResponse", "ErrorResponse"]:
         assert name in components, name
     search = schema["paths"]["/search"]["post"]
     content = search["requestBody"]["content"]
