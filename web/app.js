@@ -7,8 +7,9 @@
     form: $('text-form'), q: $('q'), file: $('file'), choose: $('choose-file'), dropzone: $('dropzone'),
     modality: $('modality'), limit: $('limit'), notice: $('notice'), error: $('error'), status: $('status'),
     results: $('results'), list: $('result-list'), more: $('more'), query: $('query'),
-    queryImage: $('query-image'), queryTitle: $('query-title'), queryNote: $('query-note'), stats: $('stats'),
-    maxSize: $('max-size'),
+    queryImage: $('query-image'), queryTitle: $('query-title'), queryCaption: $('query-caption'),
+    queryNote: $('query-note'), stats: $('stats'), maxSize: $('max-size'),
+    sample: $('sample'), sampleList: $('sample-list'), sampleMore: $('sample-more'), examples: $('examples'),
   };
   const LIMIT_STEPS = [10, 20, 50, 100];
   const DEFAULT_LIMIT = 10;
@@ -19,6 +20,7 @@
   let sequence = 0;        // answers to older searches are dropped
   let controller = null;   // aborts the search in flight when a new one starts
   let objectUrl = null;    // preview of an uploaded photo
+  const photos = new Map(); // indexed photo id -> {name, caption}, from results, the sample or /documents
 
   // --- URL state: ?q=<text> or ?image=<indexed photo id>, plus limit and modality -----------------------------
 
@@ -74,8 +76,14 @@
     ui.error.textContent = '';
   }
 
-  function setStatus(text, loading) {
+  function setStatus(text, loading, more) {
     ui.status.textContent = text;
+    if (more) {
+      const extra = document.createElement('span');
+      extra.className = 'status-more';
+      extra.textContent = ' ' + more;
+      ui.status.append(extra);
+    }
     ui.status.classList.toggle('loading', Boolean(loading));
   }
 
@@ -132,6 +140,7 @@
     const modality = ui.modality.value;
     if (history === 'push') window.history.pushState(null, '', urlFor(query));
     else if (history === 'replace') window.history.replaceState(null, '', urlFor(query));
+    ui.sample.hidden = true;
     showQuery(query);
     clearError();
     setStatus('Searching\u2026', true);
@@ -212,13 +221,42 @@
       ui.queryImage.src = query.url;
       ui.queryTitle.textContent = 'Your photo: ' + query.name;
       ui.queryNote.textContent = 'Searches with your own photo are not kept in the page address.';
+      ui.queryCaption.hidden = true;
     } else {
       ui.queryImage.src = '/images/' + encodeURIComponent(query.value) + '?size=256';
-      ui.queryTitle.textContent = 'Indexed photo ' + query.value;
       ui.queryNote.textContent = 'Share or reload this page to repeat the search.';
+      describeIndexedPhoto(query);
     }
     ui.queryImage.alt = 'The photo searched with';
     ui.query.hidden = false;
+  }
+
+  // The heading of a search by an indexed photo: its file name and first caption (never its id).
+  function showPhotoInfo(info) {
+    ui.queryTitle.textContent = 'Photo ' + (info && info.name ? info.name : 'from the collection');
+    const caption = info && info.caption;
+    ui.queryCaption.textContent = caption ? '\u201c' + caption + '\u201d' : '';
+    ui.queryCaption.hidden = !caption;
+  }
+
+  async function describeIndexedPhoto(query) {
+    const known = photos.get(query.value);
+    showPhotoInfo(known);
+    if (known) return;
+    let document_ = null;
+    try {
+      const response = await fetch('/documents/' + encodeURIComponent(query.value));
+      if (response.ok) document_ = await response.json();
+    } catch (error) {
+      return;  // the search itself says what is wrong
+    }
+    if (!document_ || current !== query) return;
+    const info = {
+      name: fileName(document_.tags, query.value),
+      caption: document_.captions && document_.captions.length ? document_.captions[0].text : null,
+    };
+    photos.set(query.value, info);
+    showPhotoInfo(info);
   }
 
   function fileName(tags, fallback) {
@@ -269,8 +307,10 @@
     item.className = 'card';
     item.dataset.id = match.id;
     const name = fileName(match.tags, match.id);
-    item.append(thumbButton(match.id, 256, 'Photo ' + name + ', score ' + match.score.toFixed(3) +
-                                           ': search with this photo'));
+    const caption = match.caption || '';
+    photos.set(match.id, { name, caption: caption || null });
+    item.append(thumbButton(match.id, 256, (caption ? caption + ' (' + name + ')' : 'Photo ' + name) +
+                                           ', score ' + match.score.toFixed(3) + ': search with this photo'));
     const body = document.createElement('div');
     body.className = 'card-body';
     const { meta, value, bar } = scoreParts(match.score);
@@ -278,10 +318,16 @@
     rankLabel.className = 'rank';
     rankLabel.textContent = '#' + rank;
     meta.append(rankLabel, value, bar);
-    const label = document.createElement('p');
-    label.className = 'label';
-    label.textContent = name;
-    body.append(meta, label);
+    const what = document.createElement('p');
+    what.className = caption ? 'photo-caption' : 'photo-caption no-caption';
+    what.textContent = caption || name;
+    body.append(meta, what);
+    if (caption) {
+      const label = document.createElement('p');
+      label.className = 'label';
+      label.textContent = name;
+      body.append(label);
+    }
     item.append(body);
     return item;
   }
@@ -324,7 +370,8 @@
     if (matches.length === 0) {
       setStatus('No ' + (photos ? 'photos' : 'captions') + ' found' + about + '. Is anything indexed?');
     } else {
-      setStatus(what + about + ', best first. Scores are cosine similarities (higher is closer).');
+      setStatus(what + about + ', best first.', false,
+                'Scores are cosine similarities (higher is closer).');
     }
     ui.more.hidden = !(matches.length >= limit && limit < server.max_limit);
     if (hadFocus) ui.results.focus({ preventScroll: true });
@@ -366,6 +413,16 @@
   });
 
   ui.more.addEventListener('click', showMore);
+
+  ui.sampleList.addEventListener('click', (event) => {
+    const button = event.target.closest('button.thumb');
+    if (button && button.dataset.imageId) searchIndexedPhoto(button.dataset.imageId);
+  });
+  ui.examples.addEventListener('click', (event) => {
+    const button = event.target.closest('button.example');
+    if (button) searchText(button.dataset.text);
+  });
+  ui.sampleMore.addEventListener('click', () => loadSample());
 
   function rerunWithOptions() {
     if (current) search(current, 'replace');
@@ -427,6 +484,7 @@
     setLimit(state.limit);
     ui.modality.value = state.modality;
     if (state.query) search(state.query, null);
+    else showHome();
   });
 
   // --- start ----------------------------------------------------------------------------------------------------
@@ -458,14 +516,85 @@
     return true;
   }
 
+  // --- the home page: a sample of the collection -----------------------------------------------------------
+
+  function sampleItem(photo) {
+    const item = document.createElement('li');
+    item.className = 'sample-item';
+    item.dataset.id = photo.id;
+    const caption = photo.caption || '';
+    photos.set(photo.id, { name: photo.name, caption: caption || null });
+    item.append(thumbButton(photo.id, 256, 'Search with this photo: ' + (caption || photo.name)));
+    const text = document.createElement('p');
+    text.className = 'sample-caption';
+    text.textContent = caption || photo.name;
+    text.title = (caption ? caption + ' \u2014 ' : '') + photo.name;
+    item.append(text);
+    return item;
+  }
+
+  function exampleItem(text) {
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'example';
+    button.dataset.text = text;
+    button.textContent = text;
+    button.title = 'Search with this description';
+    item.append(button);
+    return item;
+  }
+
+  let sampleRequest = 0;
+  async function loadSample() {
+    const mine = ++sampleRequest;
+    let body = null;
+    try {
+      const response = await fetch('/sample?limit=8');
+      if (response.ok) body = await response.json();
+    } catch (error) {
+      body = null;
+    }
+    if (mine !== sampleRequest || current) return;  // a search started meanwhile
+    const sample = body && Array.isArray(body.photos) ? body.photos : [];
+    if (!sample.length) {
+      ui.sample.hidden = true;
+      return;
+    }
+    ui.sampleList.replaceChildren(...sample.map(sampleItem));
+    const examples = sample.map((photo) => photo.caption).filter(Boolean).slice(0, 3);
+    ui.examples.replaceChildren(...examples.map(exampleItem));
+    $('examples-block').hidden = examples.length === 0;
+    ui.sample.hidden = false;
+  }
+
+  function showHome() {
+    current = null;
+    sequence += 1;
+    if (controller) controller.abort();
+    ui.q.value = '';
+    ui.query.hidden = true;
+    ui.list.replaceChildren();
+    ui.more.hidden = true;
+    ui.results.removeAttribute('aria-busy');
+    setStatus('');
+    clearError();
+    loadSample();
+  }
+
   async function start() {
     const state = readUrl();
     setLimit(state.limit);
     ui.modality.value = state.modality;
-    await loadStats();
+    const ready = await loadStats();
     setLimit(state.limit);
-    if (state.query) search(state.query, null);
-    else ui.q.focus();
+    if (state.query) {
+      search(state.query, null);
+    } else {
+      if (ready) loadSample();
+      // Not on a touch screen: there, focus would open the keyboard over the sample.
+      if (window.matchMedia('(pointer: fine)').matches) ui.q.focus();
+    }
   }
 
   start();

@@ -110,7 +110,7 @@ def test_typing_a_query_shows_the_coffee_photo_first(page, server, tmp_path):
     box.send_keys("a cup of coffee", Keys.ENTER)
     cards = wait_for(page, "#result-list .card", 10)
     assert cards[0].get_attribute("data-id") == image_doc_id(COFFEE)
-    assert "coffee.png" in cards[0].text and "#1" in cards[0].text
+    assert "coffee.png" in cards[0].text and "#1" in cards[0].text  # the caption first (tests/e2e/test_web_page.py)
     scores = [float(card.find_element(By.CLASS_NAME, "score").text) for card in cards]
     assert scores == sorted(scores, reverse=True)
     assert "10 photos" in page.find_element(By.ID, "status").text
@@ -235,7 +235,7 @@ def test_keyboard_labels_and_a_phone_sized_viewport(browser, server):
         ).map(el => el.outerHTML);""")
     assert unnamed == []
     # "/" jumps to the search box; Enter searches
-    browser.find_element(By.TAG_NAME, "body").click()
+    browser.find_element(By.ID, "stats").click()  # plain text: not a control (the body's middle is a sample photo)
     browser.find_element(By.TAG_NAME, "body").send_keys("/")
     assert browser.switch_to.active_element.get_attribute("id") == "q"
     browser.switch_to.active_element.send_keys("a cup of coffee", Keys.ENTER)

@@ -1,0 +1,316 @@
+"""The search page as a user sees it, in a real headless Chromium against the run's shared query server: photo
+results labelled with what is in them, a search by an indexed photo headed with its name and caption, a compact
+phone layout, a sample of the collection on the home page, and the offline API docs.
+
+Screenshots go to the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace docs/<name>
+(docs/screenshot-phone.png, docs/screenshot-phone-photo.png, docs/screenshot-home.png).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from crossmodal.ids import image_doc_id
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
+WAIT = 30  # seconds for a search to show up
+PHONE = (400, 800)
+SAMPLE_SIZE = 8
+
+
+@pytest.fixture(scope="module")
+def captions(demo_workspace) -> dict[str, list[str]]:
+    """Photo file name (as indexed) -> its captions, in index order (the first is the API's `caption`)."""
+    manifest = json.loads((REPO_ROOT / "demo" / "manifest.json").read_text())
+    names = {path.stem: path.name for path in (demo_workspace / "demo_images").iterdir()}
+    return {names[photo["name"]]: photo["captions"] for photo in manifest["photos"]}
+
+
+def all_captions(captions: dict[str, list[str]]) -> set[str]:
+    return {caption for texts in captions.values() for caption in texts}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,1000", "--lang=en-US", "--hide-scrollbars"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def desktop(browser):
+    browser.set_window_size(1280, 1000)
+    browser.get_log("browser")
+    return browser
+
+
+@pytest.fixture
+def phone(browser):
+    """A 400 x 800 CSS-pixel touch viewport (Chromium's device emulation), reset afterwards."""
+    width, height = PHONE
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    browser.get_log("browser")
+    try:
+        yield browser
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    WebDriverWait(driver, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+
+
+def wait_for(driver, css: str, count: int = 1):
+    def ready(d):
+        items = d.find_elements(By.CSS_SELECTOR, css)
+        busy = d.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
+        return items if len(items) >= count and not busy else False
+    try:
+        return WebDriverWait(driver, WAIT).until(ready)
+    except TimeoutException:
+        error = driver.find_element(By.ID, "error")
+        raise AssertionError(f"no {css!r} results; error shown: {error.text!r}") from None
+
+
+def query_params(driver) -> dict:
+    return parse_qs(urlsplit(driver.current_url).query)
+
+
+def console_errors(driver) -> list:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def loaded(driver, image) -> bool:
+    return bool(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image))
+
+
+def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+    assert driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
+        (REPO_ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(path, REPO_ROOT / "docs" / name)
+    return path
+
+
+# --- photo results: what is in the photo first, the file name second ------------------------------------------------
+
+def test_a_photo_result_is_labelled_with_its_caption_then_its_file_name(desktop, demo_server, captions):
+    open_page(desktop, demo_server + "/?q=" + quote("a cup of coffee"))
+    cards = wait_for(desktop, "#result-list .card", 10)
+    first = cards[0]
+    assert first.get_attribute("data-id") == image_doc_id(COFFEE)
+    caption = first.find_element(By.CLASS_NAME, "photo-caption")
+    name = first.find_element(By.CLASS_NAME, "label")
+    assert caption.text == captions["coffee.png"][0]
+    assert name.text == "coffee.png"
+    assert caption.rect["y"] < name.rect["y"]  # the caption comes first
+    size = "return parseFloat(getComputedStyle(arguments[0]).fontSize)"
+    assert desktop.execute_script(size, name) < desktop.execute_script(size, caption)  # the name is smaller
+    thumb = first.find_element(By.CSS_SELECTOR, "button.thumb")
+    assert thumb.get_attribute("aria-label").startswith(captions["coffee.png"][0])
+    # every photo of the demo has captions: every card shows one of its photo's captions
+    for card in cards:
+        text = card.find_element(By.CLASS_NAME, "photo-caption").text
+        assert text in captions[card.find_element(By.CLASS_NAME, "label").text], text
+    assert console_errors(desktop) == []
+
+
+# --- a search by an indexed photo is headed by its name and caption, not its id -------------------------------------
+
+def test_a_search_by_an_indexed_photo_is_headed_with_its_name_and_caption(desktop, demo_server, captions):
+    cat = image_doc_id(CAT)
+    open_page(desktop, f"{demo_server}/?image={cat}")  # from the address: the page asks /documents/{id}
+    wait_for(desktop, "#result-list .caption-card", 3)
+    title, caption = desktop.find_element(By.ID, "query-title"), desktop.find_element(By.ID, "query-caption")
+    WebDriverWait(desktop, WAIT).until(lambda d: "chelsea_cat.png" in title.text)
+    assert caption.is_displayed() and captions["chelsea_cat.png"][0] in caption.text
+    assert cat not in desktop.find_element(By.ID, "query").text
+    # clicked from a text search's results: the same heading, from what the result already said
+    desktop.find_element(By.ID, "q").clear()
+    desktop.find_element(By.ID, "q").send_keys("a cup of coffee", Keys.ENTER)
+    cards = wait_for(desktop, "#result-list .card", 10)
+    cards[0].find_element(By.CSS_SELECTOR, "button.thumb").click()
+    WebDriverWait(desktop, WAIT).until(lambda d: query_params(d).get("image") == [image_doc_id(COFFEE)])
+    wait_for(desktop, "#result-list .caption-card", 3)
+    assert desktop.find_element(By.ID, "query-title").text == "Photo coffee.png"
+    assert captions["coffee.png"][0] in desktop.find_element(By.ID, "query-caption").text
+    assert console_errors(desktop) == []
+
+
+# --- the phone layout -----------------------------------------------------------------------------------------------
+
+LAYOUT = """
+    const width = document.documentElement.clientWidth;
+    const canvas = document.createElement('canvas').getContext('2d');
+    const problems = [];
+    for (const el of document.querySelectorAll('input, select, button, a')) {
+        const box = el.getBoundingClientRect();
+        if (!box.width || el.matches('.skip-link:not(:focus), .visually-hidden')) continue;  // not shown
+        if (box.left < 0 || box.right > width + 0.5) problems.push(el.id || el.textContent.trim() + ': sticks out');
+        if (el.tagName === 'SELECT') {  // no option's text is clipped
+            const style = getComputedStyle(el);
+            canvas.font = style.font;
+            const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 16;
+            for (const option of el.options) {
+                const need = canvas.measureText(option.text).width;
+                if (need > room) problems.push(el.id + ': "' + option.text + '" needs ' + need + ' px of ' + room);
+            }
+        }
+    }
+    const first = document.querySelector('#result-list > li');
+    return {
+        problems,
+        overflow: document.documentElement.scrollWidth - width,
+        firstTop: first ? first.getBoundingClientRect().top : null,
+        viewport: window.innerHeight,
+        width,
+    };"""
+
+
+@pytest.mark.parametrize("query, css", [("q=" + quote("a cup of coffee"), ".card"),
+                                        (f"image={image_doc_id(CAT)}", ".caption-card")],
+                         ids=["text", "photo"])
+def test_on_a_phone_the_first_results_are_on_the_first_screen(phone, demo_server, tmp_path, query, css):
+    open_page(phone, f"{demo_server}/?{query}")
+    wait_for(phone, "#result-list " + css, 3)
+    layout = phone.execute_script(LAYOUT)
+    assert layout["width"] == PHONE[0] and layout["viewport"] == PHONE[1], layout
+    assert layout["problems"] == [] and layout["overflow"] <= 0, layout
+    # at least 120 px of the first result (its photo) are on the first screen, without scrolling
+    assert layout["firstTop"] + 120 <= layout["viewport"], layout
+    thumb = phone.find_element(By.CSS_SELECTOR, "#result-list > li img")
+    assert loaded(phone, thumb)
+    save_screenshot(phone, tmp_path, "screenshot-phone.png" if css == ".card" else "screenshot-phone-photo.png")
+    assert console_errors(phone) == []
+
+
+def test_the_home_page_fits_a_phone(phone, demo_server):
+    open_page(phone, demo_server + "/")
+    WebDriverWait(phone, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sample-list .sample-item img"))
+    layout = phone.execute_script(LAYOUT)
+    assert layout["problems"] == [] and layout["overflow"] <= 0, layout
+    first = phone.find_element(By.CSS_SELECTOR, "#sample-list .sample-item")
+    assert first.rect["y"] + 120 <= PHONE[1]  # the collection shows on the first screen too
+
+
+# --- the home page: a sample of the collection ----------------------------------------------------------------------
+
+def sample_items(driver):
+    """The sample's photos once all of them are shown."""
+    def shown(d):
+        found = d.find_elements(By.CSS_SELECTOR, "#sample-list .sample-item")
+        return found if len(found) == SAMPLE_SIZE and d.find_element(By.ID, "sample").is_displayed() else False
+    return WebDriverWait(driver, WAIT).until(shown)
+
+
+def test_the_home_page_shows_a_sample_of_the_collection_and_example_descriptions(desktop, demo_server, captions,
+                                                                                   tmp_path):
+    open_page(desktop, demo_server + "/")
+    items = sample_items(desktop)
+    assert desktop.find_element(By.ID, "sample").is_displayed()
+    ids = [item.get_attribute("data-id") for item in items]
+    assert len(set(ids)) == SAMPLE_SIZE and all(photo_id.startswith("img-") for photo_id in ids)
+    for item in items:
+        WebDriverWait(desktop, WAIT).until(lambda d, item=item: loaded(d, item.find_element(By.TAG_NAME, "img")))
+        caption = item.find_element(By.CLASS_NAME, "sample-caption").get_attribute("textContent")
+        assert caption in all_captions(captions), caption
+        assert item.find_element(By.CSS_SELECTOR, "button.thumb").get_attribute("aria-label").endswith(caption)
+    examples = desktop.find_elements(By.CSS_SELECTOR, "#examples button.example")
+    assert len(examples) == 3 and all(example.text in all_captions(captions) for example in examples)
+    save_screenshot(desktop, tmp_path, "screenshot-home.png")
+    # "Show others" draws another sample
+    desktop.find_element(By.ID, "sample-more").click()
+    read_ids = "return [...document.querySelectorAll('#sample-list .sample-item')].map(item => item.dataset.id)"
+    WebDriverWait(desktop, WAIT).until(
+        lambda d: (now := d.execute_script(read_ids)) != ids and len(now) == SAMPLE_SIZE)
+    assert console_errors(desktop) == []
+
+
+def test_clicking_a_sample_photo_searches_by_it_and_back_shows_the_sample(desktop, demo_server, captions):
+    open_page(desktop, demo_server + "/")
+    first = sample_items(desktop)[0]
+    photo_id = first.get_attribute("data-id")
+    caption = first.find_element(By.CLASS_NAME, "sample-caption").get_attribute("textContent")
+    first.find_element(By.CSS_SELECTOR, "button.thumb").click()
+    WebDriverWait(desktop, WAIT).until(lambda d: query_params(d).get("image") == [photo_id])
+    wait_for(desktop, "#result-list .caption-card", 3)
+    assert not desktop.find_element(By.ID, "sample").is_displayed()
+    photo_of = {text: name for name, texts in captions.items() for text in texts}
+    assert desktop.find_element(By.ID, "query-title").text == "Photo " + photo_of[caption]
+    assert caption in desktop.find_element(By.ID, "query-caption").text
+    desktop.back()
+    WebDriverWait(desktop, WAIT).until(lambda d: d.find_element(By.ID, "sample").is_displayed())
+    assert desktop.find_elements(By.CSS_SELECTOR, "#result-list > li") == []
+    assert not desktop.find_element(By.ID, "query").is_displayed()
+    # with the keyboard: a sample photo is a button, Enter searches by it
+    thumb = sample_items(desktop)[1].find_element(By.CSS_SELECTOR, "button.thumb")
+    other = sample_items(desktop)[1].get_attribute("data-id")
+    desktop.execute_script("arguments[0].focus()", thumb)
+    desktop.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(desktop, WAIT).until(lambda d: query_params(d).get("image") == [other])
+    wait_for(desktop, "#result-list .caption-card", 3)
+    assert console_errors(desktop) == []
+
+
+def test_an_example_description_searches_by_it(desktop, demo_server):
+    open_page(desktop, demo_server + "/")
+    sample_items(desktop)
+    example = desktop.find_element(By.CSS_SELECTOR, "#examples button.example")
+    text = example.text
+    example.click()
+    WebDriverWait(desktop, WAIT).until(lambda d: query_params(d).get("q") == [text])
+    wait_for(desktop, "#result-list .card", 10)
+    assert desktop.find_element(By.ID, "q").get_attribute("value") == text
+    assert f"10 photos for \u201c{text}\u201d" in desktop.find_element(By.ID, "status").text
+    assert not desktop.find_element(By.ID, "sample").is_displayed()
+    assert console_errors(desktop) == []
+
+
+# --- the API docs ---------------------------------------------------------------------------------------------------
+
+def test_the_api_docs_link_opens_swagger_ui_served_by_the_gateway(desktop, demo_server):
+    open_page(desktop, demo_server + "/")
+    link = desktop.find_element(By.ID, "api-docs")
+    assert link.get_attribute("href") == demo_server + "/docs"
+    link.click()
+    try:
+        WebDriverWait(desktop, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)
+    except TimeoutException:
+        shown = desktop.find_element(By.ID, "swagger-ui").text[:400]
+        raise AssertionError(f"Swagger UI at /docs lists no operations; it shows: {shown!r}") from None
+    assert "/search" in desktop.find_element(By.ID, "swagger-ui").text
+    resources = desktop.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    foreign = [url for url in resources if not url.startswith(demo_server) and not url.startswith("data:")]
+    assert foreign == [], "the API docs load files from elsewhere (they must work offline)"
