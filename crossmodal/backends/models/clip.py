@@ -33,6 +33,7 @@ from crossmodal.modality import IMAGE, TEXT
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
 from ..clip import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from ..fetching import one_line, unreachable
+from .batching import batches, image_batches
 
 WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 # open_clip's own preference when a folder holds several weights files.
@@ -247,8 +248,8 @@ class ClipBackend(ModelBackend):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         self.require_tower(TEXT)
         chunks = []
-        for start in range(0, len(texts), self.batch_size):
-            tokens = self.tokenizer([str(text) for text in texts[start : start + self.batch_size]])
+        for batch in batches(texts, self.batch_size):
+            tokens = self.tokenizer([str(text) for text in batch])
             chunks.append(self.text_model.encode_text(tokens, normalize=True).float().numpy())
         return self._finish(chunks)
 
@@ -257,9 +258,7 @@ class ClipBackend(ModelBackend):
         self.require_tower(IMAGE)
         assert self.visual is not None
         chunks = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(image.convert("RGB"))
-                                 for image in images[start : start + self.batch_size]])
+        for batch in image_batches(images, self.preprocess, self.batch_size):
             # what open_clip's encode_image(normalize=True) computes, on the image tower alone
             chunks.append(F.normalize(self.visual(batch), dim=-1).float().numpy())
         return self._finish(chunks)

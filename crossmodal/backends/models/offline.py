@@ -22,6 +22,7 @@ from torchvision import transforms
 from crossmodal.modality import IMAGE, TEXT
 
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
+from .batching import batches, image_batches
 
 PROMPT_TEMPLATE = "a photo of a {}"
 IMAGE_SIZE = 224
@@ -76,9 +77,9 @@ class MiniLMTextEncoder:
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         chunks = []
-        for start in range(0, len(texts), self.batch_size):
+        for texts_batch in batches(texts, self.batch_size):
             batch = self.tokenizer(
-                list(texts[start : start + self.batch_size]),
+                list(texts_batch),
                 padding=True,
                 truncation=True,
                 max_length=TEXT_MAX_TOKENS,
@@ -125,8 +126,7 @@ class EfficientNetLite0Classifier:
     @torch.inference_mode()
     def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         chunks = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(image) for image in images[start : start + self.batch_size]])
+        for batch in image_batches(images, self.preprocess, self.batch_size):
             chunks.append(self.model(batch).softmax(dim=-1).numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 1000), dtype=np.float32)
 

@@ -47,6 +47,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from crossmodal.modality import IMAGE, TEXT
 
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
+from .batching import batches, image_batches
 
 WEIGHTS_HINT = (
     "the released VSE++ weights are runs.tar and vocab.tar from http://www.cs.toronto.edu/~faghri/vsepp/ "
@@ -396,8 +397,8 @@ class VSEPPBackend(ModelBackend):
         self.require_tower(TEXT)
         assert self.text_encoder is not None
         chunks = []
-        for start in range(0, len(texts), self.batch_size):
-            ids = [self.caption_ids(text) for text in texts[start : start + self.batch_size]]
+        for batch in batches(texts, self.batch_size):
+            ids = [self.caption_ids(text) for text in batch]
             lengths = torch.tensor([len(row) for row in ids], dtype=torch.long)
             padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
             for row, caption in enumerate(ids):
@@ -410,9 +411,7 @@ class VSEPPBackend(ModelBackend):
         self.require_tower(IMAGE)
         assert self.image_encoder is not None
         chunks = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(image.convert("RGB"))
-                                 for image in images[start : start + self.batch_size]])
+        for batch in image_batches(images, self.preprocess, self.batch_size):
             chunks.append(self.image_encoder(batch).float().numpy())
         return self._finish(chunks)
 
