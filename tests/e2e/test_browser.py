@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -22,10 +21,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
 from tests.chromium import chromium
+from tests.web_page import WAIT, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
-WAIT = 30  # seconds for a search to show up (the first query also warms the models)
 
 
 def demo_captions(name: str) -> list[str]:
@@ -53,19 +52,6 @@ def page(server, browser):
     WebDriverWait(browser, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
     browser.get_log("browser")  # start each test with an empty console
     return browser
-
-
-def wait_for(driver, css: str, count: int = 1):
-    """The result items once at least `count` are shown and the page is no longer busy."""
-    def ready(d):
-        items = d.find_elements(By.CSS_SELECTOR, css)
-        busy = d.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
-        return items if len(items) >= count and not busy else False
-    try:
-        return WebDriverWait(driver, WAIT).until(ready)
-    except TimeoutException:
-        error = driver.find_element(By.ID, "error")
-        raise AssertionError(f"no {css!r} results; error shown: {error.text!r}") from None
 
 
 def error_text(driver) -> str:

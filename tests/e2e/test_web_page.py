@@ -21,10 +21,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
 from tests.chromium import chromium
+from tests.web_page import WAIT, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
-WAIT = 30  # seconds for a search to show up
 PHONE = (400, 800)
 SAMPLE_SIZE = 8
 
@@ -72,18 +72,6 @@ def phone(browser):
 def open_page(driver, url: str) -> None:
     driver.get(url)
     WebDriverWait(driver, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
-
-
-def wait_for(driver, css: str, count: int = 1):
-    def ready(d):
-        items = d.find_elements(By.CSS_SELECTOR, css)
-        busy = d.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
-        return items if len(items) >= count and not busy else False
-    try:
-        return WebDriverWait(driver, WAIT).until(ready)
-    except TimeoutException:
-        error = driver.find_element(By.ID, "error")
-        raise AssertionError(f"no {css!r} results; error shown: {error.text!r}") from None
 
 
 def query_params(driver) -> dict:

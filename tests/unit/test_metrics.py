@@ -7,6 +7,16 @@ from hypothesis import strategies as st
 from crossmodal.metrics import first_relevant_rank, recall_at, recall_summary, rsum
 
 
+def vsepp_summary(ranks: np.ndarray) -> tuple[float, float, float, float, float]:
+    """The tail of VSE++'s i2t and t2i: R@1/5/10 from 0-based ranks, floor(median) + 1, mean + 1."""
+    r1 = 100.0 * len(np.where(ranks < 1)[0]) / len(ranks)
+    r5 = 100.0 * len(np.where(ranks < 5)[0]) / len(ranks)
+    r10 = 100.0 * len(np.where(ranks < 10)[0]) / len(ranks)
+    medr = np.floor(np.median(ranks)) + 1
+    meanr = ranks.mean() + 1
+    return r1, r5, r10, medr, meanr
+
+
 def vsepp_i2t(sims: np.ndarray, captions_per_image: int = 5) -> tuple[float, float, float, float, float]:
     """VSE++ `i2t` on a similarity matrix [images, captions]: caption j belongs to image j // captions_per_image."""
     ranks = np.zeros(sims.shape[0])
@@ -18,12 +28,7 @@ def vsepp_i2t(sims: np.ndarray, captions_per_image: int = 5) -> tuple[float, flo
             if tmp < rank:
                 rank = tmp
         ranks[index] = rank
-    r1 = 100.0 * len(np.where(ranks < 1)[0]) / len(ranks)
-    r5 = 100.0 * len(np.where(ranks < 5)[0]) / len(ranks)
-    r10 = 100.0 * len(np.where(ranks < 10)[0]) / len(ranks)
-    medr = np.floor(np.median(ranks)) + 1
-    meanr = ranks.mean() + 1
-    return r1, r5, r10, medr, meanr
+    return vsepp_summary(ranks)
 
 
 def vsepp_t2i(sims: np.ndarray, captions_per_image: int = 5) -> tuple[float, float, float, float, float]:
@@ -32,12 +37,7 @@ def vsepp_t2i(sims: np.ndarray, captions_per_image: int = 5) -> tuple[float, flo
     for j in range(sims.shape[1]):
         inds = np.argsort(sims[:, j])[::-1]
         ranks[j] = np.where(inds == j // captions_per_image)[0][0]
-    r1 = 100.0 * len(np.where(ranks < 1)[0]) / len(ranks)
-    r5 = 100.0 * len(np.where(ranks < 5)[0]) / len(ranks)
-    r10 = 100.0 * len(np.where(ranks < 10)[0]) / len(ranks)
-    medr = np.floor(np.median(ranks)) + 1
-    meanr = ranks.mean() + 1
-    return r1, r5, r10, medr, meanr
+    return vsepp_summary(ranks)
 
 
 def ours(sims: np.ndarray, captions_per_image: int = 5) -> tuple[dict, dict]:
