@@ -4,8 +4,8 @@ No flow is ever forked from the test process (tests/servers.py says why): the de
 `app.py -t index`, the query server is `app.py -t query-restful`, both real subprocesses. A test that changes a
 workspace works on a copy of the demo one (`demo_workspace_copy`), never on the shared one.
 
-Modules that still start flows inside the test process (the model-backend ones) must run in a pytest process of
-their own; `make test` does, and this file refuses a run that mixes them with anything else.
+The model-backend tests (tests/e2e/test_cli_models.py, tests/integration/test_model_backends_flow.py) share the
+weights files written once per run (`model_weights`) and one workspace indexed with each model (`model_indexes`).
 """
 from __future__ import annotations
 
@@ -16,22 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.model_weights import MODELS, model_flags, write_model_weights
 from tests.servers import INDEX_TIMEOUT, FlowProcess, IndexFlow, describe, run_cli, start_index_flow, start_query_server
-
-# They fork Jina from the test process after running torch in it: one module per process (Makefile `test`).
-OWN_PROCESS_MODULES = ("tests/e2e/test_cli_models.py", "tests/integration/test_model_backends_flow.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    root = Path(config.rootpath)
-    modules = {Path(item.path).relative_to(root).as_posix() for item in items}
-    lonely = modules & set(OWN_PROCESS_MODULES)
-    if lonely and len(modules) > 1 and not config.option.collectonly:
-        raise pytest.UsageError(f"{sorted(lonely)} fork flows from the test process and must run in a pytest "
-                                "process of their own (see the Makefile's `test` target)")
-    for item in items:
-        if Path(item.path).relative_to(root).as_posix() in OWN_PROCESS_MODULES:
-            item.add_marker(pytest.mark.own_process)
 
 
 @dataclass
@@ -91,3 +77,35 @@ def job_index_flow(tmp_path_factory) -> IndexFlow:
     flow = start_index_flow(root / "workspace", root / "flow.log")
     yield flow
     flow.stop()
+
+
+# --- model backends ---------------------------------------------------------------------------------------------------
+
+MODEL_PHOTOS = 3  # photos of the demo set indexed with each model
+
+
+@pytest.fixture(scope="session")
+def model_weights(tmp_path_factory) -> dict[str, list[str]]:
+    """VSE++ and CLIP weights files in their original formats (random values), written once per run; the app.py
+    flags that select each model with them."""
+    return model_flags(write_model_weights(tmp_path_factory.mktemp("model-weights")))
+
+
+@dataclass
+class ModelIndex:
+    workspace: Path
+    flags: list[str]  # --model NAME and its weights options
+    photos: int  # how many demo photos it holds (and 3 captions each)
+    result: object  # the CompletedProcess of `app.py -t index -d demo -n PHOTOS -b 2 --model NAME ...`
+
+
+@pytest.fixture(scope="session")
+def model_indexes(model_weights, tmp_path_factory) -> dict[str, ModelIndex]:
+    """One workspace per model, indexed by the CLI (3 demo photos in batches of 2); only read them."""
+    indexes = {}
+    for model in MODELS:
+        workspace = tmp_path_factory.mktemp(f"{model}-index") / "workspace"
+        result = run_cli("-t", "index", "-d", "demo", "-n", str(MODEL_PHOTOS), "-b", "2", *model_weights[model],
+                         "--workspace", workspace, timeout=INDEX_TIMEOUT)
+        indexes[model] = ModelIndex(workspace, model_weights[model], MODEL_PHOTOS, result)
+    return indexes

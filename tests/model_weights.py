@@ -1,4 +1,10 @@
-"""Weights files in the original formats, with random values, for tests of the VSE++ and CLIP backends."""
+"""Weights files in the original formats, with random values, for tests of the VSE++ and CLIP backends.
+
+Written once per test run (the `model_weights` session fixture of tests/conftest.py): a VSE++ VGG19 checkpoint as
+github.com/fartashf/vsepp's train.py saved it (~590 MB) with its pickled vocabulary, and an open_clip ViT-B-32 state
+dict (~600 MB). The flow-level tests use these full formats on purpose: a smaller architecture would not make their
+flows measurably faster (a flow start costs ~15 s whatever the model; loading either model takes 1-2 s of it).
+"""
 import subprocess
 import sys
 from pathlib import Path
@@ -56,10 +62,24 @@ torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), fol
 '''
 
 
+MODELS = ("vsepp", "clip")
+DIMENSIONS = {"vsepp": 1024, "clip": 512}
+
+
 def write_model_weights(folder: Path) -> dict[str, dict[str, str]]:
     """Write a VSE++ checkpoint + vocabulary and a CLIP state dict into `folder`; returns each model's options."""
     subprocess.run([sys.executable, "-c", WRITE_WEIGHTS, str(folder)], check=True, timeout=600)
     return {
         "vsepp": {"checkpoint": str(folder / "model_best.pth.tar"), "vocab": str(folder / "f30k_vocab.pkl")},
         "clip": {"arch": "ViT-B-32", "pretrained": str(folder / "open_clip_pytorch_model.bin")},
+    }
+
+
+def model_flags(options: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """The app.py flags that select each model with the files `write_model_weights` wrote."""
+    return {
+        "vsepp": ["--model", "vsepp", "--checkpoint", options["vsepp"]["checkpoint"],
+                  "--vocab", options["vsepp"]["vocab"]],
+        "clip": ["--model", "clip", "--clip-arch", options["clip"]["arch"],
+                 "--clip-pretrained", options["clip"]["pretrained"]],
     }

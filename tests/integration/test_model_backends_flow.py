@@ -1,74 +1,55 @@
-"""The real index and query flows with the VSE++ and CLIP backends, on weights files created here in the original
-formats (random weights: the results are not meaningful, the plumbing is), queried over HTTP; a query flow with
-another model on the same workspace is refused with both model names."""
+"""`app.py -t query-restful --model vsepp|clip` on a workspace indexed with that model (tests/conftest.py,
+`model_indexes`: weights files in the original formats, random values, so the plumbing is tested, not the
+rankings), queried over HTTP by text and by photo; a server with another model on the same workspace is refused
+with both model names. Every server is a real subprocess (tests/servers.py) and must stop cleanly."""
 from __future__ import annotations
 
 import base64
 
 import httpx
 import pytest
-from jina.helper import random_port
 
 from crossmodal.store import stored_settings
-from dataset import open_dataset
-from serving.jobs.indexing import index_dataset
-from serving.runtime.flows import FlowSettings, load_flow, running
-from tests.model_weights import write_model_weights
+from tests.servers import start_query_server
 
-NUM_PHOTOS = 3
-
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return write_model_weights(tmp_path_factory.mktemp("weights"))
-
-
-def index_with(model, options, workspace):
-    reader = open_dataset("demo", workspace=workspace)
-    with running(load_flow("index", FlowSettings(workspace=workspace, model=model, model_options=options))) as flow:
-        return index_dataset(flow, reader, workspace, batch_size=2, num_docs=NUM_PHOTOS)
-
-
-@pytest.fixture(scope="module")
-def workspaces(models, tmp_path_factory):
-    built = {}
-    for model, options in models.items():
-        workspace = tmp_path_factory.mktemp(f"{model}-workspace")
-        summary = index_with(model, options, workspace)
-        assert (summary.images, summary.captions, len(summary.skipped)) == (NUM_PHOTOS, 3 * NUM_PHOTOS, 0)
-        built[model] = workspace
-    return built
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("model", ["vsepp", "clip"])
-def test_index_and_query_flows_run_with_the_model(model, models, workspaces):
-    workspace = workspaces[model]
-    for modality in ("image_index", "text_index"):
-        settings = stored_settings(workspace / modality)
-        assert settings.model_name.startswith(f"{model}:") and settings.dim == (1024 if model == "vsepp" else 512)
-    photo = next((workspace / "demo_images").iterdir())
-    port = random_port()
-    query = FlowSettings(workspace=workspace, model=model, model_options=models[model], port=port)
-    with running(load_flow("query", query)), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-        text = http.post("/search", json={"text": "a cup of coffee on the table", "limit": 5})
-        assert text.status_code == 200, text.text
-        matches = text.json()["matches"]
-        assert len(matches) == NUM_PHOTOS and {m["modality"] for m in matches} == {"image"}
-        scores = [m["score"] for m in matches]
-        assert scores == sorted(scores, reverse=True) and all(-1.001 <= s <= 1.001 for s in scores)
-        image = http.post("/search", json={"image": base64.b64encode(photo.read_bytes()).decode(), "limit": 4})
-        assert image.status_code == 200, image.text
-        assert len(image.json()["matches"]) == 4 and {m["modality"] for m in image.json()["matches"]} == {"text"}
+def test_a_query_server_with_the_model_answers_text_and_photo_queries(model, model_indexes, tmp_path):
+    index = model_indexes[model]
+    photo = next((index.workspace / "demo_images").iterdir())
+    server = start_query_server(index.workspace, tmp_path / "server.log", *index.flags)
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            text = http.post("/search", json={"text": "a cup of coffee on the table", "limit": 5})
+            assert text.status_code == 200, text.text
+            matches = text.json()["matches"]
+            assert len(matches) == index.photos and {m["modality"] for m in matches} == {"image"}
+            scores = [m["score"] for m in matches]
+            assert scores == sorted(scores, reverse=True) and all(-1.001 <= s <= 1.001 for s in scores)
+            image = http.post("/search", json={"image": base64.b64encode(photo.read_bytes()).decode(), "limit": 4})
+            assert image.status_code == 200, image.text
+            matches = image.json()["matches"]
+            assert len(matches) == 4 and {m["modality"] for m in matches} == {"text"}
+        assert f"({model} model)" in server.log_text()
+    finally:
+        server.stop()
 
 
-def test_a_query_flow_with_another_model_is_refused_with_both_names(models, workspaces):
-    workspace = workspaces["vsepp"]
-    built_by = stored_settings(workspace / "image_index").model_name
-    port = random_port()
-    query = FlowSettings(workspace=workspace, model="clip", model_options=models["clip"], port=port)
-    with running(load_flow("query", query)), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
-        response = http.post("/search", json={"text": "a cup of coffee", "limit": 3})
-    assert response.status_code == 409, response.text
-    message = response.json()["error"]["message"]
-    assert built_by in message and "clip:ViT-B-32:" in message
+def test_a_query_server_with_another_model_is_refused_with_both_names(model_indexes, tmp_path):
+    """A VSE++ server (the quicker one to start) on the CLIP workspace: 409, naming the model that built the index
+    and the one that embedded the query."""
+    built, other = model_indexes["clip"], model_indexes["vsepp"]
+    built_by = stored_settings(built.workspace / "image_index").model_name
+    query_model = stored_settings(other.workspace / "image_index").model_name
+    assert built_by.startswith("clip:ViT-B-32:") and query_model.startswith("vsepp:model_best.pth.tar:")
+    server = start_query_server(built.workspace, tmp_path / "server.log", *other.flags)
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            response = http.post("/search", json={"text": "a cup of coffee", "limit": 3})
+        assert response.status_code == 409, response.text
+        message = response.json()["error"]["message"]
+        assert built_by in message and query_model in message, message
+    finally:
+        server.stop()
