@@ -71,7 +71,10 @@ def test_generated_raw_bodies(client, raw, content_type):
 
 @pytest.mark.slow
 @FUZZ
-@given(name=st.text(min_size=1, max_size=60), route=st.sampled_from(["/images/", "/documents/"]),
+# "." and ".." are dot segments: the client resolves them away before sending (`/images/..` becomes `/`), so they
+# never reach the id lookup; traversal with encoded or embedded dots (`..%2f`, `a/../b`) is still generated.
+@given(name=st.text(min_size=1, max_size=60).filter(lambda name: name not in (".", "..")),
+       route=st.sampled_from(["/images/", "/documents/"]),
        size=st.one_of(st.none(), st.integers(-10, 5000).map(str), st.text(max_size=5)))
 def test_generated_paths_never_read_outside_the_index(client, name, route, size):
     params = {} if size is None else {"size": size}
