@@ -107,6 +107,15 @@ def read_record(folder: str | Path, id: str) -> Record | None:
     return _to_record(rows[0]) if rows else None
 
 
+def read_records(folder: str | Path, ids: Sequence[str]) -> dict[str, Record]:
+    """The records of those ``ids`` that are stored, by id: one connection per shard and chunk, not one per id."""
+    found: dict[str, Record] = {}
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        rows = _query_read_only(folder, f"SELECT {_COLUMNS} FROM records WHERE id IN ({_marks(chunk)})", tuple(chunk))
+        found.update((record.id, record) for record in map(_to_record, rows or ()))
+    return found
+
+
 def stored_settings(folder: str | Path) -> StoredSettings | None:
     """The model, dimension and modality recorded in ``folder``; None when it holds no store yet."""
     rows = _query_read_only(folder, "SELECT key, value FROM settings")

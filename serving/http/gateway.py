@@ -25,11 +25,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
+from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix
 from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
 from crossmodal.modality import IMAGE, MODALITIES, TEXT
 from crossmodal.records import TARGET_TAG
-from crossmodal.store import StoreError, read_record, records_with_pair_id, sample_records, store_summary
+from crossmodal.store import (
+    StoreError,
+    read_record,
+    read_records,
+    records_with_pair_id,
+    sample_records,
+    store_summary,
+)
 from crossmodal.unicode_text import first_invalid_string
 from crossmodal.workspace import index_folder
 from serving.http import api_models as models
@@ -211,8 +218,8 @@ class CrossModalGateway(FastAPIBaseGateway):
             raise HTTPException(400, f"'queries' holds {len(request.queries)} queries; send 1 to {MAX_QUERIES}")
         queries = [await self._query(item, f"queries[{position}].") for position, item in enumerate(request.queries)]
         results = await self._search(queries, max(item.limit for item in request.queries))
-        answers = [self._response(query, matches[:item.limit])
-                   for query, item, matches in zip(queries, request.queries, results)]
+        answers = await run_in_threadpool(lambda: [self._response(query, matches[:item.limit])
+                                                   for query, item, matches in zip(queries, request.queries, results)])
         return JSONResponse(models.BatchSearchResponse(results=answers).model_dump())
 
     async def _search_form(self, request: Request) -> JSONResponse:
@@ -250,20 +257,33 @@ class CrossModalGateway(FastAPIBaseGateway):
     def _response(self, query: Query, matches: list[MatchDoc]) -> models.SearchResponse:
         """The public answer to one query: photo matches carry their first caption (SQLite reads: off the loop)."""
         public = [_public_match(match) for match in matches]
-        for match in public:
-            if match.modality == IMAGE and match.tags.get("pair_id"):
-                match.caption = self._first_caption(match.tags["pair_id"])
+        photos = [match for match in public if match.modality == IMAGE and match.tags.get("pair_id")]
+        captions = self._first_captions([match.tags["pair_id"] for match in photos])
+        for match in photos:
+            match.caption = captions.get(match.tags["pair_id"])
         return models.SearchResponse(query_modality=query.modality, modality=query.target, matches=public)
 
-    def _first_caption(self, pair_id: str) -> str | None:
-        captions = records_with_pair_id(self.folders[TEXT], pair_id, caption_id_prefix(pair_id), limit=1)
-        return captions[0].text if captions else None
+    def _first_captions(self, pair_ids: list[str]) -> dict[str, str | None]:
+        """Each photo's first caption, by pair id: caption 0 of every photo in one read, and a lookup of its other
+        captions only for a photo whose caption 0 is not stored (skipped when it was indexed)."""
+        first_ids = {pair_id: caption_doc_id(pair_id, 0) for pair_id in pair_ids}
+        stored = read_records(self.folders[TEXT], list(first_ids.values()))
+        captions: dict[str, str | None] = {}
+        for pair_id, caption_id in first_ids.items():
+            if caption_id in stored:
+                captions[pair_id] = stored[caption_id].text
+            else:
+                others = records_with_pair_id(self.folders[TEXT], pair_id, caption_id_prefix(pair_id), limit=1)
+                captions[pair_id] = others[0].text if others else None
+        return captions
 
     def _sample(self, limit: int) -> models.SampleResponse:
+        records = sample_records(self.folders[IMAGE], limit)
+        captions = self._first_captions([record.pair_id for record in records if record.pair_id])
         photos = [models.SamplePhoto(id=record.id, image_url=f"/images/{record.id}",
                                      name=Path(record.uri or record.id).name,
-                                     caption=self._first_caption(record.pair_id) if record.pair_id else None)
-                  for record in sample_records(self.folders[IMAGE], limit)]
+                                     caption=captions.get(record.pair_id) if record.pair_id else None)
+                  for record in records]
         return models.SampleResponse(photos=photos)
 
     async def _jinabox_docs(self, data: list[str], top_k: int, base_url: str, legacy: bool) -> list[dict]:

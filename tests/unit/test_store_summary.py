@@ -87,3 +87,20 @@ def test_sample_records_draws_from_every_shard_without_loading_faiss(tmp_path):
     assert seen == {"s0", "s1"}
     assert len(sample_records(root, 50)) == 10
     assert sample_records(tmp_path / "nothing", 3) == []
+
+
+def test_read_records_finds_ids_in_every_shard_across_sql_chunks(tmp_path):
+    from crossmodal.shards import shard_folder, shard_of
+    from crossmodal.store import read_records
+
+    root = tmp_path / "text_index"
+    ids = [f"txt-{i}" for i in range(1200)]  # more than one chunk of bound parameters
+    for shard in range(2):
+        owned = [doc_id for doc_id in ids if shard_of(doc_id, 2) == shard]
+        with VectorStore(shard_folder(root, 2, shard), "text", "m", DIM) as store:
+            store.add([Record(id=doc_id, modality="text", text=doc_id.upper()) for doc_id in owned],
+                      np.ones((len(owned), DIM), dtype=np.float32))
+    wanted = ids[::7] + ["txt-missing", ids[0]]
+    found = read_records(root, wanted)
+    assert set(found) == set(ids[::7]) and all(found[doc_id].text == doc_id.upper() for doc_id in found)
+    assert read_records(tmp_path / "nothing", ids[:3]) == {}
