@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from crossmodal.store import Hit, Record
+from crossmodal.store import Record
 
 MODEL_TAG = "model"  # the backend (and weights) that produced a document's embedding
 ERROR_TAG = "error"  # why a stage could not process a document; the document then carries no embedding
@@ -25,9 +25,9 @@ def record_from_document(id: str, modality: str, text: str | None, uri: str | No
                   dataset=tags.get("dataset"), split=tags.get("split"), tags=extra)
 
 
-def tags_of_hit(hit: Hit) -> dict[str, str]:
-    """The tags a search result carries: the record's free-form tags and its record tags, as strings."""
-    record = hit.record
+def tags_of_record(record: Record) -> dict[str, str]:
+    """The tags a stored document shows (a search result, a document page): its free-form tags and its record tags,
+    as strings."""
     tags = {key: str(value) for key, value in record.tags.items()}
     tags.update({key: value for key in RECORD_TAGS if (value := getattr(record, key)) is not None})
     return tags

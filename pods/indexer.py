@@ -6,7 +6,7 @@ import numpy as np
 from docarray import DocList
 
 from crossmodal.modality import MODALITIES
-from crossmodal.records import ERROR_TAG, MODEL_TAG, record_from_document, tags_of_hit
+from crossmodal.records import ERROR_TAG, MODEL_TAG, record_from_document, tags_of_record
 from crossmodal.shards import shard_folder, shard_of
 from crossmodal.store import Hit, VectorStore, stored_settings
 from serving.runtime.executor import CrossModalExecutor, requests
@@ -113,4 +113,4 @@ class Indexer(CrossModalExecutor):
 def _to_match(hit: Hit) -> MatchDoc:
     record = hit.record
     return MatchDoc(id=record.id, modality=record.modality, score=hit.score, text=record.text, uri=record.uri,
-                    tags=tags_of_hit(hit))
+                    tags=tags_of_record(record))

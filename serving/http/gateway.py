@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix
 from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
 from crossmodal.modality import IMAGE, MODALITIES, TEXT
-from crossmodal.records import TARGET_TAG
+from crossmodal.records import TARGET_TAG, tags_of_record
 from crossmodal.store import (
     StoreError,
     read_record,
@@ -335,8 +335,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             record = read_record(self.folders[IMAGE], doc_id) or read_record(self.folders[TEXT], doc_id)
         if record is None:
             raise HTTPException(404, f"no indexed document with id {doc_id!r}")
-        tags = {key: str(value) for key, value in record.tags.items()}
-        tags.update({key: value for key in ("pair_id", "dataset", "split") if (value := getattr(record, key))})
+        tags = tags_of_record(record)
         if record.modality == IMAGE:
             captions = []
             if record.pair_id:

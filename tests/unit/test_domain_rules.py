@@ -7,7 +7,7 @@ import pytest
 
 from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix, image_doc_id
 from crossmodal.modality import IMAGE, TEXT, other_modality
-from crossmodal.records import ERROR_TAG, MODEL_TAG, TARGET_TAG, record_from_document, tags_of_hit
+from crossmodal.records import ERROR_TAG, MODEL_TAG, TARGET_TAG, record_from_document, tags_of_record
 from crossmodal.shards import (
     DB_NAME,
     SHARD_LAYOUT_FILE,
@@ -17,7 +17,7 @@ from crossmodal.shards import (
     shard_folders,
     shard_of,
 )
-from crossmodal.store import SCHEMA_VERSION, Hit, Record, StoreVersionError, VectorStore
+from crossmodal.store import SCHEMA_VERSION, Record, StoreVersionError, VectorStore
 from crossmodal.workspace import check_workspace, index_folder
 
 
@@ -42,7 +42,7 @@ def test_record_tags_become_columns_and_pipeline_tags_are_dropped():
     record = record_from_document("img-1", IMAGE, None, "/photos/p.jpg", tags)
     assert (record.pair_id, record.dataset, record.split) == ("p", "demo", "test")
     assert record.tags == {"taken": "2024-05-01"}
-    assert tags_of_hit(Hit(record, 0.5)) == {"pair_id": "p", "dataset": "demo", "split": "test", "taken": "2024-05-01"}
+    assert tags_of_record(record) == {"pair_id": "p", "dataset": "demo", "split": "test", "taken": "2024-05-01"}
 
 
 def test_every_id_has_exactly_one_owner_shard_and_keeps_it():
