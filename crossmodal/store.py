@@ -23,12 +23,18 @@ from typing import Any, NamedTuple
 import faiss
 import numpy as np
 
+from crossmodal.keywords import build_query, term_expression
 from crossmodal.modality import MODALITIES
 from crossmodal.shards import DB_NAME, shard_folders
 
 INDEX_TYPES = ("flat", "hnsw")
 # The layout of meta.sqlite and the snapshot. Bump it when a change would make an older version misread a store:
 # an older version then refuses the store with StoreVersionError instead of corrupting it.
+# Still 1 with the keyword index (_FTS_SCHEMA): it only adds a table, triggers and an index beside `records`. An
+# older version reads `records` as before and never looks at them, and its writes keep them right, because the
+# triggers live in the database and fire for every writer. A store without them is migrated when this version opens
+# it for writing, and reads as "no keyword hits" until then. A bump would make older versions refuse stores they
+# read and write correctly.
 SCHEMA_VERSION = 1
 SNAPSHOT_NAME = "index.faiss"
 
@@ -49,6 +55,41 @@ _SCHEMA = (
         vector BLOB NOT NULL
     )""",
 )
+# The keyword index: SQLite FTS5 over each record's searchable text, row i of records_fts is records.num i.
+# A caption (text) is searched by its text; a photo (image) by its file and folder names: its pair id
+# (`<dataset>/<path in the dataset>`) without the dataset, so "demo" or "folder" does not match every photo.
+# unicode61 splits words at every character that is not a letter or digit (`_ - . /` included), so
+# `beach_sunset.jpg` is found by "sunset"; porter matches "beaches" to "beach".
+FTS_TABLE = "records_fts"
+_FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+_FTS_TRIGGERS = ("records_fts_insert", "records_fts_delete", "records_fts_update")
+
+
+def _fts_body(row: str) -> str:
+    """SQL for the searchable text of a records row (`new`, `old` or the table itself)."""
+    prefix = f"{row}.dataset || '/'"
+    without_dataset = (f"CASE WHEN {row}.dataset IS NOT NULL AND substr({row}.pair_id, 1, length({prefix})) = {prefix} "
+                       f"THEN substr({row}.pair_id, length({prefix}) + 1) ELSE {row}.pair_id END")
+    return f"CASE WHEN {row}.modality = 'image' THEN {without_dataset} ELSE {row}.text END"
+
+
+_FTS_SCHEMA = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(body, tokenize = '{_FTS_TOKENIZER}')",
+    f"""CREATE TRIGGER IF NOT EXISTS records_fts_insert AFTER INSERT ON records BEGIN
+        INSERT INTO {FTS_TABLE} (rowid, body) VALUES (new.num, {_fts_body("new")});
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS records_fts_delete AFTER DELETE ON records BEGIN
+        DELETE FROM {FTS_TABLE} WHERE rowid = old.num;
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS records_fts_update AFTER UPDATE OF num, modality, text, pair_id, dataset
+        ON records BEGIN
+        DELETE FROM {FTS_TABLE} WHERE rowid = old.num;
+        INSERT INTO {FTS_TABLE} (rowid, body) VALUES (new.num, {_fts_body("new")});
+    END""",
+    f"INSERT INTO {FTS_TABLE} (rowid, body) SELECT num, {_fts_body('records')} FROM records",  # the back-fill
+)
+# The captions of a photo by pair id (caption_vectors_of_pairs) without a scan.
+_PAIR_INDEX = "CREATE INDEX IF NOT EXISTS records_pair_id ON records (pair_id)"
 
 
 class StoreError(Exception):
@@ -91,6 +132,17 @@ class Hit:
 
     record: Record
     score: float
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    """One keyword (FTS5) result: ``score`` is minus bm25 (higher is better; comparable within one query only),
+    ``terms`` the query's words that this document matched, lower-cased as the user typed them."""
+
+    id: str
+    pair_id: str | None
+    score: float
+    terms: tuple[str, ...]
 
 
 class StoredSettings(NamedTuple):
@@ -191,6 +243,116 @@ def sample_records(folder: str | Path, limit: int) -> list[Record]:
     records = [_to_record(row) for row in rows or ()]
     random.shuffle(records)  # several shards each gave up to `limit`: keep a random `limit` of them
     return records[:limit]
+
+
+def keyword_search(folder: str | Path, text: str, limit: int) -> list[KeywordHit]:
+    """The best ``limit`` documents of ``folder`` (all its shards) for the words of ``text``, best first.
+
+    ``text`` is free text (crossmodal.keywords: never FTS5 syntax; stop words dropped, the other words OR-ed, so a
+    document matching more of them ranks higher). Empty when nothing is left to search for, and for a store that
+    has no keyword index yet (written before it existed, not re-opened for writing since). bm25 is computed within
+    each shard, so scores of different shards are close to, not exactly, comparable.
+    """
+    _check_limit(limit)
+    query = build_query(text)
+    if query is None:
+        return []
+    hits: list[KeywordHit] = []
+    for db in _store_dbs(folder):
+        with _read_only_db(db) as conn:
+            if conn is None or not _has_table(conn, FTS_TABLE):
+                continue
+            conn.execute("BEGIN")  # the ranking and the matched terms see the same state
+            rows = conn.execute(
+                f"SELECT r.num, r.id, r.pair_id, -m.rank FROM (SELECT rowid, rank FROM {FTS_TABLE} "
+                f"WHERE {FTS_TABLE} MATCH ? ORDER BY rank LIMIT ?) AS m JOIN records AS r ON r.num = m.rowid",
+                (query.expression, int(limit))).fetchall()
+            matched = _matched_terms(conn, query.terms, [row[0] for row in rows])
+            hits += [KeywordHit(id_, pair_id, float(score), matched.get(num, ()))
+                     for num, id_, pair_id, score in rows]
+    hits.sort(key=lambda hit: (-hit.score, hit.id))
+    return hits[:limit]
+
+
+def read_vectors(folder: str | Path, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """The stored vectors of those ``ids`` that are stored, by id (float32, 1-D): one connection per shard."""
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, np.ndarray] = {}
+    for db in _store_dbs(folder):
+        with _read_only_db(db) as conn:
+            if conn is None:
+                continue
+            for chunk in _chunks([id_ for id_ in wanted if id_ not in found]):
+                sql = f"SELECT id, vector FROM records WHERE id IN ({_marks(chunk)})"
+                found.update((id_, _to_vector(blob)) for id_, blob in conn.execute(sql, chunk))
+    return found
+
+
+def vector_sample(folder: str | Path, limit: int) -> np.ndarray:
+    """At most ``limit`` stored vectors of ``folder`` (all of them when it holds fewer), as an [N, dim] float32
+    matrix, e.g. the collection a query's scores are normalised against.
+
+    Deterministic: the same sample on every call while the store does not change (``store_generations`` tells when
+    it did). Spread over the whole store: each shard gives its share of ``limit`` (by its size), taken at evenly
+    spaced positions of its insertion order, never just its first rows. Rows are in shard order, then insertion order.
+    """
+    _check_limit(limit)
+    with contextlib.ExitStack() as stack:
+        shards: list[tuple[sqlite3.Connection, np.ndarray]] = []
+        dim = 0
+        for db in _store_dbs(folder):
+            conn = stack.enter_context(_read_only_db(db))
+            if conn is None:
+                continue
+            conn.execute("BEGIN")  # the positions chosen below still name the same rows when they are read
+            settings = dict(conn.execute("SELECT key, value FROM settings WHERE key = 'dim'"))
+            dim = dim or int(settings.get("dim", 0))
+            nums = np.array([row[0] for row in conn.execute("SELECT num FROM records ORDER BY num")], dtype=np.int64)
+            shards.append((conn, nums))
+        quotas = _shares(int(limit), [len(nums) for _, nums in shards])
+        vectors: list[np.ndarray] = []
+        for (conn, nums), quota in zip(shards, quotas):
+            if quota == 0:
+                continue
+            positions = ((2 * np.arange(quota, dtype=np.int64) + 1) * len(nums)) // (2 * quota)  # centred strides
+            for chunk in _chunks([int(num) for num in nums[positions]]):
+                sql = f"SELECT vector FROM records WHERE num IN ({_marks(chunk)}) ORDER BY num"
+                vectors += [_to_vector(row[0]) for row in conn.execute(sql, chunk)]
+    if not vectors:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack(vectors)
+
+
+def store_generations(folder: str | Path) -> tuple[int, ...]:
+    """Each shard's generation counter, in shard order: it grows with every committed write, so a value computed
+    from the store (e.g. ``vector_sample``) can be kept until this changes. Empty without a store."""
+    generations = []
+    for db in _store_dbs(folder):
+        rows = _query_one_store(db, "SELECT value FROM settings WHERE key = 'generation'", ())
+        generations.append(int(rows[0][0]) if rows else 0)
+    return tuple(generations)
+
+
+def caption_vectors_of_pairs(folder: str | Path,
+                             pair_ids: Sequence[str]) -> dict[str, list[tuple[Record, np.ndarray]]]:
+    """The captions (text records) of each of ``pair_ids`` with their vectors, by pair id, in caption order (the
+    number ending a caption id, `txt-<hash>-N`); pair ids without captions are left out. ``folder`` is the caption
+    index. One connection per shard, one query per chunk of pair ids."""
+    wanted = list(dict.fromkeys(pair_ids))
+    found: dict[str, list[tuple[Record, np.ndarray]]] = {}
+    for db in _store_dbs(folder):
+        with _read_only_db(db) as conn:
+            if conn is None:
+                continue
+            for chunk in _chunks(wanted):
+                sql = (f"SELECT {_COLUMNS}, vector FROM records WHERE modality = 'text' "
+                       f"AND pair_id IN ({_marks(chunk)}) ORDER BY num")
+                for row in conn.execute(sql, chunk):
+                    record = _to_record(row[:-1])
+                    found.setdefault(record.pair_id or "", []).append((record, _to_vector(row[-1])))
+    for captions in found.values():
+        captions.sort(key=lambda caption: _caption_order(caption[0].id))
+    return found
 
 
 class VectorStore:
@@ -367,6 +529,7 @@ class VectorStore:
                 with self._writing() as conn:
                     for statement in _SCHEMA:
                         conn.execute(statement)
+                    _migrate_keyword_index(conn)
                     conn.executemany("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", wanted.items())
             stored = dict(self._db().execute("SELECT key, value FROM settings"))
             check_schema_version(stored, self._folder)
@@ -573,6 +736,19 @@ class VectorStore:
                 tags, blob)
 
 
+def _migrate_keyword_index(conn: sqlite3.Connection) -> None:
+    """Create the keyword index and fill it from `records` when the store lacks it or any of its triggers (a store
+    written before it existed); inside the caller's write transaction, so a crash leaves all of it or none."""
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+    if FTS_TABLE not in names or not names.issuperset(_FTS_TRIGGERS):
+        for trigger in _FTS_TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+        for statement in _FTS_SCHEMA:
+            conn.execute(statement)
+    conn.execute(_PAIR_INDEX)
+
+
 def _to_record(row: Sequence[Any]) -> Record:
     id_, modality, text, uri, pair_id, dataset, split, tags = row
     return Record(id_, modality, text, uri, pair_id, dataset, split, json.loads(tags))
@@ -595,6 +771,66 @@ def _query_one_store(db: Path, sql: str, params: tuple[Any, ...]) -> list[Any]:
             return conn.execute(sql, params).fetchall()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read vector store {db}: {exc}") from exc
+
+
+def _store_dbs(folder: str | Path) -> list[Path]:
+    return [store_folder / DB_NAME for store_folder in shard_folders(folder)]
+
+
+@contextlib.contextmanager
+def _read_only_db(db: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to one store (it never creates or changes anything); None while the store has no
+    tables yet (a process was killed between creating the file and committing the schema)."""
+    try:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True, isolation_level=None)) as conn:
+            yield conn if _has_table(conn, "records") else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read vector store {db}: {exc}") from exc
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _matched_terms(conn: sqlite3.Connection, terms: tuple[str, ...], nums: list[int]) -> dict[int, tuple[str, ...]]:
+    """Which of ``terms`` each of the rows ``nums`` matches: one FTS5 lookup per term and chunk of rows."""
+    if len(terms) == 1:
+        return dict.fromkeys(nums, terms)
+    matched: dict[int, list[str]] = {}
+    for term in terms:
+        for chunk in _chunks(nums):
+            sql = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? AND rowid IN ({_marks(chunk)})"
+            for (num,) in conn.execute(sql, (term_expression(term), *chunk)):
+                matched.setdefault(num, []).append(term)
+    return {num: tuple(found) for num, found in matched.items()}
+
+
+def _shares(limit: int, sizes: list[int]) -> list[int]:
+    """Split ``limit`` over parts of ``sizes`` in proportion (largest remainder; ties to the earlier part), each
+    share at most its size; every part in full when they hold ``limit`` or fewer."""
+    total = sum(sizes)
+    if total <= limit:
+        return list(sizes)
+    exact = [limit * size / total for size in sizes]
+    shares = [int(value) for value in exact]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in by_remainder[: limit - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def _caption_order(id_: str) -> tuple[int, str]:
+    number = id_.rpartition("-")[2]
+    return (int(number), id_) if number.isdigit() else (1 << 62, id_)
+
+
+def _to_vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=_VECTOR_DTYPE).astype(np.float32)
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
 
 
 def _read_only_uri(db: Path) -> str:
