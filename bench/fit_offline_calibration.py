@@ -1,0 +1,43 @@
+"""Rebuild crossmodal/calibration/offline.json, the shipped relevance calibration of the built-in offline model.
+
+    python bench/fit_offline_calibration.py [--output PATH]
+
+Fitted on the calibration set only (bench/relevance/calibration_*.json and leave-one-out negatives; see
+relevance_data.py), never on the manifest's test captions or the held-out queries. Deterministic: the same data
+and model give the same file.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from relevance_data import MODEL, SHIPPED, DemoEncoded, calibration_description, calibration_sets  # noqa: E402
+
+from crossmodal.relevance import Calibration, fit_calibration, save_calibration  # noqa: E402
+
+
+def fit(encoded: DemoEncoded) -> Calibration:
+    sets = calibration_sets(encoded)
+    samples = {direction: [q for query_set in query_sets for q in query_set.queries]
+               for direction, query_sets in sets.items()}
+    return fit_calibration(MODEL, samples, calibration_description())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=SHIPPED)
+    args = parser.parse_args()
+    calibration = fit(DemoEncoded())
+    save_calibration(calibration, args.output)
+    for direction, mapping in calibration.mappings.items():
+        print(f"{direction}: coefficients {mapping.coefficients} intercept {mapping.intercept:.4f}; "
+              f"{mapping.queries} queries ({mapping.answerable_queries} answerable), {mapping.pairs} pairs; "
+              f"{mapping.quality}")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
