@@ -33,7 +33,9 @@ from crossmodal.modality import IMAGE, TEXT
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
 from ..clip import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from ..fetching import one_line, unreachable
+from ..spec import check_runtime
 from .batching import batches, image_batches
+from .onnx_runtime import OnnxTower, TowerExport, image_check_inputs, onnx_tower, text_batches
 
 WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 # open_clip's own preference when a folder holds several weights files.
@@ -99,17 +101,45 @@ def find_weights_file(folder: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
+class NormalisedImageTower(nn.Module):
+    """open_clip's encode_image(normalize=True) on the image tower alone: the graph exported to ONNX."""
+
+    def __init__(self, visual: nn.Module) -> None:
+        super().__init__()
+        self.visual = visual
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.visual(pixels), dim=-1)
+
+
+class NormalisedTextTower(nn.Module):
+    """open_clip's encode_text(normalize=True): the graph exported to ONNX (tokens padded to the context length)."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(tokens, normalize=True)
+
+
 class ClipBackend(ModelBackend):
-    """open_clip model: `encode_image` / `encode_text` with open_clip's preprocessing and tokenizer."""
+    """open_clip model: `encode_image` / `encode_text` with open_clip's preprocessing and tokenizer.
+
+    `runtime` onnx: each tower's forward (with its normalisation) runs in ONNX Runtime, cached under
+    $CROSSMODAL_CACHE/onnx (`cache_dir` is open_clip's weights cache, not this one); see onnx_runtime."""
 
     model: Any  # the open_clip model while loading; afterwards `visual` and `text_model` hold the towers kept
+    image_onnx: OnnxTower | None = None
+    text_onnx: OnnxTower | None = None
 
     def __init__(self, arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, batch_size: int = 32,
                  threads: int | None = None, cache_dir: str | None = None,
-                 towers: Iterable[str] = (IMAGE, TEXT)) -> None:
+                 towers: Iterable[str] = (IMAGE, TEXT), runtime: str | None = None) -> None:
         if threads:
             torch.set_num_threads(int(threads))
         self.towers = check_towers(towers)
+        self.runtime = check_runtime(runtime)
         self.arch = str(arch or DEFAULT_ARCH)
         self.pretrained = str(pretrained or DEFAULT_PRETRAINED)
         self.batch_size = max(1, int(batch_size))
@@ -141,6 +171,34 @@ class ClipBackend(ModelBackend):
         self.dim = int(self._probe_dim())
         self.visual, self.text_model = self._towers_kept(self.model)
         del self.model
+        if self.runtime != "torch":
+            self._to_onnx(int(threads) if threads else None)
+
+    def _to_onnx(self, threads: int | None) -> None:
+        label = f"clip-{self.arch}".replace("/", "-")
+        if self.visual is not None:
+            export = TowerExport(label=f"{label}-image", input_names=("pixels",), output_name="embedding",
+                                 check_inputs=image_check_inputs(self.preprocess))
+            self.image_onnx = onnx_tower(NormalisedImageTower(self.visual), export, None, threads, self.runtime)
+        if self.text_model is not None:
+            export = TowerExport(label=f"{label}-text", input_names=("tokens",), output_name="embedding",
+                                 check_inputs=[{"tokens": self.tokenizer(batch).to(torch.int64)}
+                                               for batch in text_batches()])
+            # Keyed and exported without the image tower, so that text-only and two-tower processes share the file.
+            visual = self.text_model.__dict__["_modules"].pop("visual", None)
+            try:
+                self.text_onnx = onnx_tower(NormalisedTextTower(self.text_model), export, None, threads,
+                                            self.runtime)
+            finally:
+                if visual is not None:
+                    self.text_model.visual = visual
+        # Keep in torch only what still runs there (the text model holds the image tower when both are loaded).
+        if self.text_onnx is not None:
+            self.text_model = None
+        if self.image_onnx is not None:
+            self.visual = None
+            if self.text_model is not None and hasattr(self.text_model, "visual"):
+                del self.text_model.visual
 
     def _towers_kept(self, model: Any) -> tuple[nn.Module | None, Any]:
         """(image tower, model for encode_text) of the towers this process needs; the other is dropped."""
@@ -250,15 +308,21 @@ class ClipBackend(ModelBackend):
         chunks = []
         for batch in batches(texts, self.batch_size):
             tokens = self.tokenizer([str(text) for text in batch])
-            chunks.append(self.text_model.encode_text(tokens, normalize=True).float().numpy())
+            if self.text_onnx is not None:
+                chunks.append(self.text_onnx(tokens=tokens.to(torch.int64).numpy()))
+            else:
+                chunks.append(self.text_model.encode_text(tokens, normalize=True).float().numpy())
         return self._finish(chunks)
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.require_tower(IMAGE)
-        assert self.visual is not None
         chunks = []
         for batch in image_batches(images, self.preprocess, self.batch_size):
+            if self.image_onnx is not None:
+                chunks.append(self.image_onnx(pixels=batch.numpy()))
+                continue
+            assert self.visual is not None
             # what open_clip's encode_image(normalize=True) computes, on the image tower alone
             chunks.append(F.normalize(self.visual(batch), dim=-1).float().numpy())
         return self._finish(chunks)

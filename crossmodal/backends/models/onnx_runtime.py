@@ -124,9 +124,13 @@ class TowerExport:
 
 
 def onnx_tower(module: nn.Module, export: TowerExport, cache_dir: str | Path | None = None,
-               threads: int | None = None, runtime: str = "onnx") -> OnnxTower | None:
+               threads: int | None = None, runtime: str = "onnx",
+               reference: nn.Module | None = None) -> OnnxTower | None:
     """The tower in onnxruntime, from the cache or exported now and checked; None (after one warning) when it cannot
-    be exported or does not match torch: the caller then keeps running `module` in torch."""
+    be exported or does not match torch: the caller then keeps running the tower in torch.
+
+    `module` is what is exported; the check compares the session with `reference` (default: `module`), the torch
+    computation the tower runs otherwise, when the exported graph is a rewrite of it (VSE++'s GRU without packing)."""
     runtime = check_runtime(runtime)
     variant = "int8" if runtime == INT8 else "fp32"
     module = module.eval()
@@ -136,7 +140,7 @@ def onnx_tower(module: nn.Module, export: TowerExport, cache_dir: str | Path | N
         cached = _load_cached(path, key, threads)
         if cached is not None:
             return cached
-        return _export_checked(module, export, path, key, variant, threads)
+        return _export_checked(module, export, path, key, variant, threads, reference)
     except _CheckFailed as failure:
         log.warning("the %s ONNX export does not match torch (%s); running it in torch instead", export.label,
                     failure)
@@ -166,7 +170,7 @@ def _load_cached(path: Path, key: str, threads: int | None) -> OnnxTower | None:
 
 
 def _export_checked(module: nn.Module, export: TowerExport, path: Path, key: str, variant: str,
-                    threads: int | None) -> OnnxTower:
+                    threads: int | None, reference: nn.Module | None = None) -> OnnxTower:
     import onnx
 
     check_inputs = [dict(inputs) for inputs in export.check_inputs]
@@ -176,7 +180,9 @@ def _export_checked(module: nn.Module, export: TowerExport, path: Path, key: str
         dynamic_axes.setdefault(name, {}).update(axes)
     dynamic_axes[export.output_name] = {0: "batch"}
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    # Traced with gradients enabled: without them nn.MultiheadAttention takes its fused inference path
+    # (aten::_native_multi_head_attention), which has no ONNX export.
+    with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's warnings about Python values: the check below decides
         torch.onnx.export(module, example, buffer, dynamo=False, opset_version=OPSET,
                           input_names=list(export.input_names), output_names=[export.output_name],
@@ -195,7 +201,7 @@ def _export_checked(module: nn.Module, export: TowerExport, path: Path, key: str
         if variant == "int8":
             _quantise(temporary)
         tower = OnnxTower(temporary, threads)
-        _check(module, tower, check_inputs, MIN_COSINE_INT8 if variant == "int8" else MIN_COSINE)
+        _check(module if reference is None else reference.eval(), tower, check_inputs, MIN_COSINE_INT8 if variant == "int8" else MIN_COSINE)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)  # mkstemp made it private; the cache is shared like the prompt cache
@@ -282,11 +288,12 @@ CHECK_TEXTS = (
     "a cup of coffee",
     "two dogs run across a grassy field while a man in a red jacket throws a frisbee toward them",
     "x",
-    " ".join(["a black cat sleeps on the warm windowsill next to a potted plant and a stack of old books"] * 40),
+    " ".join(["a black cat sleeps on the warm windowsill next to a potted plant and a stack of old books"] * 15),
 )
-"""Check texts: one word, short, a long caption, and one far over every text tower's maximum length (truncated to
-it), checked as a padded batch of all, alone, and in pairs."""
+"""Check texts: one word, short, a long caption, and one of about 300 tokens, over MiniLM's 256 and CLIP's 77 (so
+truncated to exactly the maximum length), checked in pairs (the first is the export's example: short, so that
+tracing is quick), alone, and as a padded batch of all."""
 
 
 def text_batches(texts: Sequence[str] = CHECK_TEXTS) -> list[list[str]]:
-    return [list(texts), [texts[0]], [texts[1], texts[2]], [texts[-1]], [texts[2], texts[-1], texts[3]]]
+    return [[texts[1], texts[2]], [texts[0]], list(texts), [texts[-1]], [texts[2], texts[-1], texts[3]]]

@@ -47,7 +47,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from crossmodal.modality import IMAGE, TEXT
 
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
+from ..spec import check_runtime
 from .batching import batches, image_batches
+from .onnx_runtime import OnnxTower, TowerExport, image_check_inputs, onnx_tower, text_batches
 
 WEIGHTS_HINT = (
     "the released VSE++ weights are runs.tar and vocab.tar from http://www.cs.toronto.edu/~faghri/vsepp/ "
@@ -295,6 +297,24 @@ class EncoderText(nn.Module):
         return last
 
 
+class PaddedEncoderText(nn.Module):
+    """EncoderText without packing, for the ONNX export: the GRU runs over the padded captions and the output at
+    position length-1 of each is taken. A unidirectional GRU's output at t depends only on the tokens up to t, so the
+    padding after a caption changes nothing; the export check compares it with EncoderText itself."""
+
+    def __init__(self, encoder: EncoderText) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        output, _ = self.encoder.rnn(self.encoder.embed(ids))
+        index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, output.shape[2])
+        last = l2norm(output.gather(1, index).squeeze(1))
+        if self.encoder.use_abs:
+            last = torch.abs(last)
+        return last
+
+
 def _build_on_meta(factory) -> nn.Module:
     """Build a module without allocating or initialising its weights; load_state_dict(assign=True) fills it."""
     with torch.device("meta"):
@@ -330,16 +350,20 @@ class VSEPPBackend(ModelBackend):
 
     image_encoder: nn.Module | None = None
     text_encoder: nn.Module | None = None
+    image_onnx: OnnxTower | None = None
+    text_onnx: OnnxTower | None = None
 
     def __init__(self, checkpoint: str | Path | None = None, vocab: str | Path | None = None, batch_size: int = 32,
                  threads: int | None = None, trust_checkpoint: bool = False,
-                 towers: Iterable[str] = (IMAGE, TEXT)) -> None:
+                 towers: Iterable[str] = (IMAGE, TEXT), runtime: str | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         if not checkpoint or not vocab:
             raise BackendUnavailableError(
                 f"the vsepp model needs a checkpoint and a vocabulary (--checkpoint FILE --vocab FILE); {WEIGHTS_HINT}")
         if threads:
             torch.set_num_threads(int(threads))
         self.towers = check_towers(towers)
+        self.runtime = check_runtime(runtime)
         self.batch_size = max(1, int(batch_size))
         self.checkpoint_path, self.vocab_path = Path(checkpoint), Path(vocab)
         self.vocab = load_vocabulary(self.vocab_path)
@@ -387,6 +411,37 @@ class VSEPPBackend(ModelBackend):
             transforms.ToTensor(),
             transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
         ])
+        if self.runtime != "torch":
+            self._to_onnx(int(threads) if threads else None, cache_dir)
+
+    def _to_onnx(self, threads: int | None, cache_dir: str | Path | None) -> None:
+        """Each loaded branch in ONNX Runtime (cached under cache_dir or $CROSSMODAL_CACHE; see onnx_runtime)."""
+        label = f"vsepp-{self.cnn_type}"
+        if self.image_encoder is not None:
+            export = TowerExport(label=f"{label}-image", input_names=("pixels",), output_name="embedding",
+                                 check_inputs=image_check_inputs(self.preprocess))
+            self.image_onnx = onnx_tower(self.image_encoder, export, cache_dir, threads, self.runtime)
+            if self.image_onnx is not None:
+                self.image_encoder = None
+        if self.text_encoder is not None:
+            export = TowerExport(label=f"{label}-text", input_names=("ids", "lengths"), output_name="embedding",
+                                 check_inputs=[dict(zip(("ids", "lengths"), self._padded(batch), strict=True))
+                                               for batch in text_batches()],
+                                 extra_dynamic_axes={"ids": {1: "sequence"}})
+            assert isinstance(self.text_encoder, EncoderText)
+            self.text_onnx = onnx_tower(PaddedEncoderText(self.text_encoder), export, cache_dir, threads,
+                                        self.runtime, reference=self.text_encoder)
+            if self.text_onnx is not None:
+                self.text_encoder = None
+
+    def _padded(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Caption ids padded with <pad> (id 0, as the original collate_fn) and their lengths."""
+        ids = [self.caption_ids(text) for text in texts]
+        lengths = torch.tensor([len(row) for row in ids], dtype=torch.long)
+        padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+        for row, caption in enumerate(ids):
+            padded[row, : len(caption)] = torch.tensor(caption, dtype=torch.long)
+        return padded, lengths
 
     def caption_ids(self, caption: str) -> list[int]:
         """`<start>` + word ids (unknown words -> `<unk>`) + `<end>`, as the original data loader built them."""
@@ -395,24 +450,26 @@ class VSEPPBackend(ModelBackend):
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         self.require_tower(TEXT)
-        assert self.text_encoder is not None
         chunks = []
         for batch in batches(texts, self.batch_size):
-            ids = [self.caption_ids(text) for text in batch]
-            lengths = torch.tensor([len(row) for row in ids], dtype=torch.long)
-            padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
-            for row, caption in enumerate(ids):
-                padded[row, : len(caption)] = torch.tensor(caption, dtype=torch.long)
-            chunks.append(self.text_encoder(padded, lengths).float().numpy())
+            padded, lengths = self._padded(batch)
+            if self.text_onnx is not None:
+                chunks.append(self.text_onnx(ids=padded.numpy(), lengths=lengths.numpy()))
+            else:
+                assert self.text_encoder is not None
+                chunks.append(self.text_encoder(padded, lengths).float().numpy())
         return self._finish(chunks)
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.require_tower(IMAGE)
-        assert self.image_encoder is not None
         chunks = []
         for batch in image_batches(images, self.preprocess, self.batch_size):
-            chunks.append(self.image_encoder(batch).float().numpy())
+            if self.image_onnx is not None:
+                chunks.append(self.image_onnx(pixels=batch.numpy()))
+            else:
+                assert self.image_encoder is not None
+                chunks.append(self.image_encoder(batch).float().numpy())
         return self._finish(chunks)
 
     def _finish(self, chunks: list[np.ndarray]) -> np.ndarray:
