@@ -66,8 +66,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="exact search (flat) or approximate (FAISS HNSW)")
     parser.add_argument("--ef-search", type=int, default=int(os.environ.get("CROSSMODAL_EF_SEARCH", 64)),
                         help="HNSW candidates per query: higher is more accurate and slower (see README benchmarks)")
-    parser.add_argument("--text", help="text query (-t query)")
-    parser.add_argument("--image", type=Path, help="image query file (-t query)")
+    parser.add_argument("--text", action="append", default=[],
+                        help="text query (-t query); repeat it to add more parts to the query")
+    parser.add_argument("--image", action="append", type=Path, default=[],
+                        help="image query file (-t query); repeatable, and combinable with --text")
+    parser.add_argument("--not", dest="not_text", action="append", default=[], metavar="TEXT",
+                        help="subtract what this text describes from the query (-t query; repeatable)")
+    parser.add_argument("--not-image", action="append", type=Path, default=[], metavar="PATH",
+                        help="subtract what this photo shows from the query (-t query; repeatable)")
+    parser.add_argument("--mode", choices=("semantic", "keyword", "hybrid"), default="hybrid",
+                        help="-t query: by meaning, by the words of captions and file names, or both fused")
     parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
     parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
     parser.add_argument("--output", type=Path, default=None, help="metrics JSON file (-t evaluate)")
@@ -75,8 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"results retrieved per query (-t evaluate; at least {max(DEFAULT_KS)})")
     parser.add_argument("--verbose", action="store_true", help="show Jina's and gRPC's own logs")
     args = parser.parse_args(argv)
-    if args.task == "query" and (args.text is None) == (args.image is None):
-        parser.error("-t query needs exactly one of --text or --image")
+    if args.task == "query" and not (args.text or args.image):
+        parser.error("-t query needs a --text or an --image")
     if args.num_docs is not None and args.num_docs < 1:
         parser.error("-n/--num-docs must be positive")
     if args.task == "evaluate" and args.depth < max(DEFAULT_KS):
@@ -156,21 +164,23 @@ def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> N
 def run_query(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
-    from serving.jobs.client import SearchClient
+    from serving.jobs.client import SearchClient, composed_query
     from serving.runtime.flows import load_flow, running
 
+    body = composed_query(args.text, args.image, args.not_text, args.not_image, args.limit, args.mode)
     settings = settings_for(args, host="127.0.0.1", port=random_port())
     with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
-        if args.text is not None:
-            matches = client.search_text(args.text, args.limit)
-        else:
-            matches = client.search_image(args.image, args.limit)
+        answer = client.search(body)
+    matches = answer["matches"]
     if not matches:
         print("no results: is the workspace indexed? (python app.py -t index)")
+    elif answer.get("no_good_match"):
+        print("no good match: the best results below are weak (relevance under 0.5)")
     for rank, match in enumerate(matches, start=1):
         label = match["text"] if match["modality"] == "text" else match["tags"].get("pair_id", match["id"])
-        print(f"{rank:3d}. {match['score']:.4f}  [{match['modality']}] {label}")
+        relevance = "" if match.get("relevance") is None else f"  relevance {match['relevance']:.2f}"
+        print(f"{rank:3d}. {match['score']:.4f}{relevance}  [{match['modality']}] {label}")
 
 
 def run_server(args: argparse.Namespace) -> None:
@@ -210,11 +220,13 @@ def run_evaluate(args: argparse.Namespace) -> None:
     with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         indexed = set().union(*(stored_ids(index_folder(workspace, modality)) for modality in MODALITIES))
-        metrics = evaluate_pairs(client, pairs, args.depth, indexed)
+        evaluation = evaluate_pairs(client, pairs, args.depth, indexed)
     stored = stored_settings(index_folder(workspace, IMAGE))
     if stored is None:
         raise ValueError(f"nothing was indexed into {workspace}")
     model_name = stored.model_name
+    metrics = evaluation.metrics
+    calibration_file = write_calibration(model_name, evaluation.calibration_samples, args)
     published = published_results(model_name, args.dataset)
     metrics.update({"dataset": args.dataset, "split": split or "all", "model": model_name,
                     "published": [row.as_dict() for row in published]})
@@ -228,8 +240,24 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if metrics["images_not_indexed"]:
         print(f"{metrics['images_not_indexed']} photos were not evaluated: they were skipped when indexing")
     print(f"rsum {percent(metrics['rsum'])}; written to {output}")
+    if calibration_file:
+        print(f"relevance calibration of {model_name} fitted on these queries: {calibration_file}")
     for row in published:
         print(f"published: {row.line()}")
+
+
+def write_calibration(model_name: str, samples: dict, args: argparse.Namespace) -> Path | None:
+    """Fit the model's relevance calibration on the evaluation's queries, into the serving workspace (where the
+    query server finds it, before the calibration shipped with the model)."""
+    from crossmodal.relevance import fit_calibration, save_calibration, workspace_calibration_path
+
+    if not samples:
+        return None
+    description = f"-t evaluate -d {args.dataset} --split {args.split or 'default'}"
+    calibration = fit_calibration(model_name, samples, description)
+    path = workspace_calibration_path(args.workspace, model_name)
+    save_calibration(calibration, path)
+    return path
 
 
 def say(message: str) -> None:

@@ -10,11 +10,14 @@ from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_imag
 from crossmodal.modality import IMAGE
 from crossmodal.records import MODEL_TAG
 from serving.runtime.executor import CrossModalExecutor, requests
-from serving.wire import CrossModalDoc
+from serving.wire import CrossModalDoc, is_embedded
 
 
 class ImageEncoder(CrossModalExecutor):
-    """Sets `embedding` on image docs; a doc whose bytes do not decode gets `tags['error']` and no embedding."""
+    """Sets `embedding` on image docs; a doc whose bytes do not decode gets `tags['error']` and no embedding.
+
+    A doc that arrives embedded already (a composed query the gateway combined from parts) passes through.
+    """
 
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
@@ -25,10 +28,12 @@ class ImageEncoder(CrossModalExecutor):
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_images([Image.new("RGB", (32, 32))])
 
-    @requests(on=["/index", "/search"])
+    @requests(on=["/index", "/search", "/encode"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         decoded = []
         for doc in docs:
+            if is_embedded(doc):
+                continue
             if doc.modality != IMAGE:
                 doc.tags["error"] = f"image encoder received a {doc.modality!r} document"
                 continue

@@ -95,8 +95,13 @@ class Indexer(CrossModalExecutor):
             for doc, hits in zip(queries, store.search(vectors, limit)):
                 doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])
         for doc in docs:
-            doc.embedding = None
-            doc.image_b64 = None
+            doc.image_b64 = None  # the query's embedding goes back: the gateway calibrates and explains with it
+        return docs
+
+    @requests(on="/encode")
+    def pass_on(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        """Composed queries' parts, embedded by the encoders, go back to the gateway untouched. Jina 3.34 refuses
+        to start a flow where an executor does not expose an endpoint that the executor before it exposes."""
         return docs
 
     @requests(on="/flush")

@@ -6,6 +6,8 @@ from docarray import BaseDoc, DocList
 from docarray.typing import NdArray
 from pydantic import Field
 
+from crossmodal.records import MODEL_TAG
+
 
 class MatchDoc(BaseDoc):
     """A search result: a stored document and its similarity to the query (higher is better)."""
@@ -32,3 +34,12 @@ class CrossModalDoc(BaseDoc):
     embedding: Optional[NdArray] = None
     tags: Dict[str, str] = {}
     matches: DocList[MatchDoc] = Field(default_factory=DocList[MatchDoc])
+
+
+def is_embedded(doc: CrossModalDoc) -> bool:
+    """A query the gateway embedded already (combined from the parts of a composed query): encoders pass it on.
+
+    Only the gateway builds query documents (clients never send one), so the model tag it copied from the parts'
+    encoder is the model that made the vector, and the indexer still checks it against its own.
+    """
+    return doc.embedding is not None and bool(doc.tags.get(MODEL_TAG))

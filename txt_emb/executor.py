@@ -8,11 +8,14 @@ from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
 from crossmodal.modality import TEXT
 from crossmodal.records import MODEL_TAG
 from serving.runtime.executor import CrossModalExecutor, requests
-from serving.wire import CrossModalDoc
+from serving.wire import CrossModalDoc, is_embedded
 
 
 class TextEncoder(CrossModalExecutor):
-    """Sets `embedding` on caption docs; an empty caption gets `tags['error']` and no embedding."""
+    """Sets `embedding` on caption docs; an empty caption gets `tags['error']` and no embedding.
+
+    A doc that arrives embedded already (a composed query the gateway combined from parts) passes through.
+    """
 
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,
                  **kwargs: Any) -> None:
@@ -22,10 +25,12 @@ class TextEncoder(CrossModalExecutor):
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_texts(["warm up"])
 
-    @requests(on=["/index", "/search"])
+    @requests(on=["/index", "/search", "/encode"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         valid = []
         for doc in docs:
+            if is_embedded(doc):
+                continue
             if doc.modality != TEXT:
                 doc.tags["error"] = f"text encoder received a {doc.modality!r} document"
             elif not (doc.text or "").strip():

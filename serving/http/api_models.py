@@ -7,10 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Modality = Literal["image", "text"]
 
-_COFFEE_MATCH: dict[str, Any] = {"id": "img-1f2e3d4c5b6a7980", "modality": "image", "score": 0.412, "text": None,
-                 "image_url": "/images/img-1f2e3d4c5b6a7980",
-                 "tags": {"pair_id": "demo/coffee.png", "dataset": "demo", "split": "all"}}
-_CAT_CAPTION: dict[str, Any] = {"id": "txt-0a1b2c3d4e5f6789-0", "modality": "text", "score": 0.537,
+_COFFEE_MATCH: dict[str, Any] = {"id": "img-1f2e3d4c5b6a7980", "modality": "image", "score": 0.412, "relevance": 0.93,
+                 "text": None, "image_url": "/images/img-1f2e3d4c5b6a7980",
+                 "tags": {"pair_id": "demo/coffee.png", "dataset": "demo", "split": "all"},
+                 "why": {"caption": "A cup of black coffee on a saucer.", "keywords": ["coffee"]}}
+_CAT_CAPTION: dict[str, Any] = {"id": "txt-0a1b2c3d4e5f6789-0", "modality": "text", "score": 0.537, "relevance": 0.88,
                 "text": "A close-up of a tabby cat's face with big green eyes.",
                 "image_url": "/images/img-0a1b2c3d4e5f6789",
                 "tags": {"pair_id": "demo/chelsea_cat.png", "dataset": "demo", "split": "all",
@@ -30,50 +31,107 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+SearchMode = Literal["semantic", "keyword", "hybrid"]
+MAX_PARTS = 8  # parts in `plus` and in `minus`, each
+
+
+class QueryPart(BaseModel):
+    """One part of a composed query: exactly one of `text`, `image` or `image_id`, with a weight."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: Optional[str] = Field(None, description="a sentence")
+    image: Optional[str] = Field(None, description="a photo as base64 or as a data URI")
+    image_id: Optional[str] = Field(None, description="the id of an indexed photo")
+    weight: float = Field(1.0, gt=0, le=10, description="how much this part counts beside the main query (1)")
+
+
 class SearchRequest(BaseModel):
-    """Exactly one of `text`, `image` (base64 or a data URI) or `image_id` (a photo already indexed)."""
+    """One of `text`, `image` (base64 or a data URI) or `image_id` (a photo already indexed), and optionally
+    `plus` and `minus` parts that steer it (at least one of the main query and `plus` is needed)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"text": "a cup of coffee", "limit": 5},
         {"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA...", "limit": 3},
         {"image_id": "img-0a1b2c3d4e5f6789", "modality": "image", "limit": 10},
+        {"text": "an animal", "plus": [{"image_id": "img-0a1b2c3d4e5f6789", "weight": 0.5}],
+         "minus": [{"text": "a cat"}], "limit": 5},
+        {"text": "chelsea", "mode": "keyword"},
     ]})
     text: Optional[str] = Field(None, description="a sentence, at most 1,000 characters")
     image: Optional[str] = Field(None, description="a photo as base64 or as a data URI")
     image_id: Optional[str] = Field(None, description="the id of an indexed photo (see `GET /images/{id}`)")
+    plus: list[QueryPart] = Field([], max_length=MAX_PARTS, description=(
+        "parts added to the query in the shared embedding space (\"more like this\"), each embedded by its own "
+        "encoder and weighted"))
+    minus: list[QueryPart] = Field([], max_length=MAX_PARTS, description=(
+        "parts subtracted from the query (\"less like this\"); photos they describe drop out of the top results"))
     limit: int = Field(10, ge=1, description="how many matches to return, 1 to the server's maximum (100)")
     modality: Optional[Modality] = Field(
         None, description="what to return: `image` (photos) or `text` (captions); default: the other modality "
                           "than the query's, which is the cross-modal search")
+    mode: SearchMode = Field("hybrid", description=(
+        "`semantic`: by meaning (the embeddings); `keyword`: the query's words in captions, file and folder "
+        "names (SQLite FTS5, BM25); `hybrid` (default): both rankings fused by reciprocal rank fusion. A query "
+        "without words (a photo) is searched by meaning whatever the mode"))
 
 
 class SearchUpload(BaseModel):
-    """`multipart/form-data` body of `POST /search`: a photo file, or a `text` field."""
+    """`multipart/form-data` body of `POST /search`: a photo file, or a `text` field (composed queries: JSON)."""
 
     image: Optional[bytes] = Field(None, description="the photo file", json_schema_extra={"format": "binary"})
     text: Optional[str] = None
     limit: int = Field(10, ge=1)
     modality: Optional[Modality] = None
+    mode: SearchMode = "hybrid"
+
+
+class Why(BaseModel):
+    """Why a match was found."""
+
+    caption: Optional[str] = Field(None, description="photo matches of a text query: the photo's caption nearest "
+                                                     "to the query")
+    keywords: list[str] = Field([], description="the query's words found in the caption, file or folder names")
+
+
+class ScoreDistribution(BaseModel):
+    """The query's cosine scores over a sample of the searched index: what relevance is calibrated against."""
+
+    mean: float
+    std: float
+    count: int = Field(description="vectors in the sample")
 
 
 class Match(BaseModel):
     id: str
     modality: Modality
-    score: float = Field(description="cosine similarity to the query, higher is better")
+    score: float = Field(description="cosine similarity to the query, higher is better; not comparable across "
+                                     "queries (see `relevance`)")
+    relevance: Optional[float] = Field(None, description=(
+        "the estimated probability, 0 to 1, that this is a true match for the query, calibrated per model and "
+        "direction; null when the model has no calibration for this direction"))
     text: Optional[str] = Field(None, description="the caption (text matches)")
     caption: Optional[str] = Field(None, description="the photo's first caption, when it has one (photo matches)")
     image_url: Optional[str] = Field(None, description="the photo, or the caption's photo; add `?size=256` for a "
                                                        "thumbnail")
     tags: dict[str, str] = Field({}, description="pair_id, dataset, split; captions also image_id")
+    why: Why = Field(default_factory=Why, description="why it matched")
 
 
 class SearchResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"query_modality": "text", "modality": "image", "matches": [_COFFEE_MATCH]},
-        {"query_modality": "image", "modality": "text", "matches": [_CAT_CAPTION]},
+        {"query_modality": "text", "modality": "image", "mode": "hybrid", "no_good_match": False,
+         "matches": [_COFFEE_MATCH]},
+        {"query_modality": "image", "modality": "text", "mode": "semantic", "no_good_match": False,
+         "matches": [_CAT_CAPTION]},
     ]})
-    query_modality: Modality = Field(description="the modality of the query")
+    query_modality: Modality = Field(description="the modality of the query (of its main part)")
     modality: Modality = Field(description="the modality of the matches")
+    mode: SearchMode = Field("semantic", description="how the matches were ranked (a query without words is "
+                                                     "always semantic)")
+    no_good_match: Optional[bool] = Field(None, description=(
+        "true when even the best match's relevance is below 0.5: the collection holds nothing that fits; null "
+        "without a calibration"))
+    score_distribution: Optional[ScoreDistribution] = None
     matches: list[Match] = Field(description="best first")
 
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from docarray import DocList
 from fastapi import FastAPI, HTTPException, Request
 from fastapi import Query as QueryParam
@@ -25,14 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix
+from crossmodal.composition import compose
+from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
 from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
-from crossmodal.modality import IMAGE, MODALITIES, TEXT
-from crossmodal.records import TARGET_TAG, tags_of_record
+from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
+from crossmodal.records import ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
 from crossmodal.store import (
     StoreError,
     read_record,
-    read_records,
     records_with_pair_id,
     sample_records,
     store_summary,
@@ -41,7 +42,9 @@ from crossmodal.unicode_text import first_invalid_string
 from crossmodal.workspace import index_folder
 from serving.http import api_models as models
 from serving.http import jinabox
+from serving.http.answers import AnswerBuilder, FlowResult, search_depth
 from serving.http.api_docs import mount_api_docs
+from serving.http.plans import SearchPlan
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
 from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 from serving.runtime import prepare_child_process
@@ -79,6 +82,7 @@ class CrossModalGateway(FastAPIBaseGateway):
         self.queries = QueryBuilder(self.image_index_folder, self.max_image_bytes, int(max_pixels))
         self.thumbnails = ThumbnailCache(max_pixels=int(max_pixels), max_file_bytes=self.max_image_bytes)
         self.index_html = (WEB_DIR / "index.html").read_bytes()
+        self.answer_builder = AnswerBuilder(self.folders, Path(workspace))
 
     # --- the app ------------------------------------------------------------------------------------------------
 
@@ -194,32 +198,47 @@ class CrossModalGateway(FastAPIBaseGateway):
     # --- search -------------------------------------------------------------------------------------------------
 
     async def _search_json(self, request: models.SearchRequest) -> JSONResponse:
-        query = await self._query(request)
-        return await self._answer(query, request.limit)
+        plan = await self._plan(request)
+        answer = (await self._answers([plan]))[0]
+        return JSONResponse(answer.model_dump())
 
-    async def _query(self, request: models.SearchRequest, where: str = "") -> Query:
-        """The flow query of one request; `where` prefixes field names in errors (`queries[3].`)."""
+    async def _plan(self, request: models.SearchRequest, where: str = "") -> SearchPlan:
+        """The search of one request; `where` prefixes field names in errors (`queries[3].`)."""
         given = [name for name in ("text", "image", "image_id") if getattr(request, name) is not None]
+        if len(given) > 1 or (not given and not request.plus):
+            raise HTTPException(400, f"send exactly one of '{where}text', '{where}image' or '{where}image_id'"
+                                     f" (or only '{where}plus' parts)")
+        self._check_limit(request.limit)
+        first = request if given else request.plus[0]
+        query_modality = IMAGE if first.text is None else TEXT
+        target = request.modality or other_modality(query_modality)
+        parts: list[tuple[Query, float]] = []
+        if given:
+            parts.append((await self._part(request, target, where), 1.0))
+        for sign, name in ((1.0, "plus"), (-1.0, "minus")):
+            for position, part in enumerate(getattr(request, name)):
+                query = await self._part(part, target, f"{where}{name}[{position}].")
+                parts.append((query, sign * part.weight))
+        return SearchPlan(parts=parts, query_modality=query_modality, target=target, limit=request.limit,
+                          mode=request.mode)
+
+    async def _part(self, part: models.SearchRequest | models.QueryPart, target: str, where: str) -> Query:
+        """One query for one encoder. Decoding a photo to validate it takes a while: off the event loop."""
+        given = [name for name in ("text", "image", "image_id") if getattr(part, name) is not None]
         if len(given) != 1:
             raise HTTPException(400, f"send exactly one of '{where}text', '{where}image' or '{where}image_id'")
-        self._check_limit(request.limit)
-        # Decoding a photo to validate it takes a while: off the event loop.
-        if request.text is not None:
-            return self.queries.text(request.text, request.modality, f"{where}text")
-        if request.image is not None:
-            return await run_in_threadpool(self.queries.image_base64, request.image, request.modality,
-                                           f"{where}image")
-        return await run_in_threadpool(self.queries.image_id, str(request.image_id), request.modality,
-                                       f"{where}image_id")
+        if part.text is not None:
+            return self.queries.text(part.text, target, f"{where}text")
+        if part.image is not None:
+            return await run_in_threadpool(self.queries.image_base64, part.image, target, f"{where}image")
+        return await run_in_threadpool(self.queries.image_id, str(part.image_id), target, f"{where}image_id")
 
     async def _search_batch(self, request: models.BatchSearchRequest) -> JSONResponse:
-        """Every query through the flow in one request; each answered with its own limit, in order."""
+        """Every query through the flow in one request; each answered with its own limit and mode, in order."""
         if not 1 <= len(request.queries) <= MAX_QUERIES:
             raise HTTPException(400, f"'queries' holds {len(request.queries)} queries; send 1 to {MAX_QUERIES}")
-        queries = [await self._query(item, f"queries[{position}].") for position, item in enumerate(request.queries)]
-        results = await self._search(queries, max(item.limit for item in request.queries))
-        answers = await run_in_threadpool(lambda: [self._response(query, matches[:item.limit])
-                                                   for query, item, matches in zip(queries, request.queries, results)])
+        plans = [await self._plan(item, f"queries[{position}].") for position, item in enumerate(request.queries)]
+        answers = await self._answers(plans)
         return JSONResponse(models.BatchSearchResponse(results=answers).model_dump())
 
     async def _search_form(self, request: Request) -> JSONResponse:
@@ -241,45 +260,27 @@ class CrossModalGateway(FastAPIBaseGateway):
             self._check_limit(request_model.limit)
             data = await upload.read(self.max_image_bytes + 1)
             name = f"image ({upload.filename})" if upload.filename else "image"
-            query = await run_in_threadpool(self.queries.image_bytes, data, request_model.modality, name)
-            return await self._answer(query, request_model.limit)
+            target = request_model.modality or other_modality(IMAGE)
+            query = await run_in_threadpool(self.queries.image_bytes, data, target, name)
+            plan = SearchPlan(parts=[(query, 1.0)], query_modality=IMAGE, target=target, limit=request_model.limit,
+                              mode=request_model.mode)
+            return JSONResponse((await self._answers([plan]))[0].model_dump())
         return await self._search_json(request_model)
 
     def _check_limit(self, limit: int) -> None:
         if not 1 <= limit <= self.max_limit:
             raise HTTPException(400, f"limit must be between 1 and {self.max_limit}")
 
-    async def _answer(self, query: Query, limit: int) -> JSONResponse:
-        matches = (await self._search([query], limit))[0]
-        response = await run_in_threadpool(self._response, query, matches)
-        return JSONResponse(response.model_dump())
-
-    def _response(self, query: Query, matches: list[MatchDoc]) -> models.SearchResponse:
-        """The public answer to one query: photo matches carry their first caption (SQLite reads: off the loop)."""
-        public = [_public_match(match) for match in matches]
-        photos = [match for match in public if match.modality == IMAGE and match.tags.get("pair_id")]
-        captions = self._first_captions([match.tags["pair_id"] for match in photos])
-        for match in photos:
-            match.caption = captions.get(match.tags["pair_id"])
-        return models.SearchResponse(query_modality=query.modality, modality=query.target, matches=public)
-
-    def _first_captions(self, pair_ids: list[str]) -> dict[str, str | None]:
-        """Each photo's first caption, by pair id: caption 0 of every photo in one read, and a lookup of its other
-        captions only for a photo whose caption 0 is not stored (skipped when it was indexed)."""
-        first_ids = {pair_id: caption_doc_id(pair_id, 0) for pair_id in pair_ids}
-        stored = read_records(self.folders[TEXT], list(first_ids.values()))
-        captions: dict[str, str | None] = {}
-        for pair_id, caption_id in first_ids.items():
-            if caption_id in stored:
-                captions[pair_id] = stored[caption_id].text
-            else:
-                others = records_with_pair_id(self.folders[TEXT], pair_id, caption_id_prefix(pair_id), limit=1)
-                captions[pair_id] = others[0].text if others else None
-        return captions
+    async def _answers(self, plans: list[SearchPlan]) -> list[models.SearchResponse]:
+        """The public answers of `plans`: through the flow, then ranked, calibrated and explained (SQLite reads:
+        off the event loop)."""
+        found = await self._run(plans)
+        return await run_in_threadpool(lambda: [self.answer_builder.answer(plan, result)
+                                                for plan, result in zip(plans, found)])
 
     def _sample(self, limit: int) -> models.SampleResponse:
         records = sample_records(self.folders[IMAGE], limit)
-        captions = self._first_captions([record.pair_id for record in records if record.pair_id])
+        captions = self.answer_builder.first_captions([record.pair_id for record in records if record.pair_id])
         photos = [models.SamplePhoto(id=record.id, image_url=f"/images/{record.id}",
                                      name=Path(record.uri or record.id).name,
                                      caption=captions.get(record.pair_id) if record.pair_id else None)
@@ -287,45 +288,68 @@ class CrossModalGateway(FastAPIBaseGateway):
         return models.SampleResponse(photos=photos)
 
     async def _jinabox_docs(self, data: list[str], top_k: int, base_url: str, legacy: bool) -> list[dict]:
+        """The widget's queries, searched by meaning (the widgets show scores, not relevance or modes)."""
         if not data:
             raise HTTPException(400, "'data' holds no query")
         if len(data) > MAX_QUERIES:
             raise HTTPException(400, f"'data' holds {len(data)} queries; at most {MAX_QUERIES} per request")
         queries = await run_in_threadpool(
             lambda: [self.queries.jinabox_item(item, position) for position, item in enumerate(data)])
-        results = await self._search(queries, min(top_k, self.max_limit))
+        limit = min(top_k, self.max_limit)
+        plans = [SearchPlan(parts=[(query, 1.0)], query_modality=query.modality, target=query.target, limit=limit,
+                            mode="semantic") for query in queries]
+        found = await self._run(plans)
         base = base_url.rstrip("/")
-        return [jinabox.doc_json(query, matches, base, legacy) for query, matches in zip(queries, results)]
+        return [jinabox.doc_json(query, result.matches, base, legacy) for query, result in zip(queries, found)]
 
-    async def _search(self, queries: list[Query], limit: int) -> list[list[MatchDoc]]:
-        """Send all queries through the flow in one request; per query, its best `limit` matches, best first."""
-        docs = DocList[CrossModalDoc]([query.to_doc() for query in queries])
-        found: dict[str, list[MatchDoc]] = {}
+    async def _run(self, plans: list[SearchPlan]) -> list[FlowResult]:
+        """Each plan through the flow: composed ones have their parts embedded first (`/encode`) and combined;
+        then one `/search` request for all of them. Per plan, its matches best first and the query's vector."""
+        vectors: dict[str, tuple[np.ndarray, str]] = {}
+        composed = [plan for plan in plans if plan.composed]
+        if composed:
+            parts = [query for plan in composed for query, _ in plan.parts]
+            encoded = await self._flow("/encode", [query.to_doc() for query in parts], limit=1)
+            for plan in composed:
+                vectors[plan.id] = _combined(plan, encoded)
+        docs = [plan.search_doc(*vectors.get(plan.id, (None, None))) for plan in plans]
+        found = await self._flow("/search", docs, limit=max(search_depth(plan) for plan in plans))
+        results = []
+        for plan in plans:
+            result = found.get(plan.search_id)
+            if result is None:
+                raise HTTPException(500, "the query flow returned no result for a query (was it routed?)")
+            matches = _best(result.matches, search_depth(plan))
+            if any(match.modality != plan.target for match in matches):
+                raise HTTPException(501, f"this query flow cannot search {_plural(plan.target)} with a "
+                                         f"{plan.query_modality} query: flows/query.yml must route queries by "
+                                         f"tags.{TARGET_TAG} (the modality of the results)")
+            results.append(FlowResult(matches, result.vector, result.model))
+        return results
+
+    async def _flow(self, endpoint: str, docs: list[CrossModalDoc], limit: int) -> dict[str, FlowResult]:
+        """One request through the flow; by document id, what came back (shards' matches merged, not sorted)."""
+        found: dict[str, FlowResult] = {}
         try:
             async for response in self.streamer.stream_docs(
-                    docs=docs, exec_endpoint="/search", parameters={"limit": limit}, request_size=len(docs),
-                    return_type=DocList[CrossModalDoc], return_results=True):
+                    docs=DocList[CrossModalDoc](docs), exec_endpoint=endpoint, parameters={"limit": limit},
+                    request_size=len(docs), return_type=DocList[CrossModalDoc], return_results=True):
                 _raise_for_status(response)
                 for result in response.docs:
-                    if "error" in result.tags:
-                        raise HTTPException(409, result.tags["error"])
-                    found.setdefault(result.id, []).extend(result.matches or [])
+                    if ERROR_TAG in result.tags:
+                        raise HTTPException(409, result.tags[ERROR_TAG])
+                    previous = found.get(result.id)
+                    matches = [*(previous.matches if previous else []), *(result.matches or [])]
+                    vector = None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32)
+                    found[result.id] = FlowResult(matches, vector if vector is not None else
+                                                  (previous.vector if previous else None),
+                                                  result.tags.get(MODEL_TAG) or (previous.model if previous else None))
         except HTTPException:
             raise
         except Exception as error:  # an executor unreachable or the flow shutting down
             logger.exception("search failed")
             raise HTTPException(503, f"the search service is not ready: {type(error).__name__}: {error}") from None
-        answers = []
-        for query in queries:
-            if query.id not in found:
-                raise HTTPException(500, "the query flow returned no result for a query (was it routed?)")
-            matches = _best(found[query.id], limit)
-            if any(match.modality != query.target for match in matches):
-                raise HTTPException(501, f"this query flow cannot search {_plural(query.target)} with a "
-                                         f"{query.modality} query: flows/query.yml must route queries by "
-                                         f"tags.{TARGET_TAG} (the modality of the results)")
-            answers.append(matches)
-        return answers
+        return found
 
     # --- documents and stats ------------------------------------------------------------------------------------
 
@@ -397,11 +421,22 @@ def _raise_for_status(response) -> None:
         raise HTTPException(500, f"the search flow failed: {detail or 'unknown error'}")
 
 
-def _public_match(match: MatchDoc) -> models.Match:
-    image_id = match.id if match.modality == IMAGE else match.tags.get("image_id")
-    public_tags = {key: value for key, value in match.tags.items() if key != "error"}
-    return models.Match(id=match.id, modality=match.modality, score=match.score, text=match.text,
-                        image_url=f"/images/{image_id}" if image_id else None, tags=public_tags)
+def _combined(plan: SearchPlan, encoded: dict[str, FlowResult]) -> tuple[np.ndarray, str]:
+    """The composed query's vector from its parts' vectors, and the model that made them."""
+    vectors, models_used = [], set()
+    for query, weight in plan.parts:
+        part = encoded.get(query.id)
+        if part is None or part.vector is None:
+            raise HTTPException(500, "the query flow returned no embedding for a part of the query")
+        vectors.append((part.vector, weight))
+        models_used.add(part.model)
+    if len(models_used) != 1 or None in models_used:
+        raise HTTPException(409, "the parts of the query were embedded by different models: "
+                                 f"{sorted(map(str, models_used))}")
+    try:
+        return compose(vectors), str(models_used.pop())
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
 
 
 def _plural(modality: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -16,12 +16,32 @@ class SearchError(RuntimeError):
     """The gateway refused or failed a query; the message carries its answer."""
 
 
-def text_query(text: str, limit: int = 10) -> dict:
-    return {"text": text, "limit": limit}
+def text_query(text: str, limit: int = 10, mode: str = "semantic") -> dict:
+    return {"text": text, "limit": limit, "mode": mode}
 
 
 def image_query(path: str | Path, limit: int = 10) -> dict:
-    return {"image": base64.b64encode(Path(path).read_bytes()).decode("ascii"), "limit": limit}
+    return {"image": _base64_file(path), "limit": limit, "mode": "semantic"}
+
+
+def composed_query(texts: Sequence[str], images: Sequence[str | Path], not_texts: Sequence[str] = (),
+                   not_images: Sequence[str | Path] = (), limit: int = 10, mode: str = "hybrid") -> dict:
+    """A `POST /search` body: the first text (else the first photo) is the query, the others are `plus` parts,
+    the `not_` ones `minus` parts."""
+    parts = [{"text": text} for text in texts] + [{"image": _base64_file(path)} for path in images]
+    if not parts:
+        raise ValueError("a query needs a text or a photo")
+    minus = [{"text": text} for text in not_texts] + [{"image": _base64_file(path)} for path in not_images]
+    body: dict = {**parts[0], "limit": limit, "mode": mode}
+    if parts[1:]:
+        body["plus"] = parts[1:]
+    if minus:
+        body["minus"] = minus
+    return body
+
+
+def _base64_file(path: str | Path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 class SearchClient:
@@ -40,21 +60,18 @@ class SearchClient:
                 raise TimeoutError(f"no answer from {self.http.base_url} after {seconds:.0f} s")
             time.sleep(0.2)
 
-    def search_text(self, text: str, limit: int = 10) -> list[dict]:
-        return self._post("/search", text_query(text, limit))["matches"]
+    def search(self, body: dict) -> dict:
+        """The gateway's answer to one `POST /search` body."""
+        return self._post("/search", body)
 
-    def search_image(self, path: str | Path, limit: int = 10) -> list[dict]:
-        return self._post("/search", image_query(path, limit))["matches"]
-
-    def search_many(self, queries: Iterable[dict]) -> Iterator[list[dict]]:
-        """The matches of each query (`text_query` / `image_query` bodies), in order, `BATCH_SIZE` per request.
+    def search_many(self, queries: Iterable[dict]) -> Iterator[dict]:
+        """The answer to each query (`text_query` / `image_query` bodies), in order, `BATCH_SIZE` per request.
 
         Lazy: a query body (a photo's base64) is built only when its batch is sent.
         """
         bodies = iter(queries)
         while batch := list(itertools.islice(bodies, BATCH_SIZE)):
-            for result in self._post("/search/batch", {"queries": batch})["results"]:
-                yield result["matches"]
+            yield from self._post("/search/batch", {"queries": batch})["results"]
 
     def _post(self, route: str, body: dict) -> dict:
         response = self.http.post(route, json=body)

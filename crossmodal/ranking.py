@@ -1,0 +1,131 @@
+"""One query's answer from its vector hits and its keyword hits: the order, each match's relevance, why it matched.
+
+No Jina here: the gateway runs the flow (encoders, indexers) and hands this module what came back, so the rules
+are testable on real store files without a flow.
+
+- `semantic`: the vector ranking as the indexers returned it.
+- `keyword`: SQLite FTS5 (BM25) over captions and file/folder names. A photo is found by its names and by the
+  words of its captions (a caption hit counts for its photo), as two rankings fused like any others.
+- `hybrid`: the vector ranking and the keyword rankings fused by reciprocal rank fusion (`crossmodal.fusion`).
+Relevance is always computed from the cosine of the match with the query vector (a keyword-only match's vector is
+read from the store), so it means the same thing whatever the mode.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal.fusion import reciprocal_rank_fusion
+from crossmodal.ids import image_doc_id
+from crossmodal.keywords import query_terms
+from crossmodal.modality import IMAGE, TEXT
+from crossmodal.relevance import Calibration, ScoreDistribution
+from crossmodal.store import caption_vectors_of_pairs, keyword_search
+
+MODES = ("semantic", "keyword", "hybrid")
+FUSION_DEPTH = 50  # how deep each ranking goes before fusion (the server's limit is 100)
+
+
+@dataclass(frozen=True)
+class KeywordRankings:
+    """The keyword rankings of one query (ids of the searched index, best first) and the words each id matched."""
+
+    rankings: tuple[tuple[str, ...], ...] = ()
+    terms: Mapping[str, tuple[str, ...]] | None = None
+
+    def terms_of(self, doc_id: str) -> tuple[str, ...]:
+        return (self.terms or {}).get(doc_id, ())
+
+
+def keyword_rankings(folders: Mapping[str, Path], target: str, text: str, exclude_text: str | None = None,
+                     depth: int = FUSION_DEPTH) -> KeywordRankings:
+    """Photos (target image): one ranking by file and folder names, one by caption words mapped to their photos.
+    Captions (target text): one ranking by their words. Ids that `exclude_text` (the minus parts' words) matches
+    are left out."""
+    if target == IMAGE:
+        by_name = keyword_search(folders[IMAGE], text, depth)
+        by_caption = _photos_of_captions(keyword_search(folders[TEXT], text, depth))
+        found = [[(hit.id, hit.terms) for hit in by_name], by_caption]
+    else:
+        found = [[(hit.id, hit.terms) for hit in keyword_search(folders[TEXT], text, depth)]]
+    excluded = _ids_matching(folders, target, exclude_text, depth) if exclude_text else set()
+    terms: dict[str, tuple[str, ...]] = {}
+    rankings = []
+    for ranking in found:
+        kept = [(doc_id, words) for doc_id, words in ranking if doc_id not in excluded]
+        for doc_id, words in kept:
+            terms[doc_id] = tuple(dict.fromkeys((*terms.get(doc_id, ()), *words)))
+        if kept:
+            rankings.append(tuple(doc_id for doc_id, _ in kept))
+    return KeywordRankings(tuple(rankings), terms)
+
+
+def _photos_of_captions(hits: Iterable) -> list[tuple[str, tuple[str, ...]]]:
+    """Caption hits as photo hits, best caption first; a photo's words are those of all its matching captions."""
+    photos: dict[str, tuple[str, ...]] = {}
+    for hit in hits:
+        if hit.pair_id:
+            photo = image_doc_id(hit.pair_id)
+            photos[photo] = tuple(dict.fromkeys((*photos.get(photo, ()), *hit.terms)))
+    return list(photos.items())
+
+
+def _ids_matching(folders: Mapping[str, Path], target: str, text: str, depth: int) -> set[str]:
+    rankings = keyword_rankings(folders, target, text, None, depth).rankings
+    return {doc_id for ranking in rankings for doc_id in ranking}
+
+
+def fused_order(mode: str, semantic: Sequence[str], keyword: KeywordRankings) -> list[str]:
+    """The ids of the answer, best first, for `mode` (see the module docstring)."""
+    if mode == "semantic":
+        return list(semantic)
+    if mode == "keyword":
+        lists: list[Sequence[str]] = list(keyword.rankings)
+    elif mode == "hybrid":
+        lists = [semantic, *keyword.rankings]
+    else:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if len(lists) == 1:
+        return list(lists[0])
+    return [doc_id for doc_id, _ in reciprocal_rank_fusion(lists)]
+
+
+def keyword_coverage(keyword: KeywordRankings, text: str | None) -> dict[str, float]:
+    """Per id found by the keyword search, the share of the query's searched words it matched (in its names and
+    captions together): 1.0 when a photo's captions and name hold every word of the query."""
+    terms = set(query_terms(text)) if text else set()
+    if not terms:
+        return {}
+    return {doc_id: len(terms.intersection(words)) / len(terms) for doc_id, words in (keyword.terms or {}).items()}
+
+
+def relevances(calibration: Calibration | None, direction: str, scores: Mapping[str, float],
+               distribution: ScoreDistribution | None,
+               coverage: Mapping[str, float] | None = None) -> dict[str, float] | None:
+    """Each id's calibrated relevance from its cosine and, when the query was also searched by keyword
+    (`coverage` given, possibly empty), the share of its words each match holds; None without a calibration for
+    `direction`."""
+    if calibration is None or distribution is None or not scores:
+        return None
+    ids = sorted(scores, key=lambda doc_id: scores[doc_id], reverse=True)
+    covered = None if coverage is None else np.asarray([coverage.get(doc_id, 0.0) for doc_id in ids])
+    values = calibration.relevance(direction, np.asarray([scores[doc_id] for doc_id in ids], dtype=np.float32),
+                                   distribution, coverage=covered)
+    if values is None:
+        return None
+    return {doc_id: float(np.clip(value, 0.0, 1.0)) for doc_id, value in zip(ids, values)}
+
+
+def nearest_captions(text_folder: Path, query_vector: np.ndarray, pair_ids: Sequence[str]) -> dict[str, str]:
+    """For each photo (by pair id), its caption nearest to the query vector: what the photo shows of the query."""
+    nearest: dict[str, str] = {}
+    query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+    for pair_id, captions in caption_vectors_of_pairs(text_folder, list(dict.fromkeys(pair_ids))).items():
+        usable = [(record, vector) for record, vector in captions if record.text and vector.shape == query.shape]
+        if usable:
+            best = max(usable, key=lambda item: float(item[1] @ query))
+            nearest[pair_id] = str(best[0].text)
+    return nearest

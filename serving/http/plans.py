@@ -1,0 +1,72 @@
+"""A search as the gateway runs it: the main query and the parts that steer it, each validated for its encoder.
+
+A plain query goes through the flow once (encode and search in one request). A composed one (`plus`/`minus`)
+goes twice: its parts are embedded by their own encoders (`/encode`), combined here in the shared space
+(`crossmodal.composition`), and the combined vector is searched (`/search`); the encoders pass an embedded
+document on untouched.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crossmodal.modality import TEXT
+from crossmodal.records import MODEL_TAG, TARGET_TAG
+from serving.http.queries import Query
+from serving.wire import CrossModalDoc
+
+
+@dataclass
+class SearchPlan:
+    """`parts`: (query, signed weight); the main query, if any, is the first part with weight 1."""
+
+    parts: list[tuple[Query, float]]
+    query_modality: str
+    target: str
+    limit: int
+    mode: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def composed(self) -> bool:
+        return len(self.parts) > 1 or self.parts[0][1] != 1.0
+
+    @property
+    def single(self) -> Query:
+        """The one query of a plan that is not composed."""
+        return self.parts[0][0]
+
+    def keyword_text(self) -> str | None:
+        """The words the keyword search looks for: those of the text parts with a positive weight."""
+        return _texts(self.parts, positive=True)
+
+    def exclude_text(self) -> str | None:
+        """The words whose keyword hits are left out: those of the minus parts."""
+        return _texts(self.parts, positive=False)
+
+    def ranking_mode(self) -> str:
+        """A query without words (a photo) is ranked by meaning whatever the mode asked."""
+        return self.mode if self.keyword_text() else "semantic"
+
+    @property
+    def search_id(self) -> str:
+        """The id of the document the search sends (and of its result)."""
+        return self.id if self.composed else self.single.id
+
+    def direction(self) -> str:
+        return f"{self.query_modality}->{self.target}"
+
+    def search_doc(self, vector: np.ndarray | None = None, model: str | None = None) -> CrossModalDoc:
+        """The document the search sends: the query itself, or the combined vector of a composed one."""
+        if not self.composed:
+            return self.single.to_doc()
+        return CrossModalDoc(id=self.id, modality=self.query_modality, embedding=vector,
+                             tags={TARGET_TAG: self.target, MODEL_TAG: model or ""})
+
+
+def _texts(parts: list[tuple[Query, float]], positive: bool) -> str | None:
+    words = [query.text for query, weight in parts
+             if query.modality == TEXT and query.text and (weight > 0) == positive]
+    return " ".join(words) or None
