@@ -34,7 +34,7 @@ from tests.servers import (
 )
 
 # "  1. 0.3975  [image] demo/coffee.png" (stdout also carries Jina's banner, so only these lines are parsed)
-RESULT_LINE = re.compile(r"^\s*(\d+)\.\s+(-?\d+\.\d+)\s+\[(image|text)\]\s+(.*)$")
+RESULT_LINE = re.compile(r"^\s*(\d+)\.\s+(-?\d+\.\d+)(?:\s+relevance (\d\.\d\d))?\s+\[(image|text)\]\s+(.*)$")
 SUMMARY_LINE = re.compile(r"indexed (\d+) images and (\d+) captions .*?(\d+) images were already indexed")
 
 
@@ -49,7 +49,7 @@ def ranked_results(result) -> list[tuple[int, float, str, str]]:
     for line in result.stdout.splitlines():
         match = RESULT_LINE.match(line)
         if match:
-            rows.append((int(match[1]), float(match[2]), match[3], match[4]))
+            rows.append((int(match[1]), float(match[2]), match[4], match[5]))
     return rows
 
 
@@ -66,7 +66,7 @@ def test_index_demo_reports_every_photo_and_copies_it(demo_index):
 
 @pytest.mark.slow
 def test_query_by_text_ranks_the_coffee_photo_first(demo_workspace):
-    result = run_cli("-t", "query", "--text", "a cup of coffee", "--workspace", demo_workspace)
+    result = run_cli("-t", "query", "--text", "a cup of coffee", "--mode", "semantic", "--workspace", demo_workspace)
     assert result.returncode == 0, describe(result)
     rows = ranked_results(result)
     assert len(rows) == 10, describe(result)  # --limit defaults to 10, and the index holds 19 images
@@ -90,6 +90,18 @@ def test_query_by_image_finds_cat_captions(demo_workspace):
     assert any("cat" in caption.lower() for *_, caption in rows), describe(result)
     scores = [score for _, score, _, _ in rows]
     assert scores == sorted(scores, reverse=True), describe(result)
+
+
+@pytest.mark.slow
+def test_query_composed_of_parts_leaves_out_what_not_describes_and_says_how_relevant(demo_workspace):
+    plain = run_cli("-t", "query", "--text", "an animal", "--not", "a cat", "--limit", "3", "--workspace",
+                    demo_workspace)
+    assert plain.returncode == 0, describe(plain)
+    rows = ranked_results(plain)
+    assert len(rows) == 3 and not any("chelsea_cat" in label for *_, label in rows), describe(plain)
+    relevances = [float(value) for value in re.findall(r"relevance (\d\.\d\d)", plain.stdout)]
+    assert len(relevances) == 3 and all(0 <= value <= 1 for value in relevances), describe(plain)
+    assert ("no good match" in plain.stdout) == (max(relevances) < 0.5), describe(plain)
 
 
 def executor_listening(server: FlowProcess) -> bool:
@@ -205,7 +217,7 @@ def test_evaluate_demo_writes_the_metrics_of_the_real_rankings(client, tmp_path)
         captions = {caption_doc_id(pair.pair_id, n) for n in range(len(pair.captions))}
         image_ranks.append(first_rank([match["id"] for match in matches], captions))
         for caption in pair.captions:
-            matches = client.post("/search", json={"text": caption, "limit": 19}).json()["matches"]
+            matches = client.post("/search", json={"text": caption, "limit": 19, "mode": "semantic"}).json()["matches"]
             text_ranks.append(first_rank([match["id"] for match in matches], {image_doc_id(pair.pair_id)}))
     for direction, ranks, depth in (("image_to_text", image_ranks, 57), ("text_to_image", text_ranks, 19)):
         got = metrics[direction]

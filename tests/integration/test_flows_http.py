@@ -32,7 +32,7 @@ def test_index_flow_routes_each_modality_to_its_own_index(workspace):
 
 
 def test_text_query_returns_images_sorted_with_coffee_first(client):
-    response = client.post("/search", json={"text": "a cup of coffee", "limit": 5})
+    response = client.post("/search", json={"text": "a cup of coffee", "limit": 5, "mode": "semantic"})
     assert response.status_code == 200
     matches = response.json()["matches"]
     assert len(matches) == 5

@@ -22,7 +22,8 @@ def test_a_query_server_with_the_model_answers_text_and_photo_queries(model, mod
     server = start_query_server(index.workspace, tmp_path / "server.log", *index.flags)
     try:
         with httpx.Client(base_url=server.url, timeout=120) as http:
-            text = http.post("/search", json={"text": "a cup of coffee on the table", "limit": 5})
+            text = http.post("/search", json={"text": "a cup of coffee on the table", "limit": 5,
+                                                "mode": "semantic"})
             assert text.status_code == 200, text.text
             matches = text.json()["matches"]
             assert len(matches) == index.photos and {m["modality"] for m in matches} == {"image"}

@@ -45,8 +45,8 @@ def assert_sorted(matches):
 # --- search ---------------------------------------------------------------------------------------------------------
 
 def test_text_query_returns_photos_with_scores_best_first(client):
-    body = client.post("/search", json={"text": "a cup of coffee", "limit": 5}).json()
-    assert (body["query_modality"], body["modality"]) == ("text", "image")
+    body = client.post("/search", json={"text": "a cup of coffee", "limit": 5, "mode": "semantic"}).json()
+    assert (body["query_modality"], body["modality"], body["mode"]) == ("text", "image", "semantic")
     matches = body["matches"]
     assert len(matches) == 5 and all(match["modality"] == "image" for match in matches)
     assert matches[0]["tags"]["pair_id"] == COFFEE
