@@ -19,3 +19,30 @@ def test_ef_search_reaches_the_flow_settings(monkeypatch):
     assert settings_for(parse_args(["-t", "query-restful"])).ef_search == 64
     args = parse_args(["-t", "query-restful", "--index-type", "hnsw", "--ef-search", "300"])
     assert settings_for(args).ef_search == 300
+
+
+def test_query_parts_become_one_composed_search_body(tmp_path):
+    """`-t query`: the first --text is the query, the other texts and the photos are `plus` parts, `--not` and
+    `--not-image` are `minus` parts; the body is what `POST /search` validates."""
+    import base64
+
+    from serving.http.api_models import SearchRequest
+    from serving.jobs.client import composed_query
+
+    photo = tmp_path / "dog.jpg"
+    photo.write_bytes(b"\xff\xd8\xff not really a photo")
+    args = parse_args(["-t", "query", "--text", "a beach", "--image", str(photo), "--not", "people",
+                       "--not-image", str(photo), "--mode", "semantic", "--limit", "4"])
+    body = composed_query(args.text, args.image, args.not_text, args.not_image, args.limit, args.mode)
+    encoded = base64.b64encode(photo.read_bytes()).decode()
+    assert body == {"text": "a beach", "limit": 4, "mode": "semantic", "plus": [{"image": encoded}],
+                    "minus": [{"text": "people"}, {"image": encoded}]}
+    SearchRequest.model_validate(body)
+    only_photo = composed_query([], [photo])
+    assert only_photo == {"image": encoded, "limit": 10, "mode": "hybrid"}
+
+
+def test_query_needs_a_text_or_a_photo(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["-t", "query", "--not", "people"])
+    assert "needs a --text or an --image" in capsys.readouterr().err
