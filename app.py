@@ -254,7 +254,11 @@ def write_calibration(model_name: str, samples: dict, args: argparse.Namespace) 
     if not samples:
         return None
     description = f"-t evaluate -d {args.dataset} --split {args.split or 'default'}"
-    calibration = fit_calibration(model_name, samples, description)
+    try:
+        calibration = fit_calibration(model_name, samples, description)
+    except ValueError as error:  # e.g. too few queries to have both true and false matches
+        say(f"no relevance calibration written: {error}")
+        return None
     path = workspace_calibration_path(args.workspace, model_name)
     save_calibration(calibration, path)
     return path

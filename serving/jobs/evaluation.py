@@ -36,7 +36,7 @@ def evaluate_pairs(client: SearchClient, pairs: Sequence[ImageCaptions], depth: 
 
     photo_queries = (image_query(pair.image_path, image_depth) for pair in evaluated)
     image_ranks = []
-    samples: dict[str, list[LabelledQuery]] = {"image->text": [], "text->image": []}
+    samples: dict[str, list[LabelledQuery | None]] = {"image->text": [], "text->image": []}
     for pair, answer in zip(evaluated, tqdm(client.search_many(photo_queries), total=len(evaluated),
                                             desc="image->text", unit="query")):
         own = {id_ for id_, _ in captions_of[pair.pair_id]}
@@ -57,8 +57,10 @@ def evaluate_pairs(client: SearchClient, pairs: Sequence[ImageCaptions], depth: 
     metrics = {"images": len(evaluated), "captions": captions_total,
                "images_not_indexed": len(pairs) - len(evaluated), "image_to_text": image_to_text,
                "text_to_image": text_to_image, "rsum": rsum(image_to_text, text_to_image)}
-    return Evaluation(metrics, {direction: queries for direction, queries in samples.items()
-                                if all(query is not None for query in queries)})
+    complete = {direction: [query for query in queries if query is not None]
+                for direction, queries in samples.items()}
+    return Evaluation(metrics, {direction: queries for direction, queries in complete.items()
+                                if queries and len(queries) == len(samples[direction])})
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class Evaluation:
     """The metrics, and each direction's queries labelled for fitting the model's relevance calibration."""
 
     metrics: dict
-    calibration_samples: dict[str, list]
+    calibration_samples: dict[str, list[LabelledQuery]]
 
 
 CALIBRATION_DEPTH = 20  # matches per query the calibration is fitted on: the top of the list is where it matters
@@ -80,4 +82,5 @@ def _labelled(answer: dict, relevant: Collection[str]) -> LabelledQuery | None:
     top = answer["matches"][:CALIBRATION_DEPTH]
     return LabelledQuery(scores=np.asarray([match["score"] for match in top], dtype=np.float32),
                          distribution=ScoreDistribution(**distribution),
-                         labels=np.asarray([match["id"] in relevant for match in top], dtype=bool))
+                         labels=np.asarray([match["id"] in relevant for match in top], dtype=bool),
+                         has_answer=True)  # every evaluation query has its pair indexed, even below the top kept
