@@ -19,6 +19,7 @@ import pytest
 from processes import descendants, listening_ports
 
 from crossmodal.ids import caption_doc_id, image_doc_id
+from crossmodal.relevance import load_calibration
 from crossmodal.store import stored_ids
 from dataset import open_dataset
 from tests.servers import (
@@ -227,6 +228,12 @@ def test_evaluate_demo_writes_the_metrics_of_the_real_rankings(client, tmp_path)
     assert metrics["rsum"] == pytest.approx(sum(metrics[d][f"R@{k}"] for d in ("image_to_text", "text_to_image")
                                                 for k in (1, 5, 10)), abs=0.011)
     assert metrics["text_to_image"]["R@10"] >= 50.0, metrics  # measured ~95 on the demo set: the model works
+
+    # ... and it fitted the model's relevance calibration on these queries, where the query server looks first
+    calibration = load_calibration("offline", tmp_path / "workspace")
+    assert calibration is not None and "-t evaluate -d demo" in calibration.description, describe(result)
+    assert set(calibration.mappings) >= {"text->image", "image->text"}
+    assert "relevance calibration of offline" in result.stdout, describe(result)
 
 
 def test_query_without_text_or_image_is_a_usage_error(tmp_path):
