@@ -3,8 +3,10 @@
     python bench/fit_offline_calibration.py [--output PATH]
 
 Fitted on the calibration set only (bench/relevance/calibration_*.json and leave-one-out negatives; see
-relevance_data.py), never on the manifest's test captions or the held-out queries. Deterministic: the same data
-and model give the same file.
+relevance_data.py), never on the manifest's test captions or the held-out queries. The keyword mapping
+(text->image+keywords) is fitted on the same text queries searched in hybrid mode on a real store of the demo,
+whose caption index holds the manifest's captions as the indexed collection (they are what a query's words are
+matched against, never queries). Deterministic: the same data and model give the same file.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def main() -> None:
     calibration = fit(DemoEncoded())
     save_calibration(calibration, args.output)
     for direction, mapping in calibration.mappings.items():
-        print(f"{direction}: coefficients {mapping.coefficients} intercept {mapping.intercept:.4f}; "
+        print(f"{direction}: {dict(zip(mapping.features, mapping.coefficients))} intercept {mapping.intercept:.4f}; "
               f"{mapping.queries} queries ({mapping.answerable_queries} answerable), {mapping.pairs} pairs; "
               f"{mapping.quality}")
     print(f"wrote {args.output}")

@@ -30,6 +30,18 @@ Why these two and nothing else (measured on the calibration set, see bench/relev
 
 Queries are weighted so that answerable and unanswerable queries count equally in a fit that has both: the mix of
 a calibration set is an accident of how it was written, and equal odds is the neutral prior.
+
+Keyword evidence. A query that was also searched by keyword (hybrid and keyword modes) has a third feature per
+match, `keyword_coverage` in [0, 1]: the share of the query's searched words (crossmodal.keywords.query_terms) that
+the match holds in its names and captions together (crossmodal.ranking.keyword_coverage); 0 for a match the keyword
+search did not find. A photo whose captions and names hold every word of the query is evidence that the cosine does
+not carry (the offline model's R@1 on held-out text queries is 53 %). It gets its own mapping per direction,
+`<direction>+keywords` (`KEYWORD_FEATURES`: score, standardised_score, keyword_coverage), fitted on the same kind
+of data with coverage computed as the gateway computes it (bench/relevance_data.py builds a real store of the demo).
+`Calibration.relevance(..., coverage=...)` uses it when the query was searched by keyword and the calibration has
+one, else the semantic mapping: a calibration written by `-t evaluate` (semantic mappings only) works in every mode.
+Like the others, its coefficients are non-negative, so more of the query's words never lowers a match's relevance.
+The distribution-free argument above holds for coverage too: it is a property of the pair alone.
 """
 from __future__ import annotations
 
@@ -47,7 +59,8 @@ import numpy as np
 
 SAMPLE_SIZE = 1000
 NO_GOOD_MATCH_BELOW = 0.5
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: features per mapping, keyword mappings (`<direction>+keywords`); 1 is still read
+READABLE_FORMATS = (1, 2)
 CALIBRATION_DIR = "calibration"  # <workspace>/calibration/<model>.json; the package's own is crossmodal/calibration/
 
 TEXT_TO_IMAGE = "text->image"
@@ -55,8 +68,11 @@ IMAGE_TO_TEXT = "image->text"
 TEXT_TO_TEXT = "text->text"
 IMAGE_TO_IMAGE = "image->image"
 DIRECTIONS = (TEXT_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_TEXT, IMAGE_TO_IMAGE)
+KEYWORDS_SUFFIX = "+keywords"
 
-FEATURES = ("score", "standardised_score")
+SEMANTIC_FEATURES = ("score", "standardised_score")
+KEYWORD_FEATURES = (*SEMANTIC_FEATURES, "keyword_coverage")
+FEATURES = SEMANTIC_FEATURES  # the features of a semantic mapping (the only kind before format 2)
 _MIN_STD = 1e-6  # below this a distribution has no spread (one vector, or all equal): no standardised score
 _ECE_BINS = 10
 
@@ -67,6 +83,26 @@ def direction(query_modality: str, target_modality: str) -> str:
     if name not in DIRECTIONS:
         raise ValueError(f"unknown direction {name!r}; expected one of {', '.join(DIRECTIONS)}")
     return name
+
+
+def keyword_direction(name: str) -> str:
+    """The key of a direction's keyword mapping: "text->image" -> "text->image+keywords"."""
+    if name not in DIRECTIONS:
+        raise ValueError(f"unknown direction {name!r}; expected one of {', '.join(DIRECTIONS)}")
+    return name + KEYWORDS_SUFFIX
+
+
+KEYWORD_DIRECTIONS = tuple(keyword_direction(name) for name in DIRECTIONS)
+MAPPING_KEYS = DIRECTIONS + KEYWORD_DIRECTIONS
+
+
+def features_of(key: str) -> tuple[str, ...]:
+    """The features of the mapping stored under `key` (a direction, or a direction's keyword mapping)."""
+    if key in DIRECTIONS:
+        return SEMANTIC_FEATURES
+    if key in KEYWORD_DIRECTIONS:
+        return KEYWORD_FEATURES
+    raise ValueError(f"unknown direction {key!r}; expected one of {', '.join(MAPPING_KEYS)}")
 
 
 @dataclass(frozen=True)
@@ -111,14 +147,20 @@ def pool(distributions: Sequence[ScoreDistribution]) -> ScoreDistribution:
     return ScoreDistribution(float(mean), float(np.sqrt(max(second_moment - mean ** 2, 0.0))), total)
 
 
-def features(scores: np.ndarray, distribution: ScoreDistribution) -> np.ndarray:
-    """[n, len(FEATURES)]: each score and its standardised value against the query's distribution."""
+def features(scores: np.ndarray, distribution: ScoreDistribution, coverage: np.ndarray | None = None) -> np.ndarray:
+    """[n, 2] (SEMANTIC_FEATURES): each score and its standardised value against the query's distribution; with
+    `coverage` (one value per score, clipped to [0, 1]), [n, 3] (KEYWORD_FEATURES)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if distribution.count > 1 and distribution.std > _MIN_STD:
         standardised = (scores - distribution.mean) / distribution.std
     else:
         standardised = np.zeros_like(scores)
-    return np.column_stack([scores, standardised])
+    if coverage is None:
+        return np.column_stack([scores, standardised])
+    covered = np.asarray(coverage, dtype=np.float64).reshape(-1)
+    if len(covered) != len(scores):
+        raise ValueError(f"{len(covered)} keyword coverages for {len(scores)} scores")
+    return np.column_stack([scores, standardised, np.clip(np.nan_to_num(covered), 0.0, 1.0)])
 
 
 @dataclass(frozen=True)
@@ -126,17 +168,23 @@ class LabelledQuery:
     """One query's scores best first, its distribution over the collection, and whether each match is true.
 
     `has_answer` says whether the collection holds a true match at all (it may rank below the scores kept); left
-    None, a query is answerable when one of its kept matches is true.
+    None, a query is answerable when one of its kept matches is true. `coverage`, for a query that was also
+    searched by keyword, is each match's keyword coverage; its matches are then in the order the answer returns
+    them (hybrid: fused), not necessarily by score.
     """
 
     scores: np.ndarray
     distribution: ScoreDistribution
     labels: np.ndarray
     has_answer: bool | None = None
+    coverage: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if len(np.asarray(self.scores).reshape(-1)) != len(np.asarray(self.labels).reshape(-1)):
+        count = len(np.asarray(self.scores).reshape(-1))
+        if count != len(np.asarray(self.labels).reshape(-1)):
             raise ValueError("a labelled query needs one label per score")
+        if self.coverage is not None and len(np.asarray(self.coverage).reshape(-1)) != count:
+            raise ValueError("a labelled query needs one keyword coverage per score")
 
     @property
     def answerable(self) -> bool:
@@ -156,7 +204,8 @@ class Quality:
 
 @dataclass(frozen=True)
 class DirectionMapping:
-    """A logistic regression over FEATURES: relevance = sigmoid(intercept + coefficients . features)."""
+    """A logistic regression over `features` (SEMANTIC_FEATURES or KEYWORD_FEATURES):
+    relevance = sigmoid(intercept + coefficients . features)."""
 
     coefficients: tuple[float, ...]
     intercept: float
@@ -165,9 +214,19 @@ class DirectionMapping:
     pairs: int
     positives: int
     quality: Quality
+    features: tuple[str, ...] = SEMANTIC_FEATURES
 
-    def probabilities(self, scores: np.ndarray, distribution: ScoreDistribution) -> np.ndarray:
-        logits = features(scores, distribution) @ np.asarray(self.coefficients) + self.intercept
+    @property
+    def uses_keywords(self) -> bool:
+        return self.features == KEYWORD_FEATURES
+
+    def probabilities(self, scores: np.ndarray, distribution: ScoreDistribution,
+                      coverage: np.ndarray | None = None) -> np.ndarray:
+        """Each match's relevance; a keyword mapping needs `coverage`, a semantic one ignores it."""
+        if self.uses_keywords and coverage is None:
+            raise ValueError("a keyword mapping needs the keyword coverage of each match")
+        x = features(scores, distribution, coverage if self.uses_keywords else None)
+        logits = x @ np.asarray(self.coefficients) + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
 
 
@@ -178,14 +237,21 @@ class Calibration:
     model: str
     description: str
     mappings: Mapping[str, DirectionMapping] = field(default_factory=dict)
-    features: tuple[str, ...] = FEATURES
 
-    def relevance(self, direction: str, scores: np.ndarray, distribution: ScoreDistribution) -> np.ndarray | None:
+    def relevance(self, direction: str, scores: np.ndarray, distribution: ScoreDistribution,
+                  coverage: np.ndarray | None = None) -> np.ndarray | None:
         """The probability in [0, 1] that each match (scores best first) is a true match; None without a mapping.
 
-        Each value depends only on its own score and the query's distribution, so it does not change with the
-        number of matches requested.
+        `coverage`: None for a query searched by meaning only; for one also searched by keyword (hybrid, keyword
+        mode) each match's keyword coverage in [0, 1], aligned with `scores` (0 where the keyword search did not
+        find it). With coverage, the direction's keyword mapping is used when the calibration has one, else its
+        semantic mapping. Each value depends only on its own score (and coverage) and the query's distribution,
+        so it does not change with the number of matches requested.
         """
+        if coverage is not None:
+            mapping = self.mappings.get(keyword_direction(direction))
+            if mapping is not None:
+                return mapping.probabilities(scores, distribution, coverage)
         mapping = self.mappings.get(direction)
         if mapping is None:
             return None
@@ -196,27 +262,36 @@ class Calibration:
             "format": FORMAT_VERSION,
             "model": self.model,
             "description": self.description,
-            "features": list(self.features),
             "no_good_match_below": NO_GOOD_MATCH_BELOW,
             "directions": {name: _mapping_to_dict(mapping) for name, mapping in self.mappings.items()},
         }, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
+        """Read format 2, or format 1 (semantic mappings only, one feature list for the file); refuse any other
+        format, unknown directions, features that are not the direction's, or a negative coefficient."""
         data = json.loads(text)
-        if data.get("format") != FORMAT_VERSION:
-            raise ValueError(f"calibration format {data.get('format')!r} is not {FORMAT_VERSION}")
-        if tuple(data["features"]) != FEATURES:
-            raise ValueError(f"calibration features {data['features']} are not {list(FEATURES)}")
-        mappings = {name: _mapping_from_dict(value) for name, value in data["directions"].items()}
-        unknown = set(mappings) - set(DIRECTIONS)
+        if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise ValueError(f"calibration format {found!r} is not one this version reads "
+                             f"({', '.join(map(str, READABLE_FORMATS))}); it was written by another version: "
+                             "run `-t evaluate` again to rewrite it")
+        if data["format"] == 1:
+            if tuple(data["features"]) != SEMANTIC_FEATURES:
+                raise ValueError(f"calibration features {data['features']} are not {list(SEMANTIC_FEATURES)}")
+            directions = {name: {**value, "features": data["features"]} for name, value in data["directions"].items()}
+        else:
+            directions = data["directions"]
+        unknown = set(directions) - set(MAPPING_KEYS)
         if unknown:
             raise ValueError(f"unknown directions in calibration: {sorted(unknown)}")
+        mappings = {name: _mapping_from_dict(name, value) for name, value in directions.items()}
         return cls(str(data["model"]), str(data["description"]), mappings)
 
 
 def _mapping_to_dict(mapping: DirectionMapping) -> dict[str, Any]:
     return {
+        "features": list(mapping.features),
         "coefficients": list(mapping.coefficients),
         "intercept": mapping.intercept,
         "fitted_on": {"queries": mapping.queries, "answerable_queries": mapping.answerable_queries,
@@ -225,29 +300,42 @@ def _mapping_to_dict(mapping: DirectionMapping) -> dict[str, Any]:
     }
 
 
-def _mapping_from_dict(data: dict[str, Any]) -> DirectionMapping:
+def _mapping_from_dict(key: str, data: dict[str, Any]) -> DirectionMapping:
+    expected = features_of(key)
+    if tuple(data["features"]) != expected:
+        raise ValueError(f"calibration {key}: features {data['features']} are not {list(expected)}")
     coefficients = tuple(float(value) for value in data["coefficients"])
-    if len(coefficients) != len(FEATURES):
-        raise ValueError(f"{len(coefficients)} coefficients for {len(FEATURES)} features")
+    if len(coefficients) != len(expected):
+        raise ValueError(f"calibration {key}: {len(coefficients)} coefficients for {len(expected)} features")
+    intercept = float(data["intercept"])
+    if not all(np.isfinite([*coefficients, intercept])) or min(coefficients) < 0:
+        raise ValueError(f"calibration {key}: coefficients must be finite and non-negative, got {coefficients}")
     fitted = data["fitted_on"]
-    return DirectionMapping(coefficients, float(data["intercept"]), int(fitted["queries"]),
+    return DirectionMapping(coefficients, intercept, int(fitted["queries"]),
                             int(fitted["answerable_queries"]), int(fitted["pairs"]), int(fitted["positives"]),
-                            Quality(**data["quality"]))
+                            Quality(**data["quality"]), expected)
 
 
 def fit_direction(queries: Sequence[LabelledQuery], regularisation: float = 1e4) -> DirectionMapping:
-    """Fit one direction's logistic regression (scikit-learn), keeping the coefficients non-negative."""
+    """Fit one direction's logistic regression (scikit-learn), keeping the coefficients non-negative.
+
+    Over KEYWORD_FEATURES when every query carries its keyword coverage, over SEMANTIC_FEATURES when none does.
+    """
     from sklearn.linear_model import LogisticRegression  # scikit-learn loads in ~1 s: only when fitting
 
     if not queries:
         raise ValueError("no labelled queries to fit")
-    x = np.vstack([features(q.scores, q.distribution) for q in queries])
+    with_coverage = sum(q.coverage is not None for q in queries)
+    if with_coverage not in (0, len(queries)):
+        raise ValueError("either every labelled query of a direction has its keyword coverage or none has")
+    names = KEYWORD_FEATURES if with_coverage else SEMANTIC_FEATURES
+    x = np.vstack([features(q.scores, q.distribution, q.coverage) for q in queries])
     y = np.concatenate([np.asarray(q.labels, dtype=bool).reshape(-1) for q in queries])
     if y.all() or not y.any():
         raise ValueError("a calibration needs both true and false matches")
     weights = np.concatenate([np.full(len(y_q), w) for y_q, w in zip((q.labels for q in queries),
                                                                          _query_weights(queries))])
-    active = list(range(len(FEATURES)))
+    active = list(range(len(names)))
     while True:
         model = LogisticRegression(C=regularisation, max_iter=10_000)
         model.fit(x[:, active], y, sample_weight=weights)
@@ -255,23 +343,25 @@ def fit_direction(queries: Sequence[LabelledQuery], regularisation: float = 1e4)
         if (fitted >= 0).all() or len(active) == 1:
             break
         active = [column for column, value in zip(active, fitted) if value >= 0] or [active[int(np.argmax(fitted))]]
-    coefficients = np.zeros(len(FEATURES))
+    coefficients = np.zeros(len(names))
     coefficients[active] = np.maximum(fitted, 0.0)
     intercept = float(model.intercept_[0])
     probabilities = 1.0 / (1.0 + np.exp(-(x @ coefficients + intercept)))
     mapping = DirectionMapping(tuple(float(c) for c in coefficients), intercept, len(queries),
                                sum(q.answerable for q in queries), len(y), int(y.sum()),
-                               Quality(0.0, 0.0, None, None))
+                               Quality(0.0, 0.0, None, None), names)
     return replace(mapping, quality=measure(mapping, queries, probabilities, y))
 
 
 def measure(mapping: DirectionMapping, queries: Sequence[LabelledQuery],
             probabilities: np.ndarray | None = None, labels: np.ndarray | None = None) -> Quality:
-    """Brier score, expected calibration error (10 equal-width bins) and the per-query no-good-match rates."""
+    """Brier score, expected calibration error (10 equal-width bins) and the per-query no-good-match rates (a
+    query's best relevance over its kept matches: its top-scored one's for a semantic mapping)."""
     if probabilities is None or labels is None:
-        probabilities = np.concatenate([mapping.probabilities(q.scores, q.distribution) for q in queries])
+        probabilities = np.concatenate([mapping.probabilities(q.scores, q.distribution, q.coverage)
+                                        for q in queries])
         labels = np.concatenate([np.asarray(q.labels, dtype=bool).reshape(-1) for q in queries])
-    top = [float(mapping.probabilities(q.scores[:1], q.distribution)[0]) for q in queries]
+    top = [float(np.max(mapping.probabilities(q.scores, q.distribution, q.coverage))) for q in queries]
     answerable = [t >= NO_GOOD_MATCH_BELOW for t, q in zip(top, queries) if q.answerable]
     unanswerable = [t < NO_GOOD_MATCH_BELOW for t, q in zip(top, queries) if not q.answerable]
     return Quality(round(float(np.mean((probabilities - labels) ** 2)), 6),
@@ -301,10 +391,16 @@ def _query_weights(queries: Sequence[LabelledQuery]) -> list[float]:
 
 def fit_calibration(model_name: str, samples: Mapping[str, Sequence[LabelledQuery]],
                     description: str) -> Calibration:
-    """A calibration with one mapping per direction that has labelled queries (see fit_direction)."""
-    unknown = set(samples) - set(DIRECTIONS)
+    """A calibration with one mapping per direction that has labelled queries (see fit_direction).
+
+    `samples` keys are directions ("text->image") or their keyword mappings ("text->image+keywords", whose
+    queries carry their keyword coverage)."""
+    unknown = set(samples) - set(MAPPING_KEYS)
     if unknown:
-        raise ValueError(f"unknown directions: {sorted(unknown)}; expected some of {', '.join(DIRECTIONS)}")
+        raise ValueError(f"unknown directions: {sorted(unknown)}; expected some of {', '.join(MAPPING_KEYS)}")
+    for name, queries in samples.items():
+        if any((q.coverage is not None) != (name in KEYWORD_DIRECTIONS) for q in queries):
+            raise ValueError(f"{name}: the queries of a keyword mapping, and only those, carry keyword coverage")
     return Calibration(model_name, description,
                        {name: fit_direction(queries) for name, queries in samples.items() if queries})
 
@@ -335,12 +431,21 @@ def save_calibration(calibration: Calibration, path: Path) -> None:
 
 
 def load_calibration(model_name: str, workspace: Path | None) -> Calibration | None:
-    """The workspace's `calibration/<model>.json` (from `-t evaluate`), else the package's own, else None."""
+    """The workspace's `calibration/<model>.json` (from `-t evaluate`), else the package's own, else None.
+
+    Raises ValueError, naming the file, for a file this version cannot read (another format, unknown directions)."""
     if workspace is not None:
         path = workspace_calibration_path(workspace, model_name)
         if path.is_file():
-            return Calibration.from_json(path.read_text(encoding="utf-8"))
+            return _read(path.read_text(encoding="utf-8"), str(path))
     shipped = importlib.resources.files("crossmodal.calibration") / calibration_file_name(model_name)
     if shipped.is_file():
-        return Calibration.from_json(shipped.read_text(encoding="utf-8"))
+        return _read(shipped.read_text(encoding="utf-8"), str(shipped))
     return None
+
+
+def _read(text: str, where: str) -> Calibration:
+    try:
+        return Calibration.from_json(text)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot read the relevance calibration {where}: {error}") from error
