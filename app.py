@@ -23,6 +23,12 @@ from pathlib import Path
 os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from serving.runtime.processes import allow_torch, keep_torch_out  # noqa: E402
+
+# Before docarray is imported: this process and the flow processes forked from it run no model, so they need no
+# torch (the encoders allow it again in their own processes). -t download allows it again too.
+keep_torch_out()
+
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, backend_specs  # noqa: E402
 from crossmodal.backends.flags import add_model_flags, flags_of_other_models, given_by  # noqa: E402
 from crossmodal.download import KAGGLE_DATASETS, DownloadError  # noqa: E402
@@ -151,14 +157,55 @@ def settings_for(args: argparse.Namespace, **overrides) -> FlowSettings:
 
 
 def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> None:
+    """Index the dataset; when every photo of it is stored already, say so without starting a flow."""
     from serving.jobs.indexing import index_dataset
     from serving.runtime.flows import load_flow, running
 
+    started = time.perf_counter()
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
+    done = nothing_to_index(args, reader, workspace)
+    if done is not None:
+        done.seconds = time.perf_counter() - started
+        say(f"{workspace} is up to date: the {done.already_indexed} photos of {args.dataset} are indexed with their "
+            "captions (--reindex encodes them again); no flow started")
+        print(done.report())
+        return
+    check_model(args)
     say(f"starting the index flow ({args.model} model) ...")
     with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
         summary = index_dataset(flow, reader, workspace, args.batch_size, args.num_docs, reindex=args.reindex)
     print(summary.report())
+
+
+def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
+    """The summary of an index run that would send nothing (every photo of the first -n is stored with all its
+    captions, or unreadable), or None when something must go through the flow.
+
+    The flow's own rules, without the flow: `index_dataset` sends a photo unless all its documents are stored, and
+    skips one that does not decode. So the scan decodes at most one photo that is not stored (then a flow starts);
+    an index built by another model than --model takes the flow's path, as before."""
+    from crossmodal.modality import IMAGE, TEXT
+    from crossmodal.shards import shard_folders
+    from crossmodal.store import stored_ids, stored_settings
+    from crossmodal.workspace import check_workspace, index_folder
+    from serving.jobs.indexing import IndexSummary, _already_indexed, _documents_or_skip
+
+    if args.reindex:
+        return None
+    check_workspace(workspace, args.shards)  # the refusals a flow's start would give (shards, schema version)
+    folders = [folder for modality in (IMAGE, TEXT) for folder in shard_folders(index_folder(workspace, modality))]
+    settings = [stored_settings(folder) for folder in folders]
+    if not settings or any(stored is None or stored.model_name.split(":", 1)[0] != args.model for stored in settings):
+        return None
+    known = set().union(*(stored_ids(folder) for folder in folders))
+    summary = IndexSummary()
+    for pair in (itertools.islice(reader, args.num_docs) if args.num_docs else reader):
+        if _already_indexed(pair, known):
+            summary.already_indexed += 1
+        elif _documents_or_skip(pair, summary):
+            return None  # a readable photo that is not stored: the flow must run
+    summary.skipped = reader.skipped + summary.skipped
+    return summary
 
 
 def run_query(args: argparse.Namespace) -> None:
@@ -288,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_download(args: argparse.Namespace) -> None:
     """The dataset of -d (f8k, f30k) and/or the weights of --model (into --models-dir), whichever were named."""
+    allow_torch()  # fetching weights may load them to check them
     from crossmodal.backends.flags import fetch_values
     from crossmodal.download import download_dataset, download_model_weights
 
@@ -303,10 +351,11 @@ def run_task(args: argparse.Namespace) -> int:
     if args.task == "download":
         run_download(args)
         return 0
-    check_model(args)
     if args.task == "index":
-        run_index(args, args.workspace, args.split)
-    elif args.task == "query":
+        run_index(args, args.workspace, args.split)  # checks the model only when a flow must start
+        return 0
+    check_model(args)
+    if args.task == "query":
         run_query(args)
     elif args.task == "query-restful":
         run_server(args)

@@ -17,6 +17,8 @@ class TextEncoder(CrossModalExecutor):
     A doc that arrives embedded already (a composed query the gateway combined from parts) passes through.
     """
 
+    runs_model = True  # torch is importable in its process (serving.runtime.processes)
+
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -48,6 +48,7 @@ from serving.http.plans import SearchPlan
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
 from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 from serving.runtime import prepare_child_process
+from serving.runtime.processes import name_this_process
 from serving.wire import CrossModalDoc, MatchDoc
 
 prepare_child_process()  # before this process builds its gRPC clients
@@ -73,6 +74,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                  max_image_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
                  cors_origins: str | None = "*", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        name_this_process("gateway")
         self.folders = {modality: index_folder(workspace, modality) for modality in MODALITIES}
         self.image_index_folder = self.folders[IMAGE]
         self.max_limit = int(max_limit)

@@ -43,12 +43,15 @@ def prepare_child_process() -> None:
 def prepare_parent_process() -> None:
     """Set up the process that starts a flow, so that every process it forks inherits the setup (idempotent).
 
-    Caps glibc's malloc arenas, stops forked processes when their parent dies, and prepares this process as a child
-    would be prepared.
+    Keeps torch out of the processes that run no model (unless something imported it already: call
+    `serving.runtime.processes.keep_torch_out` before importing docarray to save it), caps glibc's malloc arenas,
+    stops forked processes when their parent dies, and prepares this process as a child would be prepared.
     """
     from serving.runtime.allocator import limit_malloc_arenas
     from serving.runtime.parent_death import stop_forked_processes_with_their_parent
+    from serving.runtime.processes import keep_torch_out
 
+    keep_torch_out()
     prepare_child_process()
     limit_malloc_arenas()
     stop_forked_processes_with_their_parent()
