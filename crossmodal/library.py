@@ -415,15 +415,16 @@ class LibraryState:
             )
             meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if not meta:
-                self._db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)", [("schema_version", str(SCHEMA_VERSION)), ("library", library)]
-                )
-            elif int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
-                self._db.close()
-                raise LibraryStateError(f"{self.path} was written by a newer version of crossmodal-search")
-            elif meta.get("library") != library:
-                self._db.close()
-                raise LibraryStateError(f"{self.path} is the state of library {meta.get('library')!r}, not {library!r}")
+                meta = {"schema_version": str(SCHEMA_VERSION), "library": library}
+                self._db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+        problem = None
+        if int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
+            problem = f"{self.path} was written by a newer version of crossmodal-search"
+        elif meta.get("library") != library:
+            problem = f"{self.path} is the state of library {meta.get('library')!r}, not {library!r}"
+        if problem is not None:
+            self._db.close()
+            raise LibraryStateError(problem)
         self.records: dict[str, PathRecord] = {}
         self.pending: dict[str, str] = {}
         self.failures: dict[str, Failure] = {}
