@@ -32,12 +32,14 @@ def check_jina_version(installed: str | None = None) -> None:
 
 
 def prepare_child_process() -> None:
-    """Set up a process that speaks gRPC in a flow: Jina's serializers without their memory leak (idempotent)."""
+    """Set up a process that speaks gRPC in a flow: Jina's serializers without their memory leak, and no request
+    without documents sent to an executor (idempotent)."""
     os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
     check_jina_version()
-    from serving.runtime import jina_patches
+    from serving.runtime import empty_requests, jina_patches
 
     jina_patches.apply()
+    empty_requests.apply()
 
 
 def prepare_parent_process() -> None:

@@ -1,0 +1,44 @@
+"""The gateway does not send requests that carry no document to an executor.
+
+Jina 3.34's gateway applies a deployment's `when` condition and sends the request on even when the condition left
+no document in it: every query of the query flow made two such calls (a text query: the image encoder and the
+caption indexer each got an empty request, answered it, and the merge waited for both), which cost gRPC round
+trips, (de)serialisation and CPU on a 2-core machine. For the endpoints that only carry documents (`/search`,
+`/encode`, `/index`) an executor's answer to an empty request is that empty request, so the gateway now answers it
+itself. Other endpoints (`/flush`, which carries no document on purpose) are sent as before.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from jina.serve.networking import GrpcConnectionPool
+
+DOCUMENT_ENDPOINTS = frozenset({"/search", "/encode", "/index"})
+
+
+def _holds_no_documents(request) -> bool:
+    try:
+        return len(request.docs) == 0
+    except Exception:  # not a data request, or not readable here: let Jina send it
+        return False
+
+
+def _answered_here(original):
+    @functools.wraps(original)
+    def send_requests_once(self, requests, deployment, *args, **kwargs):
+        endpoint = kwargs.get("endpoint")
+        if endpoint in DOCUMENT_ENDPOINTS and requests and all(map(_holds_no_documents, requests)):
+            answer = asyncio.get_running_loop().create_future()
+            answer.set_result((requests[0], {}))
+            return answer
+        return original(self, requests, deployment, *args, **kwargs)
+
+    send_requests_once.answers_empty_requests = True
+    return send_requests_once
+
+
+def apply() -> None:
+    """Idempotent."""
+    if not getattr(GrpcConnectionPool.send_requests_once, "answers_empty_requests", False):
+        GrpcConnectionPool.send_requests_once = _answered_here(GrpcConnectionPool.send_requests_once)

@@ -1,0 +1,50 @@
+"""The gateway answers a request that a `when` condition emptied itself, for the document endpoints only."""
+import asyncio
+
+from docarray import DocList
+from jina.types.request.data import DataRequest
+
+from serving.runtime import empty_requests
+from serving.wire import CrossModalDoc
+
+
+def request_with(count: int) -> DataRequest:
+    request = DataRequest()
+    request.data.docs = DocList[CrossModalDoc]([CrossModalDoc(modality="text", text=f"t{n}") for n in range(count)])
+    return request
+
+
+def sent_through(original_calls: list, endpoint: str, requests: list):
+    def original(self, requests, deployment, **kwargs):
+        original_calls.append((deployment, kwargs.get("endpoint")))
+        return "sent"
+
+    wrapped = empty_requests._answered_here(original)
+
+    async def call():
+        result = wrapped(None, requests, "image_encoder", endpoint=endpoint)
+        return await result if isinstance(result, asyncio.Future) else result
+
+    return asyncio.run(call())
+
+
+def test_an_empty_search_is_answered_without_a_call():
+    calls: list = []
+    empty = request_with(0)
+    assert sent_through(calls, "/search", [empty]) == (empty, {}) and calls == []
+
+
+def test_a_request_with_documents_or_a_control_endpoint_is_sent():
+    calls: list = []
+    assert sent_through(calls, "/search", [request_with(1)]) == "sent"
+    assert sent_through(calls, "/flush", [request_with(0)]) == "sent"  # carries no document on purpose
+    assert calls == [("image_encoder", "/search"), ("image_encoder", "/flush")]
+
+
+def test_apply_is_idempotent():
+    from jina.serve.networking import GrpcConnectionPool
+
+    empty_requests.apply()
+    once = GrpcConnectionPool.send_requests_once
+    empty_requests.apply()
+    assert GrpcConnectionPool.send_requests_once is once and once.answers_empty_requests
