@@ -1,4 +1,7 @@
 // Cross-modal search page: text -> photos, photo -> captions, over the gateway's JSON API (no framework, no build).
+// A search can be steered: "not" terms and "less like this" results are subtracted from the query (`minus`),
+// "more like this" results are added to it (`plus`); matches are shown with their calibrated relevance, weak ones
+// (below 50%) after a divider, dimmed.
 (function () {
   'use strict';
 
@@ -10,31 +13,54 @@
     queryImage: $('query-image'), queryTitle: $('query-title'), queryCaption: $('query-caption'),
     queryNote: $('query-note'), stats: $('stats'), maxSize: $('max-size'),
     sample: $('sample'), sampleList: $('sample-list'), sampleMore: $('sample-more'), examples: $('examples'),
+    mode: $('mode'), not: $('not'), notAdd: $('not-add'), steering: $('steering'), chips: $('chips'),
+    steeringClear: $('steering-clear'), noGoodMatch: $('no-good-match'), noGoodMatchText: $('no-good-match-text'),
   };
   const LIMIT_STEPS = [10, 20, 50, 100];
   const DEFAULT_LIMIT = 10;
   const FORMATS = 'JPEG, PNG, GIF, BMP, WebP or TIFF';
   const server = { max_limit: 100, max_image_bytes: 20 * 1024 * 1024, max_text_chars: 1000 };
+  const MODES = ['hybrid', 'semantic', 'keyword'];
+  const DEFAULT_MODE = 'hybrid';
+  const WEAK_BELOW = 0.5;  // relevance under this is a weak match (the server's `no_good_match` threshold)
+  const MAX_PARTS = 8;     // parts in `plus` and in `minus`, each (the server's limit)
 
   let current = null;      // the query shown: {kind: 'text'|'image_id'|'upload', value, file, name}
   let sequence = 0;        // answers to older searches are dropped
   let controller = null;   // aborts the search in flight when a new one starts
   let objectUrl = null;    // preview of an uploaded photo
   const photos = new Map(); // indexed photo id -> {name, caption}, from results, the sample or /documents
+  // What steers the search, in the order it was added: {sign: 'plus'|'minus', kind: 'image_id'|'text', value,
+  // source: 'not' (typed in "Not about") | 'result' (more/less like this)}
+  let steering = [];
 
   // --- URL state: ?q=<text> or ?image=<indexed photo id>, plus limit and modality -----------------------------
 
+  // Steering in the address: not=<text> (a "not" term), plus=/minus= photo:<id> or text:<caption> (more/less like
+  // this), each repeatable, in the order they were added.
   function readUrl() {
     const params = new URLSearchParams(location.search);
     const limit = Number.parseInt(params.get('limit') || '', 10);
     const modality = params.get('modality');
+    const mode = params.get('mode');
     let query = null;
     if (params.get('q')) query = { kind: 'text', value: params.get('q') };
     else if (params.get('image')) query = { kind: 'image_id', value: params.get('image') };
+    const parts = [];
+    for (const [key, value] of params) {
+      if (key === 'not' && value.trim()) parts.push({ sign: 'minus', kind: 'text', value, source: 'not' });
+      if ((key === 'plus' || key === 'minus') && /^(photo|text):./.test(value)) {
+        const photo = value.startsWith('photo:');
+        parts.push({ sign: key, kind: photo ? 'image_id' : 'text', value: value.slice(photo ? 6 : 5),
+                     source: 'result' });
+      }
+    }
     return {
       query,
       limit: Number.isFinite(limit) ? clampLimit(limit) : DEFAULT_LIMIT,
       modality: modality === 'image' || modality === 'text' ? modality : '',
+      mode: MODES.includes(mode) ? mode : DEFAULT_MODE,
+      steering: uniqueParts(parts),
     };
   }
 
@@ -42,8 +68,13 @@
     const params = new URLSearchParams();
     if (query && query.kind === 'text') params.set('q', query.value);
     if (query && query.kind === 'image_id') params.set('image', query.value);
+    for (const part of steering) {
+      if (part.source === 'not') params.append('not', part.value);
+      else params.append(part.sign, (part.kind === 'image_id' ? 'photo:' : 'text:') + part.value);
+    }
     if (Number(ui.limit.value) !== DEFAULT_LIMIT) params.set('limit', ui.limit.value);
     if (ui.modality.value) params.set('modality', ui.modality.value);
+    if (ui.mode.value !== DEFAULT_MODE) params.set('mode', ui.mode.value);
     const search = params.toString();
     return location.pathname + (search ? '?' + search : '');
   }
@@ -119,16 +150,37 @@
 
   // --- searching ------------------------------------------------------------------------------------------------
 
-  function requestFor(query, limit, modality, signal) {
-    if (query.kind === 'upload') {
+  function readAsDataUrl(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error || new Error('the photo could not be read'));
+      reader.readAsDataURL(file);
+    });
+  }
+
+  function partBody(part) {
+    return part.kind === 'image_id' ? { image_id: part.value } : { text: part.value };
+  }
+
+  // A photo of your own goes as a file upload, unless the search is steered: plus and minus are JSON only, so the
+  // photo then goes as a data URI.
+  async function requestFor(query, limit, modality, mode, parts, signal) {
+    if (query.kind === 'upload' && parts.length === 0) {
       const form = new FormData();
       form.append('image', query.file, query.name);
       form.append('limit', String(limit));
       if (modality) form.append('modality', modality);
+      form.append('mode', mode);
       return { method: 'POST', body: form, signal };
     }
-    const body = { limit };
-    body[query.kind === 'text' ? 'text' : 'image_id'] = query.value;
+    const body = { limit, mode };
+    if (query.kind === 'upload') body.image = await readAsDataUrl(query.file);
+    else body[query.kind === 'text' ? 'text' : 'image_id'] = query.value;
+    const plus = parts.filter((part) => part.sign === 'plus').map(partBody);
+    const minus = parts.filter((part) => part.sign === 'minus').map(partBody);
+    if (plus.length) body.plus = plus;
+    if (minus.length) body.minus = minus;
     if (modality) body.modality = modality;
     return { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal };
   }
@@ -138,10 +190,13 @@
     current = query;
     const limit = Number(ui.limit.value);
     const modality = ui.modality.value;
+    const mode = ui.mode.value;
+    const parts = steering.slice();
     if (history === 'push') window.history.pushState(null, '', urlFor(query));
     else if (history === 'replace') window.history.replaceState(null, '', urlFor(query));
     ui.sample.hidden = true;
     showQuery(query);
+    showSteering();
     clearError();
     setStatus('Searching\u2026', true);
     ui.results.setAttribute('aria-busy', 'true');
@@ -151,7 +206,7 @@
     let response;
     let body = null;
     try {
-      response = await fetch('/search', requestFor(query, limit, modality, controller.signal));
+      response = await fetch('/search', await requestFor(query, limit, modality, mode, parts, controller.signal));
       body = await response.json().catch(() => null);
     } catch (error) {
       if (error.name === 'AbortError' || mine !== sequence) return;
@@ -164,7 +219,17 @@
       showError(describeFailure(response.status, body, query));
       return;
     }
-    render(body, query, limit);
+    render(body, query, limit, parts);
+  }
+
+  function sameQuery(a, b) {
+    return Boolean(a && b && a.kind === b.kind && (a.kind === 'upload' ? a.file === b.file : a.value === b.value));
+  }
+
+  // A new query drops the "more/less like this" steering of the previous one; the "not" terms stay.
+  function newQuery(query) {
+    if (!sameQuery(query, current)) steering = steering.filter((part) => part.source === 'not');
+    search(query, 'push');
   }
 
   function searchText(text) {
@@ -174,12 +239,113 @@
       ui.q.focus();
       return;
     }
-    search({ kind: 'text', value }, 'push');
+    newQuery({ kind: 'text', value });
   }
 
   function searchIndexedPhoto(id) {
     ui.q.value = '';
-    search({ kind: 'image_id', value: id }, 'push');
+    newQuery({ kind: 'image_id', value: id });
+  }
+
+  // --- steering: "not" terms, more / less like this -------------------------------------------------------------
+
+  function partKey(part) {
+    return part.kind + ':' + part.value;
+  }
+
+  function uniqueParts(parts) {
+    const seen = new Map();
+    for (const part of parts) seen.set(partKey(part), part);  // the last word on a part wins
+    return [...seen.values()];
+  }
+
+  // Adds a part (moving it from the other side if it was there); false, with a message, when a side is full.
+  function addPart(part) {
+    const others = steering.filter((existing) => partKey(existing) !== partKey(part));
+    if (others.filter((existing) => existing.sign === part.sign).length >= MAX_PARTS) {
+      showError('A search can be steered by at most ' + MAX_PARTS + ' parts each way; remove one of the chips first.');
+      return false;
+    }
+    steering = [...others, part];
+    return true;
+  }
+
+  function steer() {
+    showSteering();
+    if (current) search(current, 'push');
+    else if (ui.q.value.trim()) searchText(ui.q.value);
+    else window.history.replaceState(null, '', urlFor(null));
+  }
+
+  function addNotTerm() {
+    const value = ui.not.value.trim();
+    if (!value) {
+      ui.not.focus();
+      return;
+    }
+    if (!addPart({ sign: 'minus', kind: 'text', value, source: 'not' })) return;
+    ui.not.value = '';
+    steer();
+  }
+
+  function steerByResult(sign, part) {
+    if (!addPart({ sign, kind: part.kind, value: part.value, source: 'result' })) return;
+    steer();
+    ui.steering.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }
+
+  function removePart(key) {
+    steering = steering.filter((part) => partKey(part) !== key);
+    steer();
+  }
+
+  function partLabel(part) {
+    if (part.kind === 'image_id') {
+      const info = photos.get(part.value);
+      return 'photo ' + (info && info.name ? info.name : part.value);
+    }
+    return part.source === 'not' ? part.value : '\u201c' + part.value + '\u201d';
+  }
+
+  function chip(part) {
+    const item = document.createElement('li');
+    item.className = 'chip ' + part.sign + (part.source === 'not' ? ' not-term' : '');
+    item.dataset.key = partKey(part);
+    const sign = part.sign === 'plus' ? '+' : '\u2212';
+    const words = partLabel(part);
+    item.title = (part.sign === 'plus' ? 'More like ' : part.source === 'not' ? 'Not about ' : 'Less like ') + words;
+    if (part.kind === 'image_id') {
+      const img = document.createElement('img');
+      img.src = '/images/' + encodeURIComponent(part.value) + '?size=64';
+      img.alt = '';
+      img.width = 24;
+      img.height = 24;
+      item.append(img);
+    }
+    const text = document.createElement('span');
+    text.className = 'chip-text';
+    text.textContent = sign + ' ' + words;
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'chip-remove';
+    remove.textContent = '\u00d7';
+    remove.setAttribute('aria-label', 'Remove \u201c' + sign + ' ' + words + '\u201d');
+    remove.title = 'Remove';
+    item.append(text, remove);
+    return item;
+  }
+
+  function showSteering() {
+    ui.chips.replaceChildren(...steering.map(chip));
+    ui.steering.hidden = steering.length === 0;
+    // a photo chip from the address names its photo once the page knows the file name
+    const unknown = steering.filter((part) => part.kind === 'image_id' && !photos.has(part.value));
+    for (const part of unknown) {
+      lookUpPhoto(part.value).then((info) => {
+        const shown = ui.chips.querySelector('.chip[data-key="' + CSS.escape(partKey(part)) + '"]');
+        if (info && shown) shown.replaceWith(chip(part));
+      });
+    }
   }
 
   function searchFile(file) {
@@ -239,24 +405,39 @@
     ui.queryCaption.hidden = !caption;
   }
 
+  // An indexed photo's file name and first caption, from what the page was told already or from /documents/{id};
+  // null when it cannot be had (the search itself says what is wrong).
+  const lookups = new Map();
+  function lookUpPhoto(id) {
+    if (photos.has(id)) return Promise.resolve(photos.get(id));
+    if (!lookups.has(id)) {
+      lookups.set(id, (async () => {
+        try {
+          const response = await fetch('/documents/' + encodeURIComponent(id));
+          if (!response.ok) return null;
+          const document_ = await response.json();
+          const info = {
+            name: fileName(document_.tags, id),
+            caption: document_.captions && document_.captions.length ? document_.captions[0].text : null,
+          };
+          photos.set(id, info);
+          return info;
+        } catch (error) {
+          return null;
+        } finally {
+          lookups.delete(id);
+        }
+      })());
+    }
+    return lookups.get(id);
+  }
+
   async function describeIndexedPhoto(query) {
     const known = photos.get(query.value);
     showPhotoInfo(known);
     if (known) return;
-    let document_ = null;
-    try {
-      const response = await fetch('/documents/' + encodeURIComponent(query.value));
-      if (response.ok) document_ = await response.json();
-    } catch (error) {
-      return;  // the search itself says what is wrong
-    }
-    if (!document_ || current !== query) return;
-    const info = {
-      name: fileName(document_.tags, query.value),
-      caption: document_.captions && document_.captions.length ? document_.captions[0].text : null,
-    };
-    photos.set(query.value, info);
-    showPhotoInfo(info);
+    const info = await lookUpPhoto(query.value);
+    if (info && current === query) showPhotoInfo(info);
   }
 
   function fileName(tags, fallback) {
@@ -264,20 +445,130 @@
     return pairId.split('/').pop();
   }
 
-  function scoreParts(score) {
+  function hasRelevance(match) {
+    return typeof match.relevance === 'number';
+  }
+
+  function percent(relevance) {
+    return Math.round(Math.max(0, Math.min(1, relevance)) * 100) + '%';
+  }
+
+  // The rank, the relevance (a label and a bar) when the server has a calibration, and the cosine score.
+  function metaLine(match, rank) {
     const meta = document.createElement('p');
     meta.className = 'meta';
-    const value = document.createElement('span');
-    value.className = 'score';
-    value.textContent = score.toFixed(3);
-    value.title = 'cosine similarity to the query (higher is closer)';
+    const rankLabel = document.createElement('span');
+    rankLabel.className = 'rank';
+    rankLabel.textContent = '#' + rank;
+    meta.append(rankLabel);
+    const calibrated = hasRelevance(match);
+    if (calibrated) {
+      const relevance = document.createElement('span');
+      relevance.className = 'relevance';
+      relevance.textContent = 'relevance ' + percent(match.relevance);
+      relevance.title = 'the estimated chance that this result fits the query';
+      meta.append(relevance);
+    }
     const bar = document.createElement('span');
     bar.className = 'bar';
     bar.setAttribute('aria-hidden', 'true');
     const fill = document.createElement('span');
-    fill.style.width = Math.max(0, Math.min(1, score)) * 100 + '%';
+    fill.style.width = Math.max(0, Math.min(1, calibrated ? match.relevance : match.score)) * 100 + '%';
     bar.append(fill);
-    return { meta, value, bar };
+    const value = document.createElement('span');
+    value.className = 'score';
+    value.textContent = match.score.toFixed(3);
+    value.title = 'cosine similarity to the query (higher is closer)';
+    meta.append(bar, value);
+    return meta;
+  }
+
+  function escapeRegExp(text) {
+    return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+
+  // Fills `element` with `text`, the matched keywords (and the words they start) marked; returns whether any was.
+  function highlight(element, text, keywords) {
+    const words = (keywords || []).filter((word) => word && word.trim()).map((word) => escapeRegExp(word.trim()));
+    if (!words.length || !text) {
+      element.textContent = text || '';
+      return false;
+    }
+    const pattern = new RegExp('(^|[^\\p{L}\\p{N}])((?:' + words.join('|') + ')[\\p{L}\\p{N}]*)', 'giu');
+    let last = 0;
+    let found = false;
+    const nodes = [];
+    for (const hit of text.matchAll(pattern)) {
+      const start = hit.index + hit[1].length;
+      nodes.push(text.slice(last, start));
+      const mark = document.createElement('mark');
+      mark.textContent = hit[2];
+      nodes.push(mark);
+      last = start + hit[2].length;
+      found = true;
+    }
+    nodes.push(text.slice(last));
+    element.replaceChildren(...nodes);
+    return found;
+  }
+
+  // Why a result matched: the caption nearest to the query (photos, when it is not the one shown) and the query's
+  // words it was found by that no text on the card shows.
+  function whyLines(match, shownTexts) {
+    const lines = [];
+    const why = match.why || {};
+    const keywords = Array.isArray(why.keywords) ? why.keywords : [];
+    const texts = shownTexts.slice();
+    if (why.caption && !shownTexts.includes(why.caption)) {
+      const line = document.createElement('p');
+      line.className = 'why why-caption';
+      const label = document.createElement('span');
+      label.className = 'why-label';
+      label.textContent = 'Closest caption: ';
+      const quote = document.createElement('q');
+      highlight(quote, why.caption, keywords);
+      line.append(label, quote);
+      lines.push(line);
+      texts.push(why.caption);
+    }
+    const unseen = keywords.filter((word) => !texts.some((text) => text && text.toLowerCase().includes(word.toLowerCase())));
+    if (unseen.length) {
+      const line = document.createElement('p');
+      line.className = 'why why-words';
+      line.append('Words: ');
+      unseen.forEach((word, i) => {
+        const mark = document.createElement('mark');
+        mark.textContent = word;
+        line.append(...(i ? [' ', mark] : [mark]));
+      });
+      line.title = 'words of the query found in this result\u2019s captions, file or folder name';
+      lines.push(line);
+    }
+    return lines;
+  }
+
+  // "[+ More] [- Less] like this": the result added to the query's plus or minus parts, and searched again.
+  function steerButtons(part, what) {
+    const row = document.createElement('div');
+    row.className = 'steer-row';
+    for (const [sign, text, css] of [['plus', 'More', 'steer-more'], ['minus', 'Less', 'steer-less']]) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'steer ' + css;
+      button.dataset.sign = sign;
+      button.dataset.kind = part.kind;
+      button.dataset.value = part.value;
+      button.textContent = text;
+      button.title = 'Search again with ' + text.toLowerCase() + ' like ' + what;
+      button.setAttribute('aria-label', text + ' like this: ' + what);
+      row.append(button);
+    }
+    const tail = document.createElement('span');
+    tail.className = 'steer-tail';
+    tail.setAttribute('aria-hidden', 'true');
+    tail.textContent = 'like this';
+    row.append(tail);
+    return row;
   }
 
   function thumbButton(imageId, size, label) {
@@ -302,42 +593,45 @@
     return button;
   }
 
-  function photoCard(match, rank) {
+  function relevanceWords(match) {
+    return hasRelevance(match) ? ', relevance ' + percent(match.relevance) : '';
+  }
+
+  function photoCard(match, rank, weak) {
     const item = document.createElement('li');
-    item.className = 'card';
+    item.className = 'card' + (weak ? ' weak' : '');
     item.dataset.id = match.id;
     const name = fileName(match.tags, match.id);
     const caption = match.caption || '';
+    const keywords = match.why && match.why.keywords;
     photos.set(match.id, { name, caption: caption || null });
     item.append(thumbButton(match.id, 256, (caption ? caption + ' (' + name + ')' : 'Photo ' + name) +
-                                           ', score ' + match.score.toFixed(3) + ': search with this photo'));
+                                           relevanceWords(match) + ', score ' + match.score.toFixed(3) +
+                                           ': search with this photo'));
     const body = document.createElement('div');
     body.className = 'card-body';
-    const { meta, value, bar } = scoreParts(match.score);
-    const rankLabel = document.createElement('span');
-    rankLabel.className = 'rank';
-    rankLabel.textContent = '#' + rank;
-    meta.append(rankLabel, value, bar);
     const what = document.createElement('p');
     what.className = caption ? 'photo-caption' : 'photo-caption no-caption';
-    what.textContent = caption || name;
-    body.append(meta, what);
+    highlight(what, caption || name, keywords);
+    body.append(metaLine(match, rank), what);
     if (caption) {
       const label = document.createElement('p');
       label.className = 'label';
-      label.textContent = name;
+      highlight(label, name, keywords);
       body.append(label);
     }
+    body.append(...whyLines(match, [caption, name]), steerButtons({ kind: 'image_id', value: match.id }, 'photo ' + name));
     item.append(body);
     return item;
   }
 
-  function captionCard(match, rank) {
+  function captionCard(match, rank, weak) {
     const item = document.createElement('li');
-    item.className = 'caption-card';
+    item.className = 'caption-card' + (weak ? ' weak' : '');
     item.dataset.id = match.id;
     const imageId = match.tags && match.tags.image_id;
     const name = fileName(match.tags, imageId);
+    const keywords = match.why && match.why.keywords;
     if (imageId) {
       item.append(thumbButton(imageId, 128, 'Photo ' + name + ' of this caption: search with this photo'));
     }
@@ -345,33 +639,63 @@
     body.className = 'caption-body';
     const text = document.createElement('p');
     text.className = 'caption-text';
-    text.textContent = match.text || '';
-    const { meta, value, bar } = scoreParts(match.score);
-    const rankLabel = document.createElement('span');
-    rankLabel.className = 'rank';
-    rankLabel.textContent = '#' + rank;
-    meta.append(rankLabel, value, bar);
+    highlight(text, match.text || '', keywords);
     const label = document.createElement('p');
     label.className = 'label';
-    label.textContent = name;
-    body.append(text, meta, label);
+    highlight(label, name, keywords);
+    body.append(text, metaLine(match, rank), label, ...whyLines(match, [match.text, name]));
+    if (match.text) body.append(steerButtons({ kind: 'text', value: match.text }, 'this caption'));
     item.append(body);
     return item;
   }
 
-  function render(body, query, limit) {
+  function divider(count, photoResults) {
+    const item = document.createElement('li');
+    item.className = 'weak-divider';
+    item.setAttribute('role', 'separator');
+    item.textContent = 'Weak matches (relevance below ' + percent(WEAK_BELOW) + '): ' +
+                       plural(count, photoResults ? 'photo' : 'caption', photoResults ? 'photos' : 'captions');
+    return item;
+  }
+
+  function render(body, query, limit, parts) {
     const matches = body.matches;
-    const photos = body.modality === 'image';
+    const photoResults = body.modality === 'image';
     const hadFocus = ui.list.contains(document.activeElement);
-    ui.list.className = 'result-list ' + (photos ? 'photos' : 'captions');
-    ui.list.replaceChildren(...matches.map((match, i) => (photos ? photoCard(match, i + 1) : captionCard(match, i + 1))));
-    const what = photos ? plural(matches.length, 'photo', 'photos') : plural(matches.length, 'caption', 'captions');
-    const about = query.kind === 'text' ? ' for \u201c' + query.value + '\u201d' : ' for this photo';
+    // The good matches first, then the weak ones, each group in the server's order.
+    const strong = matches.filter((match) => !hasRelevance(match) || match.relevance >= WEAK_BELOW);
+    const weak = matches.filter((match) => hasRelevance(match) && match.relevance < WEAK_BELOW);
+    const card = photoResults ? photoCard : captionCard;
+    const items = strong.map((match, i) => card(match, i + 1, false));
+    if (weak.length && strong.length) items.push(divider(weak.length, photoResults));
+    items.push(...weak.map((match, i) => card(match, strong.length + i + 1, true)));
+    ui.list.className = 'result-list ' + (photoResults ? 'photos' : 'captions');
+    ui.list.replaceChildren(...items);
+    showSteering();  // photo chips now know their file names
+    const what = photoResults ? plural(matches.length, 'photo', 'photos') : plural(matches.length, 'caption', 'captions');
+    const about = (query.kind === 'text' ? ' for \u201c' + query.value + '\u201d' : ' for this photo') +
+                  (parts.length ? ' (steered)' : '');
+    const noGoodMatch = body.no_good_match === true && matches.length > 0;
+    ui.noGoodMatch.hidden = !noGoodMatch;
+    if (noGoodMatch) {
+      ui.noGoodMatchText.textContent = 'Nothing in the collection fits' +
+        (query.kind === 'text' ? ' \u201c' + query.value + '\u201d' : ' this photo') + ' well. The closest ' +
+        (photoResults ? 'photos' : 'captions') + ' are shown below, dimmed' +
+        (query.kind === 'text' ? '; try other words.' : '.');
+    }
     if (matches.length === 0) {
-      setStatus('No ' + (photos ? 'photos' : 'captions') + ' found' + about + '. Is anything indexed?');
+      const why = body.mode === 'keyword' ? ' Try \u201cmeaning\u201d instead of \u201cwords\u201d.'
+                                          : ' Is anything indexed?';
+      setStatus('No ' + (photoResults ? 'photos' : 'captions') + ' found' + about + '.' + why);
+    } else if (strong.length && weak.length) {
+      setStatus(what + about + ': ' + plural(strong.length, 'good match', 'good matches') + ', then ' +
+                weak.length + ' weak.', false, 'Relevance is the estimated chance that a result fits.');
+    } else if (weak.length) {
+      setStatus(what + about + ', all weak matches.', false, 'Relevance is the estimated chance that a result fits.');
+    } else if (matches.some(hasRelevance)) {
+      setStatus(what + about + ', best first.', false, 'Relevance is the estimated chance that a result fits.');
     } else {
-      setStatus(what + about + ', best first.', false,
-                'Scores are cosine similarities (higher is closer).');
+      setStatus(what + about + ', best first.', false, 'Scores are cosine similarities (higher is closer).');
     }
     ui.more.hidden = !(matches.length >= limit && limit < server.max_limit);
     if (hadFocus) ui.results.focus({ preventScroll: true });
@@ -384,7 +708,7 @@
     setLimit(next);
     const focusIndex = now;
     search(current, 'replace').then(() => {
-      const target = ui.list.children[focusIndex];
+      const target = ui.list.querySelectorAll('li[data-id]')[focusIndex];
       const button = target && target.querySelector('button');
       if (button) button.focus();
     });
@@ -405,11 +729,32 @@
   });
 
   ui.list.addEventListener('click', (event) => {
+    const steerButton = event.target.closest('button.steer');
+    if (steerButton) {
+      steerByResult(steerButton.dataset.sign, { kind: steerButton.dataset.kind, value: steerButton.dataset.value });
+      return;
+    }
     const button = event.target.closest('button.thumb');
     if (button && button.dataset.imageId) {
       searchIndexedPhoto(button.dataset.imageId);
       window.scrollTo({ top: 0, behavior: 'smooth' });
     }
+  });
+
+  ui.notAdd.addEventListener('click', addNotTerm);
+  ui.not.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();  // not the search form's submit
+      addNotTerm();
+    }
+  });
+  ui.chips.addEventListener('click', (event) => {
+    const button = event.target.closest('button.chip-remove');
+    if (button) removePart(button.closest('.chip').dataset.key);
+  });
+  ui.steeringClear.addEventListener('click', () => {
+    steering = [];
+    steer();
   });
 
   ui.more.addEventListener('click', showMore);
@@ -430,6 +775,7 @@
   }
   ui.limit.addEventListener('change', rerunWithOptions);
   ui.modality.addEventListener('change', rerunWithOptions);
+  ui.mode.addEventListener('change', rerunWithOptions);
 
   // Drag and drop: anywhere on the page; a photo file, or one of this page's result photos.
   let dragDepth = 0;
@@ -483,6 +829,9 @@
     const state = readUrl();
     setLimit(state.limit);
     ui.modality.value = state.modality;
+    ui.mode.value = state.mode;
+    steering = state.steering;
+    showSteering();
     if (state.query) search(state.query, null);
     else showHome();
   });
@@ -575,6 +924,7 @@
     ui.q.value = '';
     ui.query.hidden = true;
     ui.list.replaceChildren();
+    ui.noGoodMatch.hidden = true;
     ui.more.hidden = true;
     ui.results.removeAttribute('aria-busy');
     setStatus('');
@@ -586,6 +936,9 @@
     const state = readUrl();
     setLimit(state.limit);
     ui.modality.value = state.modality;
+    ui.mode.value = state.mode;
+    steering = state.steering;
+    showSteering();
     const ready = await loadStats();
     setLimit(state.limit);
     if (state.query) {
