@@ -1,10 +1,15 @@
 """The offline model's shipped relevance calibration against its data and against the held-out queries (real model).
 
-Issue 12 asks for >= 85 % of answerable held-out queries with top relevance >= 0.5 and >= 85 % of unanswerable ones
-flagged no_good_match. The offline model does not get there: its R@1 on the held-out answerable queries is 53 %, and
-a calibrated relevance cannot call a wrong best match right, so at most about that share can clear 0.5 honestly.
-The measured shares are pinned below as a floor (a regression guard) and the targets themselves are a strict xfail,
-which fails as soon as they are met, so that this file gets updated then.
+Issue 12 asks for >= 85 % of answerable held-out queries with a returned match of relevance >= 0.5 and >= 85 % of
+unanswerable ones flagged no_good_match (5 matches returned, as in bench/relevance_report.py).
+
+- Semantic mode does not get there: the offline model's R@1 on the held-out answerable queries is 53 %, and a
+  calibrated relevance cannot call a wrong best match right (33 % / 81 %).
+- Hybrid mode (the default; keyword coverage as a third feature, matches in the fused order) flags 93 % of the
+  unanswerable ones (a real test) and finds 83 % (25 of 30) of the answerable ones, one query short of 85 %.
+
+The measured shares are pinned below as floors (a regression guard) and every target not met is a strict xfail,
+which fails as soon as it is met, so that this file gets updated then.
 """
 from __future__ import annotations
 
@@ -13,7 +18,16 @@ import json
 import numpy as np
 import pytest
 from fit_offline_calibration import fit
-from relevance_data import DATA, SHIPPED, DemoEncoded, calibration_description, heldout_sets
+from relevance_data import (
+    DATA,
+    MODE_SETS,
+    SHIPPED,
+    TEXT_TO_IMAGE_KEYWORDS,
+    DemoEncoded,
+    calibration_description,
+    heldout_sets,
+    returned_relevance,
+)
 
 from crossmodal.relevance import (
     IMAGE_TO_TEXT,
@@ -40,21 +54,21 @@ def heldout(encoded: DemoEncoded) -> dict:
     return heldout_sets(encoded)
 
 
-def shares(calibration: Calibration, heldout: dict, direction: str) -> tuple[float, float]:
-    answerable, unanswerable = heldout[direction]
+def shares(calibration: Calibration, heldout: dict, direction: str, mode: str = "semantic") -> tuple[float, float]:
+    """(answerable with a returned match of relevance >= 0.5, unanswerable flagged) as the gateway answers."""
+    answerable, unanswerable = heldout[MODE_SETS[mode][direction]]
 
-    def top(query) -> float:
-        relevance = calibration.relevance(direction, query.scores, query.distribution)
-        assert relevance is not None
-        return float(relevance[0])
+    def best(query) -> float:
+        return float(np.max(returned_relevance(calibration, direction, query)))
 
-    return (float(np.mean([top(q) >= NO_GOOD_MATCH_BELOW for q in answerable.queries])),
-            float(np.mean([top(q) < NO_GOOD_MATCH_BELOW for q in unanswerable.queries])))
+    return (float(np.mean([best(q) >= NO_GOOD_MATCH_BELOW for q in answerable.queries])),
+            float(np.mean([best(q) < NO_GOOD_MATCH_BELOW for q in unanswerable.queries])))
 
 
 def test_the_package_loads_the_shipped_calibration(shipped):
     assert load_calibration("offline", None) == shipped
-    assert set(shipped.mappings) == {TEXT_TO_IMAGE, IMAGE_TO_TEXT}
+    assert set(shipped.mappings) == {TEXT_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE_KEYWORDS}
+    assert all(c >= 0 for mapping in shipped.mappings.values() for c in mapping.coefficients)
 
 
 def test_the_shipped_file_is_what_the_fit_script_makes_of_the_calibration_data(encoded, shipped):
@@ -64,10 +78,13 @@ def test_the_shipped_file_is_what_the_fit_script_makes_of_the_calibration_data(e
     text_to_image = shipped.mappings[TEXT_TO_IMAGE]
     count = sum(len(c) for c in captions.values())
     assert text_to_image.queries == 2 * count + len(unanswerable)  # answerable, leave-one-out, unanswerable
+    assert shipped.mappings[TEXT_TO_IMAGE_KEYWORDS].queries == text_to_image.queries  # the same, in hybrid mode
     assert shipped.mappings[IMAGE_TO_TEXT].queries == 2 * len(captions)
     refit = fit(encoded)
+    assert set(refit.mappings) == set(shipped.mappings)
     for direction, mapping in shipped.mappings.items():
         again = refit.mappings[direction]
+        assert again.features == mapping.features
         assert (again.queries, again.answerable_queries, again.pairs, again.positives) == (
             mapping.queries, mapping.answerable_queries, mapping.pairs, mapping.positives)
         assert again.coefficients == pytest.approx(mapping.coefficients, rel=1e-3, abs=1e-3)
@@ -75,11 +92,23 @@ def test_the_shipped_file_is_what_the_fit_script_makes_of_the_calibration_data(e
 
 
 def test_the_held_out_shares_do_not_fall_below_what_was_measured(heldout, shipped):
-    """Measured when shipped: text->image 33 % / 81 %, image->text 32 % / 95 % (results/relevance.json)."""
+    """Measured when shipped (results/relevance.json): semantic text->image 33 % / 81 %, image->text 32 % / 95 %;
+    hybrid text->image 83 % / 93 %."""
     answerable, flagged = shares(shipped, heldout, TEXT_TO_IMAGE)
-    assert answerable >= 0.30 and flagged >= 0.77
+    assert answerable >= 0.33 and flagged >= 0.81
     answerable, flagged = shares(shipped, heldout, IMAGE_TO_TEXT)
-    assert answerable >= 0.30 and flagged >= 0.90
+    assert answerable >= 0.31 and flagged >= 0.94
+    answerable, flagged = shares(shipped, heldout, TEXT_TO_IMAGE, "hybrid")
+    assert answerable >= 0.83 and flagged >= 0.92
+
+
+def test_hybrid_relevance_uses_the_keyword_coverage_the_gateway_computes(encoded, heldout, shipped):
+    """A hybrid query's matches come in the fused order with their coverage; the keyword mapping scores them."""
+    answerable, _ = heldout[TEXT_TO_IMAGE_KEYWORDS]
+    assert all(q.coverage is not None and ((q.coverage >= 0) & (q.coverage <= 1)).all() for q in answerable.queries)
+    assert encoded.keywords.coverage("a man filming with a camera") == {"camera": 1.0}
+    assert encoded.keywords.coverage("a dog catching a frisbee") == {}
+    assert encoded.keywords.coverage("a man filming with a camera", without="camera") == {}  # leave-one-out store
 
 
 def test_the_issue_example_no_longer_ranks_a_dog_query_above_a_true_match(encoded, shipped):
@@ -95,8 +124,33 @@ def test_the_issue_example_no_longer_ranks_a_dog_query_above_a_true_match(encode
     assert relevances[0] < relevances[1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12's 85 %/85 % held-out targets are not met by the offline model "
-                                       "(R@1 53 %): see the module docstring")
-def test_the_issue_targets_on_held_out_queries(heldout, shipped):
-    answerable, flagged = shares(shipped, heldout, TEXT_TO_IMAGE)
-    assert answerable >= 0.85 and flagged >= 0.85
+def test_the_issue_examples_in_hybrid_mode(encoded, shipped):
+    """The dog query is no good match, the camera photo (every word of the query in its captions) is relevant."""
+    dog, camera = encoded.texts(["a dog catching a frisbee", "a man filming with a camera"])
+    dog_answer = encoded.keywords.hybrid("a dog catching a frisbee", dog, set())
+    camera_answer = encoded.keywords.hybrid("a man filming with a camera", camera, {"camera"})
+    assert np.max(returned_relevance(shipped, TEXT_TO_IMAGE, dog_answer)) < NO_GOOD_MATCH_BELOW
+    relevance = returned_relevance(shipped, TEXT_TO_IMAGE, camera_answer)
+    assert camera_answer.labels[0] and relevance[0] >= NO_GOOD_MATCH_BELOW
+
+
+@pytest.mark.xfail(strict=True, reason="semantic: the offline model (R@1 53 %) finds 33 % of the answerable "
+                                       "held-out queries, below issue 12's 85 %: see the module docstring")
+def test_the_issue_answerable_target_in_semantic_mode(heldout, shipped):
+    assert shares(shipped, heldout, TEXT_TO_IMAGE)[0] >= 0.85
+
+
+@pytest.mark.xfail(strict=True, reason="semantic: 81 % of the unanswerable held-out queries flagged, below 85 %")
+def test_the_issue_unanswerable_target_in_semantic_mode(heldout, shipped):
+    assert shares(shipped, heldout, TEXT_TO_IMAGE)[1] >= 0.85
+
+
+@pytest.mark.xfail(strict=True, reason="hybrid: 25 of 30 answerable held-out queries (83 %) have a match of "
+                                       "relevance >= 0.5, one short of issue 12's 85 %")
+def test_the_issue_answerable_target_in_hybrid_mode(heldout, shipped):
+    assert shares(shipped, heldout, TEXT_TO_IMAGE, "hybrid")[0] >= 0.85
+
+
+def test_the_issue_unanswerable_target_in_hybrid_mode(heldout, shipped):
+    """Met: 93 % of the unanswerable held-out queries are flagged no_good_match in hybrid mode."""
+    assert shares(shipped, heldout, TEXT_TO_IMAGE, "hybrid")[1] >= 0.85
