@@ -22,8 +22,9 @@ from crossmodal.fusion import reciprocal_rank_fusion
 from crossmodal.ids import image_doc_id
 from crossmodal.keywords import query_terms
 from crossmodal.modality import IMAGE, TEXT
+from crossmodal.photo_filter import PhotoFilter
 from crossmodal.relevance import Calibration, ScoreDistribution
-from crossmodal.store import caption_vectors_of_pairs, keyword_search
+from crossmodal.store import caption_vectors_of_pairs, filter_ids, keyword_search
 
 MODES = ("semantic", "keyword", "hybrid")
 FUSION_DEPTH = 50  # how deep each ranking goes before fusion (the server's limit is 100)
@@ -41,16 +42,20 @@ class KeywordRankings:
 
 
 def keyword_rankings(folders: Mapping[str, Path], target: str, text: str, exclude_text: str | None = None,
-                     depth: int = FUSION_DEPTH) -> KeywordRankings:
+                     depth: int = FUSION_DEPTH, photo_filter: PhotoFilter | None = None) -> KeywordRankings:
     """Photos (target image): one ranking by file and folder names, one by caption words mapped to their photos.
     Captions (target text): one ranking by their words. Ids that `exclude_text` (the minus parts' words) matches
-    are left out."""
+    are left out, and so are photos that `photo_filter` does not allow (the indexers filter the vector hits the
+    same way), so a filtered hybrid or keyword search never shows a photo outside the filter."""
     if target == IMAGE:
         by_name = keyword_search(folders[IMAGE], text, depth)
         by_caption = _photos_of_captions(keyword_search(folders[TEXT], text, depth))
         found = [[(hit.id, hit.terms) for hit in by_name], by_caption]
     else:
         found = [[(hit.id, hit.terms) for hit in keyword_search(folders[TEXT], text, depth)]]
+    if photo_filter is not None and not photo_filter.is_empty():
+        allowed = filter_ids(folders[IMAGE], [doc_id for ranking in found for doc_id, _ in ranking], photo_filter)
+        found = [[(doc_id, words) for doc_id, words in ranking if doc_id in allowed] for ranking in found]
     excluded = _ids_matching(folders, target, exclude_text, depth) if exclude_text else set()
     terms: dict[str, tuple[str, ...]] = {}
     rankings = []

@@ -25,9 +25,11 @@ import numpy as np
 
 from crossmodal.keywords import build_query, term_expression
 from crossmodal.modality import MODALITIES
+from crossmodal.photo_filter import PhotoFilter
 from crossmodal.shards import DB_NAME, shard_folders
 
 INDEX_TYPES = ("flat", "hnsw")
+_faiss: Any = faiss  # faiss's stubs lack the search parameter classes' keyword arguments and SearchParametersHNSW
 # The layout of meta.sqlite and the snapshot. Bump it when a change would make an older version misread a store:
 # an older version then refuses the store with StoreVersionError instead of corrupting it.
 # Still 1 with the keyword index (_FTS_SCHEMA): it only adds a table, triggers and an index beside `records`. An
@@ -35,11 +37,21 @@ INDEX_TYPES = ("flat", "hnsw")
 # triggers live in the database and fire for every writer. A store without them is migrated when this version opens
 # it for writing, and reads as "no keyword hits" until then. A bump would make older versions refuse stores they
 # read and write correctly.
+# Still 1 with the photo metadata index (_METADATA_SCHEMA, issue 11), for the same reasons: a photo's metadata is
+# kept in its record's `tags` (the `metadata` object, which every version stores and reads back), and the tables that
+# index it for filtering (`photo_metadata`, `photo_paths`) are derived from `records` by triggers that live in the
+# database, so an older version's writes and deletes keep them right and its reads never look at them. A store
+# without them is migrated (created and back-filled from `records`) when this version opens it for writing; until
+# then a metadata filter finds nothing there, as for a store of photos without metadata.
 SCHEMA_VERSION = 1
 SNAPSHOT_NAME = "index.faiss"
 
 _SNAPSHOT_MAGIC = b"CMSNAP1\n"
 _REBUILD_BATCH = 10_000
+# Filtered HNSW search (VectorStore.search_counted): exact over the allowed vectors up to this many of them, or when
+# they are under 1/EXACT_FILTER_SHARE of the index (bench/filter_bench.py measured both ways).
+EXACT_FILTER_MAX = 20_000
+EXACT_FILTER_SHARE = 20
 _SQL_CHUNK = 500  # stays below SQLite's limit on bound parameters, whatever the build
 _VECTOR_DTYPE = np.dtype("<f4")  # explicit byte order keeps the SQLite blobs portable
 _COLUMNS = "id, modality, text, uri, pair_id, dataset, split, tags"
@@ -91,6 +103,61 @@ _FTS_SCHEMA = (
 # The captions of a photo by pair id (caption_vectors_of_pairs) without a scan.
 _PAIR_INDEX = "CREATE INDEX IF NOT EXISTS records_pair_id ON records (pair_id)"
 
+# The photo metadata index (issue 11): the filterable fields of each record whose tags hold a `metadata` object
+# (crossmodal.photo_metadata, plus `paths`), keyed by records.num, maintained by triggers (see SCHEMA_VERSION).
+# `taken` is the clock time as written, without its zone (crossmodal.photo_filter says why); `photo_paths` holds
+# every path of the photo (exact copies), so a folder filter is a range on its primary key. The camera filter is a
+# case-insensitive substring, matched in Python (SQLite's lower() only folds ASCII): no index serves it.
+METADATA_TABLE, PATHS_TABLE = "photo_metadata", "photo_paths"
+_METADATA_TRIGGERS = ("photo_metadata_insert", "photo_metadata_delete", "photo_metadata_update")
+
+
+def _metadata_rows(row: str) -> str:
+    """SQL that indexes the metadata of the records row `row` (`new`, or `records` for the back-fill)."""
+    has_metadata = f"json_type({row}.tags, '$.metadata') = 'object'"
+    located = " AND ".join(f"json_type({row}.tags, '$.metadata.{key}') IN ('integer', 'real')"
+                           for key in ("lat", "lon"))
+    source = "FROM records" if row == "records" else ""
+    paths_from = f"{source}, " if source else "FROM "
+    return f"""
+        INSERT OR REPLACE INTO {METADATA_TABLE} (num, taken, camera, has_location)
+            SELECT {row}.num, substr(json_extract({row}.tags, '$.metadata.taken'), 1, 19),
+                   json_extract({row}.tags, '$.metadata.camera'), {located} {source} WHERE {has_metadata};
+        INSERT OR IGNORE INTO {PATHS_TABLE} (path, num)
+            SELECT paths.value, {row}.num {paths_from}json_each({row}.tags, '$.metadata.paths') AS paths
+            WHERE {has_metadata} AND paths.type = 'text';
+        INSERT OR IGNORE INTO {PATHS_TABLE} (path, num)
+            SELECT json_extract({row}.tags, '$.metadata.path'), {row}.num {source}
+            WHERE {has_metadata} AND json_type({row}.tags, '$.metadata.path') = 'text';"""
+
+
+_METADATA_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (
+        num INTEGER PRIMARY KEY,
+        taken TEXT,
+        camera TEXT,
+        has_location INTEGER NOT NULL
+    )""",
+    f"CREATE INDEX IF NOT EXISTS photo_metadata_taken ON {METADATA_TABLE} (taken)",
+    f"CREATE INDEX IF NOT EXISTS photo_metadata_location ON {METADATA_TABLE} (has_location)",
+    f"CREATE INDEX IF NOT EXISTS photo_metadata_camera ON {METADATA_TABLE} (camera)",
+    f"""CREATE TABLE IF NOT EXISTS {PATHS_TABLE} (
+        path TEXT NOT NULL, num INTEGER NOT NULL, PRIMARY KEY (path, num)) WITHOUT ROWID""",
+    f"CREATE INDEX IF NOT EXISTS photo_paths_num ON {PATHS_TABLE} (num)",
+    f"""CREATE TRIGGER IF NOT EXISTS photo_metadata_insert AFTER INSERT ON records BEGIN
+        {_metadata_rows("new")}
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS photo_metadata_delete AFTER DELETE ON records BEGIN
+        DELETE FROM {METADATA_TABLE} WHERE num = old.num;
+        DELETE FROM {PATHS_TABLE} WHERE num = old.num;
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS photo_metadata_update AFTER UPDATE OF num, tags ON records BEGIN
+        DELETE FROM {METADATA_TABLE} WHERE num = old.num;
+        DELETE FROM {PATHS_TABLE} WHERE num = old.num;
+        {_metadata_rows("new")}
+    END""",
+)
+
 
 class StoreError(Exception):
     """A vector store cannot be opened, read or written."""
@@ -124,6 +191,12 @@ class Record:
             raise ValueError(f"record {self.id!r}: unknown modality {self.modality!r}, expected one of {MODALITIES}")
         if not isinstance(self.tags, dict):
             raise ValueError(f"record {self.id!r}: tags must be a dict, got {type(self.tags).__name__}")
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """A photo's metadata object (`tags["metadata"]`, crossmodal.photo_metadata plus `paths`), or None."""
+        value = self.tags.get("metadata")
+        return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -389,6 +462,7 @@ class VectorStore:
         self._index: faiss.Index | None = None
         self._index_generation = -1
         self._snapshot_generation: int | None = None
+        self._id_order: tuple[faiss.Index, np.ndarray] | None = None  # an HNSW index's labels in sorted order
         self._conn: sqlite3.Connection | None = self._connect()
         try:
             self._check_settings()
@@ -438,22 +512,90 @@ class VectorStore:
                 after = self._bump_generation()
             self._apply(before, after, removed=replaced, added=(nums, matrix))
 
-    def search(self, queries: np.ndarray, limit: int) -> list[list[Hit]]:
-        """Best ``limit`` hits per query (a 1-D vector is one query), by descending score."""
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    def search(self, queries: np.ndarray, limit: int, photo_filter: PhotoFilter | None = None) -> list[list[Hit]]:
+        """Best ``limit`` hits per query (a 1-D vector is one query), by descending score; with ``photo_filter``,
+        the best among the records it allows (see `search_counted`)."""
+        return self.search_counted(queries, limit, photo_filter)[0]
+
+    def search_counted(self, queries: np.ndarray, limit: int,
+                       photo_filter: PhotoFilter | None = None) -> tuple[list[list[Hit]], int]:
+        """The hits of `search`, and how many records could be hits: those ``photo_filter`` allows, else all.
+
+        The filter runs inside the index: SQLite selects the allowed record numbers (`photo_metadata`,
+        `photo_paths`), and FAISS searches only them through an id selector, so a filter never returns fewer than
+        ``limit`` hits when the store holds more that pass it. Flat: exact, the selector skips the other vectors.
+        HNSW: a small allowed set (at most `EXACT_FILTER_MAX` records, or under 1/`EXACT_FILTER_SHARE` of the
+        index) is searched exactly over its vectors, read from the HNSW storage, which is both faster and exact
+        there; a larger one through the graph with the selector, and any query the graph search leaves short of
+        ``limit`` is searched exactly.
+        """
+        _check_limit(limit)
         matrix = self._as_matrix(queries, "queries", allow_1d=True)
-        with self._lock, self._reading():
+        filtered = photo_filter is not None and not photo_filter.is_empty()
+        with self._lock, self._reading() as conn:
             index = self._current_index()
-            k = min(int(limit), index.ntotal)
+            allowed = _allowed_nums(conn, photo_filter) if filtered and photo_filter is not None else None
+            candidates = index.ntotal if allowed is None else len(allowed)
+            k = min(int(limit), candidates)
             if k == 0 or len(matrix) == 0:
-                return [[] for _ in range(len(matrix))]
-            scores, labels = index.search(matrix, k)
+                return [[] for _ in range(len(matrix))], candidates
+            if allowed is None:
+                scores, labels = index.search(matrix, k)
+            else:
+                scores, labels = self._search_allowed(index, matrix, k, allowed)
             records = self._records_by_num({int(label) for label in labels.ravel() if label >= 0})
-        return [
-            [Hit(records[int(label)], float(score)) for score, label in zip(row_scores, row_labels) if label >= 0]
+        hits = [
+            [Hit(records[int(label)], float(score)) for score, label in zip(row_scores, row_labels)
+             if label >= 0 and int(label) in records]
             for row_scores, row_labels in zip(scores, labels)
         ]
+        return hits, candidates
+
+    def _search_allowed(self, index: Any, matrix: np.ndarray, k: int,
+                        allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search restricted to the labels ``allowed`` (sorted record numbers); callers hold self._lock."""
+        if self._index_type == "flat":
+            selector, _bitmap = _bitmap_selector(allowed)  # _bitmap: the bytes the selector points to stay alive
+            return index.search(matrix, k, params=_faiss.SearchParameters(sel=selector))
+        if len(allowed) <= EXACT_FILTER_MAX or len(allowed) * EXACT_FILTER_SHARE <= index.ntotal:
+            return self._exact_search(index, matrix, k, allowed)
+        selector, _bitmap = _bitmap_selector(allowed)
+        params = _faiss.SearchParametersHNSW(sel=selector, efSearch=max(self._ef_search, k))
+        scores, labels = index.search(matrix, k, params=params)
+        short = (labels < 0).any(axis=1)  # the graph search ran out of allowed candidates for these queries
+        if short.any():
+            scores[short], labels[short] = self._exact_search(index, matrix[short], k, allowed)
+        return scores, labels
+
+    def _exact_search(self, index: Any, matrix: np.ndarray, k: int,
+                      allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products with the allowed vectors of an HNSW index, read in place from its flat storage."""
+        hnsw: Any = faiss.downcast_index(index.index)
+        storage: Any = faiss.downcast_index(hnsw.storage)
+        ntotal = index.ntotal
+        vectors = faiss.rev_swig_ptr(storage.get_xb(), ntotal * self._dim).reshape(ntotal, self._dim)
+        ids = faiss.vector_to_array(index.id_map)
+        cached = self._id_order
+        if cached is None or cached[0] is not index or len(cached[1]) != ntotal:
+            cached = (index, np.argsort(ids, kind="stable"))
+            self._id_order = cached
+        order = cached[1]
+        found = np.searchsorted(ids, allowed, sorter=order)
+        found = np.minimum(found, max(ntotal - 1, 0))
+        positions = order[found]
+        present = ids[positions] == allowed
+        positions, labels = positions[present], allowed[present]
+        scores = matrix @ vectors[positions].T
+        k = min(k, len(labels))
+        out_scores = np.full((len(matrix), k), -np.inf, dtype=np.float32)
+        out_labels = np.full((len(matrix), k), -1, dtype=np.int64)
+        if k == 0:
+            return out_scores, out_labels
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        for row, columns in enumerate(top):
+            ranked = columns[np.lexsort((labels[columns], -scores[row, columns]))]
+            out_scores[row], out_labels[row] = scores[row, ranked], labels[ranked]
+        return out_scores, out_labels
 
     def get(self, id: str) -> Record | None:
         with self._lock:
@@ -469,13 +611,19 @@ class VectorStore:
                 found.update(row[0] for row in self._db().execute(sql, chunk))
         return found
 
-    def delete(self, ids: Iterable[str]) -> int:
-        """Remove records by id; returns how many were stored."""
+    def delete(self, ids: Iterable[str], pair_ids: Iterable[str] = ()) -> int:
+        """Remove records by id, and every record of the pairs ``pair_ids`` (a photo's captions), in one
+        transaction; returns how many were stored."""
         ids = list(dict.fromkeys(ids))
+        pairs = list(dict.fromkeys(pair_ids))
         with self._lock:
             with self._writing():
                 before = self._db_generation()
                 removed = self._nums_for_ids(ids)
+                for chunk in _chunks(pairs):
+                    sql = f"SELECT num FROM records WHERE pair_id IN ({_marks(chunk)})"
+                    removed.extend(row[0] for row in self._db().execute(sql, chunk))
+                removed = sorted(set(removed))
                 self._delete_nums(removed)
                 after = self._bump_generation() if removed else before
             self._apply(before, after, removed=removed, added=None)
@@ -747,6 +895,86 @@ def _migrate_keyword_index(conn: sqlite3.Connection) -> None:
         for statement in _FTS_SCHEMA:
             conn.execute(statement)
     conn.execute(_PAIR_INDEX)
+    _migrate_metadata_index(conn, names)
+
+
+def _migrate_metadata_index(conn: sqlite3.Connection, names: set[str]) -> None:
+    """Create the photo metadata index and fill it from `records` when the store lacks any part of it (a store
+    written before it existed); inside the caller's write transaction."""
+    if {METADATA_TABLE, PATHS_TABLE}.issubset(names) and names.issuperset(_METADATA_TRIGGERS):
+        return
+    for trigger in _METADATA_TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute(f"DROP TABLE IF EXISTS {METADATA_TABLE}")
+    conn.execute(f"DROP TABLE IF EXISTS {PATHS_TABLE}")
+    for statement in _METADATA_SCHEMA:
+        conn.execute(statement)
+    for statement in _metadata_rows("records").split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _filter_conditions(photo_filter: PhotoFilter) -> tuple[list[str], list[Any]]:
+    """SQL conditions on `photo_metadata AS m` for the filter, with their parameters (the camera: in Python)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    folder = photo_filter.folder_range()
+    if folder is not None:
+        conditions.append(f"m.num IN (SELECT num FROM {PATHS_TABLE} WHERE path >= ? AND path < ?)")
+        params += folder
+    if photo_filter.taken_after is not None:
+        conditions.append("m.taken >= ?")
+        params.append(photo_filter.taken_after)
+    if photo_filter.taken_before is not None:
+        conditions.append("m.taken <= ?")
+        params.append(photo_filter.taken_before)
+    if photo_filter.has_location is not None:
+        conditions.append("m.has_location = ?")
+        params.append(int(photo_filter.has_location))
+    if photo_filter.camera is not None:
+        conditions.append("m.camera IS NOT NULL")
+    return conditions, params
+
+
+def _allowed_nums(conn: sqlite3.Connection, photo_filter: PhotoFilter) -> np.ndarray:
+    """The record numbers of one store that ``photo_filter`` allows, sorted (int64)."""
+    if not _has_table(conn, METADATA_TABLE):
+        return np.zeros(0, dtype=np.int64)  # a store not migrated yet: no photo has indexed metadata
+    conditions, params = _filter_conditions(photo_filter)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = conn.execute(f"SELECT m.num, m.camera FROM {METADATA_TABLE} AS m{where} ORDER BY m.num", params)
+    if photo_filter.camera is None:
+        return np.fromiter((row[0] for row in rows), dtype=np.int64)
+    return np.fromiter((num for num, camera in rows if photo_filter.camera_matches(camera)), dtype=np.int64)
+
+
+def filter_ids(folder: str | Path, ids: Sequence[str], photo_filter: PhotoFilter | None) -> set[str]:
+    """Which of ``ids`` (records of ``folder``, all its shards) ``photo_filter`` allows; all of them without one.
+    For hits found outside FAISS, e.g. by the keyword search."""
+    wanted = list(dict.fromkeys(ids))
+    if photo_filter is None or photo_filter.is_empty():
+        return set(wanted)
+    conditions, params = _filter_conditions(photo_filter)
+    allowed: set[str] = set()
+    for db in _store_dbs(folder):
+        with _read_only_db(db) as conn:
+            if conn is None or not _has_table(conn, METADATA_TABLE):
+                continue
+            for chunk in _chunks(wanted):
+                sql = (f"SELECT r.id, m.camera FROM records AS r JOIN {METADATA_TABLE} AS m ON m.num = r.num "
+                       f"WHERE r.id IN ({_marks(chunk)})" + "".join(f" AND {c}" for c in conditions))
+                allowed.update(id_ for id_, camera in conn.execute(sql, [*chunk, *params])
+                               if photo_filter.camera_matches(camera))
+    return allowed
+
+
+def _bitmap_selector(allowed: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:
+    """A FAISS selector of the labels ``allowed`` (non-negative): one bit per label up to the largest, which tests
+    membership in one step (record numbers are dense: AUTOINCREMENT). Keep the array while the selector is used."""
+    bits = np.zeros(int(allowed.max()) + 1 if len(allowed) else 1, dtype=bool)
+    bits[allowed] = True
+    bitmap = np.packbits(bits, bitorder="little")
+    return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap
 
 
 def _to_record(row: Sequence[Any]) -> Record:

@@ -6,7 +6,15 @@ import numpy as np
 from docarray import DocList
 
 from crossmodal.modality import MODALITIES
-from crossmodal.records import ERROR_TAG, MODEL_TAG, record_from_document, tags_of_record
+from crossmodal.photo_filter import PhotoFilter
+from crossmodal.records import (
+    CANDIDATES_TAG,
+    ERROR_TAG,
+    FILTER_TAG,
+    MODEL_TAG,
+    record_from_document,
+    wire_tags_of_record,
+)
 from crossmodal.shards import shard_folder, shard_of
 from crossmodal.store import Hit, VectorStore, stored_settings
 from serving.runtime.executor import CrossModalExecutor, requests
@@ -67,8 +75,15 @@ class Indexer(CrossModalExecutor):
             store = self.store
             if store is None or store.model_name != model:
                 store = self._open_store(model, vectors.shape[1])
-            records = [record_from_document(doc.id, doc.modality, doc.text, doc.uri, doc.tags) for doc in accepted]
-            store.add(records, vectors)
+            records, kept = [], []
+            for position, doc in enumerate(accepted):
+                try:
+                    records.append(record_from_document(doc.id, doc.modality, doc.text, doc.uri, doc.tags))
+                    kept.append(position)
+                except ValueError as error:  # a metadata tag that is not a JSON object
+                    doc.tags[ERROR_TAG] = str(error)
+            if records:
+                store.add(records, vectors[kept])
         for doc in docs:
             doc.embedding = None
             doc.image_b64 = None
@@ -90,10 +105,23 @@ class Indexer(CrossModalExecutor):
                                        "query with the model that built it, or index into another workspace")
             else:
                 queries.append(doc)
-        if store is not None and queries and store.count():
-            vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
-            for doc, hits in zip(queries, store.search(vectors, limit)):
+        by_filter: dict[str, list[CrossModalDoc]] = {}  # one search per filter (a /search/batch mixes them)
+        for doc in queries:
+            by_filter.setdefault(doc.tags.get(FILTER_TAG, ""), []).append(doc)
+        for filter_json, group in by_filter.items():
+            if store is None:
+                break
+            try:
+                photo_filter = PhotoFilter.from_json(filter_json)
+            except (TypeError, ValueError) as error:
+                for doc in group:
+                    doc.tags[ERROR_TAG] = f"unusable photo filter: {error}"
+                continue
+            vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in group])
+            found, candidates = store.search_counted(vectors, limit, photo_filter)
+            for doc, hits in zip(group, found):
                 doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])
+                doc.tags[f"{CANDIDATES_TAG}:{self.shard_id}"] = str(candidates)  # distinct keys: shards' tags merge
         for doc in docs:
             doc.image_b64 = None  # the query's embedding goes back: the gateway calibrates and explains with it
         return docs
@@ -102,6 +130,24 @@ class Indexer(CrossModalExecutor):
     def pass_on(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         """Composed queries' parts, embedded by the encoders, go back to the gateway untouched. Jina 3.34 refuses
         to start a flow where an executor does not expose an endpoint that the executor before it exposes."""
+        return docs
+
+    @requests(on="/delete")
+    def delete(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        """Remove, in this shard, the record of each document's id and every record of its `pair_id` tag (a photo
+        with its captions), in one transaction. Every shard sees every document (polling ALL) and removes what it
+        holds; a document of either modality that reaches this indexer is applied to its own index."""
+        ids = [doc.id for doc in docs if doc.id]
+        pair_ids = [doc.tags["pair_id"] for doc in docs if doc.tags.get("pair_id")]
+        store = self.store or self._open_existing_store()
+        if self.read_only:
+            for doc in docs:
+                doc.tags[ERROR_TAG] = f"the {self.modality} index in {self.folder} is opened read-only"
+        elif store is not None and (ids or pair_ids):
+            store.delete(ids, pair_ids)
+        for doc in docs:
+            doc.embedding = None
+            doc.image_b64 = None
         return docs
 
     @requests(on="/flush")
@@ -118,4 +164,4 @@ class Indexer(CrossModalExecutor):
 def _to_match(hit: Hit) -> MatchDoc:
     record = hit.record
     return MatchDoc(id=record.id, modality=record.modality, score=hit.score, text=record.text, uri=record.uri,
-                    tags=tags_of_record(record))
+                    tags=wire_tags_of_record(record))

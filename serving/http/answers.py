@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from crossmodal.ids import caption_doc_id, caption_id_prefix
 from crossmodal.modality import IMAGE, TEXT
+from crossmodal.photo_filter import TAKEN_CHARS
 from crossmodal.ranking import (
     FUSION_DEPTH,
     KeywordRankings,
@@ -24,7 +25,7 @@ from crossmodal.ranking import (
     nearest_captions,
     relevances,
 )
-from crossmodal.records import tags_of_record
+from crossmodal.records import CANDIDATES_TAG, METADATA_TAG, parse_metadata, tags_of_record
 from crossmodal.relevance import (
     NO_GOOD_MATCH_BELOW,
     SAMPLE_SIZE,
@@ -36,22 +37,51 @@ from crossmodal.relevance import (
 )
 from crossmodal.store import Record, read_records, read_vectors, records_with_pair_id, store_generations, vector_sample
 from serving.http import api_models as models
+from serving.http.api_models import MAX_DEPTH
 from serving.http.plans import SearchPlan
 from serving.wire import MatchDoc
 
 
 @dataclass(frozen=True)
 class FlowResult:
-    """What the query flow returned for one search: its matches (best first) and the query's vector."""
+    """What the query flow returned for one search: its matches (best first), the query's vector, and per shard
+    how many records could match (those the filter allows, else all: `candidates:<shard>` tags)."""
 
     matches: list[MatchDoc]
     vector: np.ndarray | None
     model: str | None
+    candidates: dict[str, int] = field(default_factory=dict)
+
+    def candidate_count(self) -> int | None:
+        return sum(self.candidates.values()) if self.candidates else None
+
+
+def candidate_counts(tags: Mapping[str, str]) -> dict[str, int]:
+    """The indexers' per-shard counts in a result's tags (each shard its own key, so Jina's merge keeps them all)."""
+    prefix = f"{CANDIDATES_TAG}:"
+    return {key: int(value) for key, value in tags.items() if key.startswith(prefix) and value.isdigit()}
+
+
+# `sort: taken` without a calibration: the first this many matches by relevance are the relevant ones (the most a
+# page held before pages existed); with one, those with relevance >= RELEVANT_FROM.
+TAKEN_TOP = 100
+RELEVANT_FROM = NO_GOOD_MATCH_BELOW
 
 
 def search_depth(plan: SearchPlan) -> int:
-    """How many vector matches to ask the indexers for: fusion needs a deeper list than the page shows."""
-    return plan.limit if plan.ranking_mode() == "semantic" else max(plan.limit, FUSION_DEPTH)
+    """How many vector matches to ask the indexers for: the end of the page; fusion needs a deeper list than the
+    page shows; `sort: taken` looks at the whole search depth (what is relevant is decided before the dates)."""
+    if plan.sort == "taken":
+        return MAX_DEPTH
+    end = plan.offset + plan.limit
+    return end if plan.ranking_mode() == "semantic" else min(MAX_DEPTH, max(end, FUSION_DEPTH))
+
+
+def keyword_depth(plan: SearchPlan) -> int:
+    """How deep the keyword rankings go: as deep as the vector ranking in hybrid mode (its fusion is unchanged by
+    pages before the 50th match); the whole search depth in keyword mode, where they are the answer, so `total` is
+    exact and pages cut one list."""
+    return MAX_DEPTH if plan.ranking_mode() == "keyword" else search_depth(plan)
 
 
 class AnswerBuilder:
@@ -61,12 +91,18 @@ class AnswerBuilder:
         self.samples = VectorSampleCache()
 
     def answer(self, plan: SearchPlan, found: FlowResult) -> models.SearchResponse:
+        """One page of the answer. The matches are ranked (fused), filtered (the indexers filtered the vector hits;
+        keyword hits are filtered in `keyword_rankings`), then cut at `offset`/`limit`; with `sort: taken`, the
+        relevant ones among the whole search depth are ordered newest first before the cut."""
         mode = plan.ranking_mode()
         semantic = {match.id: match for match in found.matches}
         keyword = KeywordRankings()
         if mode != "semantic":
-            keyword = keyword_rankings(self.folders, plan.target, plan.keyword_text() or "", plan.exclude_text())
-        order = fused_order(mode, list(semantic), keyword)[:plan.limit]
+            keyword = keyword_rankings(self.folders, plan.target, plan.keyword_text() or "", plan.exclude_text(),
+                                       depth=keyword_depth(plan), photo_filter=plan.photo_filter)
+        full_order = fused_order(mode, list(semantic), keyword)
+        end = plan.offset + plan.limit
+        order = full_order if plan.sort == "taken" else full_order[:end]
         target_folder = self.folders[plan.target]
         others = read_records(target_folder, [doc_id for doc_id in order if doc_id not in semantic])
         order = [doc_id for doc_id in order if doc_id in semantic or doc_id in others]
@@ -79,22 +115,34 @@ class AnswerBuilder:
         coverage = keyword_coverage(keyword, plan.keyword_text()) if mode != "semantic" else None
         relevance = relevances(calibration, plan.direction(), {doc_id: scores[doc_id] for doc_id in order},
                                distribution, coverage)
+        if plan.sort == "taken":
+            relevant = (order[:TAKEN_TOP] if relevance is None
+                        else [doc_id for doc_id in order if relevance.get(doc_id, 0.0) >= RELEVANT_FROM])
+            metadata = {doc_id: _match_metadata(semantic[doc_id]) if doc_id in semantic else others[doc_id].metadata
+                        for doc_id in relevant}
+            ranked = newest_first(relevant, metadata)
+            total = len(ranked)
+        else:
+            ranked = order
+            counted = found.candidate_count() if mode != "keyword" else None
+            total = min(MAX_DEPTH, max(counted or 0, len(full_order)))
+        page = ranked[plan.offset:end]
         public = [_public_match(semantic[doc_id]) if doc_id in semantic else _record_match(others[doc_id], 0.0)
-                  for doc_id in order]
+                  for doc_id in page]
         for match in public:
             match.score = float(scores.get(match.id, match.score))
             match.relevance = relevance.get(match.id) if relevance else None
             match.why.keywords = list(keyword.terms_of(match.id))
         self._explain_photos(public, found.vector)
-        best = max((match.relevance for match in public if match.relevance is not None), default=None)
-        if not order:  # nothing matched (keyword mode, an empty index): nothing good either, calibrated or not
+        best = max(relevance.values(), default=None) if relevance else None
+        if not order:  # nothing matched (keyword mode, an empty index, a filter): nothing good either
             no_good_match: bool | None = True
         else:
             no_good_match = None if relevance is None else (best is None or best < NO_GOOD_MATCH_BELOW)
         return models.SearchResponse(
             query_modality=plan.query_modality, modality=plan.target, mode=mode, no_good_match=no_good_match,
             score_distribution=models.ScoreDistribution(**vars(distribution)) if distribution else None,
-            matches=public)
+            total=total, offset=plan.offset, next_offset=end if end < total else None, matches=public)
 
     def _scores(self, folder: Path, ids: Sequence[str], vector: np.ndarray | None) -> dict[str, float]:
         """Cosines of matches that only the keyword search found, from their stored vectors."""
@@ -181,15 +229,33 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
+def newest_first(ids: Sequence[str], metadata: Mapping[str, dict | None]) -> list[str]:
+    """``ids`` by the clock time they were taken, newest first (`taken` without its zone, as the filters compare
+    it); those without a date last; ties keep their order in ``ids`` (relevance)."""
+    def taken(doc_id: str) -> tuple[bool, str]:
+        value = (metadata.get(doc_id) or {}).get("taken")
+        return (True, value[:TAKEN_CHARS]) if isinstance(value, str) else (False, "")
+    return sorted(ids, key=taken, reverse=True)  # sorted() is stable with reverse=True too
+
+
+def _match_metadata(match: MatchDoc) -> dict | None:
+    try:
+        return parse_metadata(match.tags.get(METADATA_TAG), match.id)
+    except ValueError:
+        return None
+
+
 def _public_match(match: MatchDoc) -> models.Match:
     image_id = match.id if match.modality == IMAGE else match.tags.get("image_id")
-    public_tags = {key: value for key, value in match.tags.items() if key != "error"}
+    public_tags = {key: value for key, value in match.tags.items() if key not in ("error", METADATA_TAG)}
     return models.Match(id=match.id, modality=match.modality, score=match.score, text=match.text,
-                        image_url=f"/images/{image_id}" if image_id else None, tags=public_tags)
+                        image_url=f"/images/{image_id}" if image_id else None, tags=public_tags,
+                        metadata=models.public_metadata(_match_metadata(match)))
 
 
 def _record_match(record: Record, score: float) -> models.Match:
     tags = tags_of_record(record)
     image_id = record.id if record.modality == IMAGE else tags.get("image_id")
     return models.Match(id=record.id, modality=record.modality, score=score, text=record.text,
-                        image_url=f"/images/{image_id}" if image_id else None, tags=tags)
+                        image_url=f"/images/{image_id}" if image_id else None, tags=tags,
+                        metadata=models.public_metadata(record.metadata))

@@ -32,6 +32,22 @@ class ErrorResponse(BaseModel):
 
 
 SearchMode = Literal["semantic", "keyword", "hybrid"]
+SortOrder = Literal["relevance", "taken"]
+MAX_DEPTH = 1000  # the search depth: offset + limit at most this; `total` counts matches within it
+_FILTER_DOCS = {
+    "folder": "photos under this folder of the library (a path prefix on folder boundaries, subfolders included: "
+              "\"2024\" holds \"2024/june/a.jpg\", not \"2024-old/b.jpg\")",
+    "taken_after": "photos taken at or after this ISO date or local time (\"2024-07-01\", \"2024-07-01T18:00\"; a "
+                   "date means from the start of its day; compared with the photo's own clock time, no zone)",
+    "taken_before": "photos taken at or before this ISO date or local time (inclusive: a date means to the end of "
+                    "its day)",
+    "has_location": "true: photos with GPS coordinates; false: photos without",
+    "camera": "photos whose camera (\"Make Model\") contains this text, case-insensitively",
+    "sort": "`relevance` (default): best first. `taken`: the relevant matches (relevance >= 0.5 when the model is "
+            "calibrated, else the first 100 by relevance), newest first; photos without a date last",
+    "offset": f"skip this many matches (pages: the previous answer's `next_offset`); offset + limit is at most "
+              f"{MAX_DEPTH}",
+}
 MAX_PARTS = 8  # parts in `plus` and in `minus`, each
 
 
@@ -47,7 +63,11 @@ class QueryPart(BaseModel):
 
 class SearchRequest(BaseModel):
     """One of `text`, `image` (base64 or a data URI) or `image_id` (a photo already indexed), and optionally
-    `plus` and `minus` parts that steer it (at least one of the main query and `plus` is needed)."""
+    `plus` and `minus` parts that steer it (at least one of the main query and `plus` is needed).
+
+    Filters (`folder`, `taken_after`, `taken_before`, `has_location`, `camera`) apply to photo results and run
+    inside the index: a filtered search returns `limit` matches whenever that many pass. Photos without metadata
+    (the demo set, Flickr) pass no filter. Pages: `offset` and `limit`, the answer's `total` and `next_offset`."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"text": "a cup of coffee", "limit": 5},
@@ -56,6 +76,8 @@ class SearchRequest(BaseModel):
         {"text": "an animal", "plus": [{"image_id": "img-0a1b2c3d4e5f6789", "weight": 0.5}],
          "minus": [{"text": "a cat"}], "limit": 5},
         {"text": "chelsea", "mode": "keyword"},
+        {"text": "the beach", "folder": "2024/summer", "taken_after": "2024-07-01", "taken_before": "2024-08-31",
+         "has_location": True, "sort": "taken", "offset": 20, "limit": 20},
     ]})
     text: Optional[str] = Field(None, description="a sentence, at most 1,000 characters")
     image: Optional[str] = Field(None, description="a photo as base64 or as a data URI")
@@ -73,6 +95,13 @@ class SearchRequest(BaseModel):
         "`semantic`: by meaning (the embeddings); `keyword`: the query's words in captions, file and folder "
         "names (SQLite FTS5, BM25); `hybrid` (default): both rankings fused by reciprocal rank fusion. A query "
         "without words (a photo) is searched by meaning whatever the mode"))
+    folder: Optional[str] = Field(None, description=_FILTER_DOCS["folder"])
+    taken_after: Optional[str] = Field(None, description=_FILTER_DOCS["taken_after"])
+    taken_before: Optional[str] = Field(None, description=_FILTER_DOCS["taken_before"])
+    has_location: Optional[bool] = Field(None, description=_FILTER_DOCS["has_location"])
+    camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
+    sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
+    offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
 
 
 class SearchUpload(BaseModel):
@@ -83,6 +112,13 @@ class SearchUpload(BaseModel):
     limit: int = Field(10, ge=1)
     modality: Optional[Modality] = None
     mode: SearchMode = "hybrid"
+    folder: Optional[str] = Field(None, description=_FILTER_DOCS["folder"])
+    taken_after: Optional[str] = Field(None, description=_FILTER_DOCS["taken_after"])
+    taken_before: Optional[str] = Field(None, description=_FILTER_DOCS["taken_before"])
+    has_location: Optional[bool] = Field(None, description=_FILTER_DOCS["has_location"])
+    camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
+    sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
+    offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
 
 
 class Why(BaseModel):
@@ -101,6 +137,34 @@ class ScoreDistribution(BaseModel):
     count: int = Field(description="vectors in the sample")
 
 
+class PhotoMetadata(BaseModel):
+    """A photo's file and EXIF metadata (photos of a plain-folder library; null for the demo set and Flickr)."""
+
+    model_config = ConfigDict(extra="ignore")
+    path: Optional[str] = Field(None, description="relative to the indexed folder (the first of `paths`)")
+    folder: Optional[str] = Field(None, description="the folder of `path` (\"\" at the root)")
+    size_bytes: Optional[int] = None
+    width: Optional[int] = Field(None, description="as displayed (EXIF orientation applied)")
+    height: Optional[int] = None
+    taken: Optional[str] = Field(None, description="ISO 8601, from EXIF (with its offset when the camera wrote one) "
+                                                   "or else the file's mtime (UTC)")
+    taken_source: Optional[str] = Field(None, description="`exif` or `mtime`")
+    camera: Optional[str] = Field(None, description="\"Make Model\"")
+    lat: Optional[float] = None
+    lon: Optional[float] = None
+    paths: list[str] = Field([], description="every path of this content (exact copies), sorted")
+
+
+def public_metadata(value: Any) -> Optional[PhotoMetadata]:
+    """The `metadata` of a match or document from a stored metadata object (None: none)."""
+    if not isinstance(value, dict):
+        return None
+    metadata = PhotoMetadata.model_validate(value)
+    if not metadata.paths and metadata.path:
+        metadata.paths = [metadata.path]
+    return metadata
+
+
 class Match(BaseModel):
     id: str
     modality: Modality
@@ -114,6 +178,8 @@ class Match(BaseModel):
     image_url: Optional[str] = Field(None, description="the photo, or the caption's photo; add `?size=256` for a "
                                                        "thumbnail")
     tags: dict[str, str] = Field({}, description="pair_id, dataset, split; captions also image_id")
+    metadata: Optional[PhotoMetadata] = Field(None, description="photos of a folder library: path, date, camera, "
+                                                                "place; null otherwise")
     why: Why = Field(default_factory=Why, description="why it matched")
 
 
@@ -132,7 +198,11 @@ class SearchResponse(BaseModel):
         "true when even the best match's relevance is below 0.5: the collection holds nothing that fits; null "
         "without a calibration"))
     score_distribution: Optional[ScoreDistribution] = None
-    matches: list[Match] = Field(description="best first")
+    total: int = Field(0, description=f"matches that pass the filters within the search depth ({MAX_DEPTH}); with "
+                                      "`sort: taken`, the relevant ones")
+    offset: int = Field(0, description="where this page starts in the whole answer")
+    next_offset: Optional[int] = Field(None, description="the `offset` of the next page; null at the end")
+    matches: list[Match] = Field(description="best first (or newest first with `sort: taken`)")
 
 
 class Caption(BaseModel):
@@ -156,6 +226,8 @@ class DocumentResponse(BaseModel):
     image_url: Optional[str] = None
     tags: dict[str, str] = {}
     captions: Optional[list[Caption]] = Field(None, description="a photo's captions, in their order")
+    metadata: Optional[PhotoMetadata] = Field(None, description="a photo's metadata (folder libraries); null "
+                                                                "otherwise")
 
 
 class IndexStats(BaseModel):

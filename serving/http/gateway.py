@@ -42,9 +42,9 @@ from crossmodal.unicode_text import first_invalid_string
 from crossmodal.workspace import index_folder
 from serving.http import api_models as models
 from serving.http import jinabox
-from serving.http.answers import AnswerBuilder, FlowResult, search_depth
+from serving.http.answers import AnswerBuilder, FlowResult, candidate_counts, search_depth
 from serving.http.api_docs import mount_api_docs
-from serving.http.plans import SearchPlan
+from serving.http.plans import SearchPlan, page_options
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
 from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 from serving.runtime import prepare_child_process
@@ -222,7 +222,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                 query = await self._part(part, target, f"{where}{name}[{position}].")
                 parts.append((query, sign * part.weight))
         return SearchPlan(parts=parts, query_modality=query_modality, target=target, limit=request.limit,
-                          mode=request.mode)
+                          mode=request.mode, **page_options(request, target, where))
 
     async def _part(self, part: models.SearchRequest | models.QueryPart, target: str, where: str) -> Query:
         """One query for one encoder. Decoding a photo to validate it takes a while: off the event loop."""
@@ -245,7 +245,7 @@ class CrossModalGateway(FastAPIBaseGateway):
 
     async def _search_form(self, request: Request) -> JSONResponse:
         try:
-            form = await request.form(max_files=1, max_fields=8)
+            form = await request.form(max_files=1, max_fields=16)
         except BodyTooLarge:
             raise
         except Exception as error:  # malformed multipart, too many parts
@@ -265,7 +265,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             target = request_model.modality or other_modality(IMAGE)
             query = await run_in_threadpool(self.queries.image_bytes, data, target, name)
             plan = SearchPlan(parts=[(query, 1.0)], query_modality=IMAGE, target=target, limit=request_model.limit,
-                              mode=request_model.mode)
+                              mode=request_model.mode, **page_options(request_model, target))
             return JSONResponse((await self._answers([plan]))[0].model_dump())
         return await self._search_json(request_model)
 
@@ -345,7 +345,9 @@ class CrossModalGateway(FastAPIBaseGateway):
                     vector = None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32)
                     found[result.id] = FlowResult(matches, vector if vector is not None else
                                                   (previous.vector if previous else None),
-                                                  result.tags.get(MODEL_TAG) or (previous.model if previous else None))
+                                                  result.tags.get(MODEL_TAG) or (previous.model if previous else None),
+                                                  {**(previous.candidates if previous else {}),
+                                                   **candidate_counts(result.tags)})
         except HTTPException:
             raise
         except Exception as error:  # an executor unreachable or the flow shutting down
@@ -369,7 +371,8 @@ class CrossModalGateway(FastAPIBaseGateway):
                 captions = [models.Caption(id=caption.id, text=caption.text)
                             for caption in records_with_pair_id(self.folders[TEXT], record.pair_id, prefix)]
             return models.DocumentResponse(id=record.id, modality=IMAGE, image_id=record.id,
-                                           image_url=f"/images/{record.id}", tags=tags, captions=captions)
+                                           image_url=f"/images/{record.id}", tags=tags, captions=captions,
+                                           metadata=models.public_metadata(record.metadata))
         image_id = tags.get("image_id")
         return models.DocumentResponse(id=record.id, modality=TEXT, text=record.text, image_id=image_id,
                                        image_url=f"/images/{image_id}" if image_id else None, tags=tags)

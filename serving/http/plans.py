@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from fastapi import HTTPException
 
-from crossmodal.modality import TEXT
-from crossmodal.records import MODEL_TAG, TARGET_TAG
+from crossmodal.modality import IMAGE, TEXT
+from crossmodal.photo_filter import FILTER_FIELDS, FilterError, PhotoFilter, parse_photo_filter
+from crossmodal.records import FILTER_TAG, MODEL_TAG, TARGET_TAG
+from serving.http.api_models import MAX_DEPTH, SearchRequest
 from serving.http.queries import Query
 from serving.wire import CrossModalDoc
 
@@ -28,6 +32,9 @@ class SearchPlan:
     limit: int
     mode: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    photo_filter: PhotoFilter | None = None  # run by the indexers (the query document's filter tag)
+    sort: str = "relevance"
+    offset: int = 0
 
     @property
     def composed(self) -> bool:
@@ -61,9 +68,32 @@ class SearchPlan:
     def search_doc(self, vector: np.ndarray | None = None, model: str | None = None) -> CrossModalDoc:
         """The document the search sends: the query itself, or the combined vector of a composed one."""
         if not self.composed:
-            return self.single.to_doc()
-        return CrossModalDoc(id=self.id, modality=self.query_modality, embedding=vector,
-                             tags={TARGET_TAG: self.target, MODEL_TAG: model or ""})
+            doc = self.single.to_doc()
+        else:
+            doc = CrossModalDoc(id=self.id, modality=self.query_modality, embedding=vector,
+                                tags={TARGET_TAG: self.target, MODEL_TAG: model or ""})
+        if self.photo_filter is not None:
+            doc.tags[FILTER_TAG] = self.photo_filter.to_json()
+        return doc
+
+
+def page_options(request: SearchRequest, target: str, where: str = "") -> dict[str, Any]:
+    """The filter, sort and page of a request as `SearchPlan` fields; 400 naming the field when one is unusable.
+    `where` prefixes field names (`queries[3].`)."""
+    try:
+        photo_filter = parse_photo_filter({name: getattr(request, name) for name in FILTER_FIELDS})
+    except FilterError as error:
+        raise HTTPException(400, f"'{where}{error.field}'{str(error)[len(error.field) + 2:]}") from None
+    if photo_filter is not None and target != IMAGE:
+        given = [name for name in FILTER_FIELDS if getattr(request, name) is not None]
+        raise HTTPException(400, f"'{where}{given[0]}': filters apply to photo results; this search returns "
+                                 "captions (modality text)")
+    if request.sort == "taken" and target != IMAGE:
+        raise HTTPException(400, f"'{where}sort': \"taken\" sorts photos; this search returns captions")
+    if request.offset + request.limit > MAX_DEPTH:
+        raise HTTPException(400, f"'{where}offset' + '{where}limit' is {request.offset + request.limit}; the search "
+                                 f"depth is {MAX_DEPTH}, so offset + limit must be at most {MAX_DEPTH}")
+    return {"photo_filter": photo_filter, "sort": request.sort, "offset": request.offset}
 
 
 def _texts(parts: list[tuple[Query, float]], positive: bool) -> str | None:
