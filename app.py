@@ -83,6 +83,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("semantic", "keyword", "hybrid"), default="hybrid",
                         help="-t query: by meaning, by the words of captions and file names, or both fused")
     parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
+    query_filters = parser.add_argument_group("-t query filters, sort and pages (photo results)")
+    query_filters.add_argument("--folder", help="photos under this folder of the library (path prefix)")
+    query_filters.add_argument("--taken-after", metavar="DATE", help="taken at or after (ISO date or local time)")
+    query_filters.add_argument("--taken-before", metavar="DATE", help="taken at or before (ISO date or local time)")
+    query_filters.add_argument("--has-location", action=argparse.BooleanOptionalAction, default=None,
+                               help="only photos with (--has-location) or without (--no-has-location) GPS")
+    query_filters.add_argument("--camera", help="camera name contains this (case-insensitive)")
+    query_filters.add_argument("--sort", choices=("relevance", "taken"), default="relevance",
+                               help="taken: the relevant photos, newest first")
+    query_filters.add_argument("--offset", type=int, default=0, help="skip this many results (pages)")
     parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
     parser.add_argument("--output", type=Path, default=None, help="metrics JSON file (-t evaluate)")
     parser.add_argument("--depth", type=int, default=1000,
@@ -208,26 +218,41 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     return summary
 
 
+def query_options(args: argparse.Namespace) -> dict:
+    """The filter, sort and page flags of -t query as `POST /search` fields (the gateway validates them)."""
+    return {"folder": args.folder, "taken_after": args.taken_after, "taken_before": args.taken_before,
+            "has_location": args.has_location, "camera": args.camera, "sort": args.sort, "offset": args.offset}
+
+
 def run_query(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
     from serving.jobs.client import SearchClient, composed_query
     from serving.runtime.flows import load_flow, running
 
-    body = composed_query(args.text, args.image, args.not_text, args.not_image, args.limit, args.mode)
+    body = composed_query(args.text, args.image, args.not_text, args.not_image, args.limit, args.mode,
+                          options=query_options(args))
     settings = settings_for(args, host="127.0.0.1", port=random_port())
     with running(load_flow("query", settings)):
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         answer = client.search(body)
     matches = answer["matches"]
+    filtered = any(body.get(name) is not None for name in ("folder", "taken_after", "taken_before", "has_location",
+                                                            "camera"))
     if not matches:
-        print("no results: is the workspace indexed? (python app.py -t index)")
+        print("no results pass the filters" if filtered or args.offset else
+              "no results: is the workspace indexed? (python app.py -t index)")
     elif answer.get("no_good_match"):
         print("no good match: the best results below are weak (relevance under 0.5)")
-    for rank, match in enumerate(matches, start=1):
-        label = match["text"] if match["modality"] == "text" else match["tags"].get("pair_id", match["id"])
+    for rank, match in enumerate(matches, start=args.offset + 1):
+        metadata = match.get("metadata") or {}
+        label = match["text"] if match["modality"] == "text" else (
+            metadata.get("path") or match["tags"].get("pair_id", match["id"]))
+        taken = f"  taken {metadata['taken']}" if metadata.get("taken") else ""
         relevance = "" if match.get("relevance") is None else f"  relevance {match['relevance']:.2f}"
-        print(f"{rank:3d}. {match['score']:.4f}{relevance}  [{match['modality']}] {label}")
+        print(f"{rank:3d}. {match['score']:.4f}{relevance}  [{match['modality']}] {label}{taken}")
+    if answer.get("next_offset") is not None:
+        print(f"{answer['total']} in all; next page: --offset {answer['next_offset']}")
 
 
 def run_server(args: argparse.Namespace) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import base64
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,9 +26,11 @@ def image_query(path: str | Path, limit: int = 10) -> dict:
 
 
 def composed_query(texts: Sequence[str], images: Sequence[str | Path], not_texts: Sequence[str] = (),
-                   not_images: Sequence[str | Path] = (), limit: int = 10, mode: str = "hybrid") -> dict:
+                   not_images: Sequence[str | Path] = (), limit: int = 10, mode: str = "hybrid",
+                   options: Mapping[str, Any] | None = None) -> dict:
     """A `POST /search` body: the first text (else the first photo) is the query, the others are `plus` parts,
-    the `not_` ones `minus` parts."""
+    the `not_` ones `minus` parts; `options` adds the other fields that are not None (filters, `sort`, `offset`;
+    the defaults "relevance" and 0 are left out)."""
     parts = [{"text": text} for text in texts] + [{"image": _base64_file(path)} for path in images]
     if not parts:
         raise ValueError("a query needs a text or a photo")
@@ -37,6 +40,9 @@ def composed_query(texts: Sequence[str], images: Sequence[str | Path], not_texts
         body["plus"] = parts[1:]
     if minus:
         body["minus"] = minus
+    defaults = {"sort": "relevance", "offset": 0}
+    body.update({key: value for key, value in (options or {}).items()
+                 if value is not None and defaults.get(key, object()) != value})
     return body
 
 

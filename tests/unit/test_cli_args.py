@@ -42,6 +42,25 @@ def test_query_parts_become_one_composed_search_body(tmp_path):
     assert only_photo == {"image": encoded, "limit": 10, "mode": "hybrid"}
 
 
+def test_query_filter_sort_and_page_flags_become_search_fields():
+    from app import query_options
+    from serving.http.api_models import SearchRequest
+    from serving.jobs.client import composed_query
+
+    args = parse_args(["-t", "query", "--text", "the beach", "--folder", "2024/summer", "--taken-after", "2024-07-01",
+                       "--taken-before", "2024-08-31T20:00", "--no-has-location", "--camera", "canon",
+                       "--sort", "taken", "--offset", "20", "--limit", "5"])
+    body = composed_query(args.text, args.image, limit=args.limit, mode=args.mode, options=query_options(args))
+    assert body == {"text": "the beach", "limit": 5, "mode": "hybrid", "folder": "2024/summer",
+                    "taken_after": "2024-07-01", "taken_before": "2024-08-31T20:00", "has_location": False,
+                    "camera": "canon", "sort": "taken", "offset": 20}
+    SearchRequest.model_validate(body)
+    plain = parse_args(["-t", "query", "--text", "the beach"])
+    assert composed_query(plain.text, [], options=query_options(plain)) == {"text": "the beach", "limit": 10,
+                                                                          "mode": "hybrid"}
+    assert parse_args(["-t", "query", "--text", "x", "--has-location"]).has_location is True
+
+
 def test_query_needs_a_text_or_a_photo(capsys):
     with pytest.raises(SystemExit):
         parse_args(["-t", "query", "--not", "people"])

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 import crossmodal.store as store_module
-from crossmodal.ids import image_doc_id
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.photo_filter import FilterError, PhotoFilter, parse_photo_filter
 from crossmodal.ranking import keyword_rankings
@@ -153,7 +152,8 @@ def test_filter_values_are_normalised_and_refused_with_the_field_named():
     assert parse_photo_filter({"taken_before": "2024-07-01T10:05"}).taken_before == "2024-07-01T10:05:59"
     assert parse_photo_filter({"folder": "/", "camera": "  "}) is None
     assert PhotoFilter.from_json(parsed.to_json()) == parsed
-    for fields, field in (({"taken_after": "yesterday"}, "taken_after"), ({"taken_before": "2024-02-30"}, "taken_before"),
+    for fields, field in (({"taken_after": "yesterday"}, "taken_after"),
+                          ({"taken_before": "2024-02-30"}, "taken_before"),
                           ({"taken_after": "2024-07-01T10:00Z"}, "taken_after"),
                           ({"taken_after": "2024-08-01", "taken_before": "2024-07-01"}, "taken_after"),
                           ({"folder": "a/../b"}, "folder"), ({"has_location": "yes"}, "has_location"),
@@ -164,7 +164,8 @@ def test_filter_values_are_normalised_and_refused_with_the_field_named():
 
 
 def test_folder_is_a_prefix_on_folder_boundaries_and_a_date_its_whole_day():
-    meta = {"path": "2024-old/a.jpg", "paths": ["2024-old/a.jpg", "2024/june/a.jpg"], "taken": "2024-07-14T23:30:00+02:00"}
+    meta = {"path": "2024-old/a.jpg", "paths": ["2024-old/a.jpg", "2024/june/a.jpg"],
+            "taken": "2024-07-14T23:30:00+02:00"}
     assert parse_photo_filter({"folder": "2024"}).matches(meta)  # through its copy in 2024/june
     assert not parse_photo_filter({"folder": "2024"}).matches({**meta, "paths": ["2024-old/a.jpg"]})
     assert parse_photo_filter({"taken_after": "2024-07-14", "taken_before": "2024-07-14"}).matches(meta)
