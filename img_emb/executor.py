@@ -54,3 +54,8 @@ class ImageEncoder(CrossModalExecutor):
                 doc.image_b64 = None
                 doc.tags[MODEL_TAG] = self.backend.name
         return docs
+
+    @requests(on="/delete")
+    def pass_deletions(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        """Deletions (a library sync's removed photos) go on to the indexer untouched: nothing to encode."""
+        return docs
