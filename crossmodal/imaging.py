@@ -1,7 +1,9 @@
 """Safe image decoding: untrusted bytes, base64, data URIs and files to upright RGB images.
 
 Sizes are checked before pixels are decoded, so a decompression bomb never allocates, and every failure is an
-ImageDecodeError whose message says what is wrong with the input.
+ImageDecodeError whose message says what is wrong with the input. Photos come out as displayed: the EXIF orientation
+is applied (`crossmodal.photo_metadata.exif_upright`, which ignores a broken EXIF block). HEIC/HEIF is decoded when
+the bytes are HEIF and a decoder is installed (`crossmodal.library.register_heif`, imported only then).
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # Common photo formats only: fewer parsers exposed to untrusted input, and never EPS (which runs Ghostscript).
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+# ISO base media "ftyp" brands of HEIF still images and sequences (HEVC and generic), as phones write them.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 
 
 class ImageDecodeError(ValueError):
@@ -31,11 +35,12 @@ def decode_image_bytes(
     if not isinstance(data, (bytes, bytearray)):
         raise ImageDecodeError(f"expected image bytes, got {type(data).__name__}")
     _check_byte_count(len(data), max_bytes)
+    formats = _formats_for(data)
     try:
-        image: Image.Image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        image: Image.Image = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
-            f"not an image (cannot identify image file; supported formats: {', '.join(ALLOWED_FORMATS)})"
+            f"not an image (cannot identify image file; supported formats: {', '.join(formats)})"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning when -W error
         raise ImageDecodeError(f"image too large: {exc}") from exc
@@ -44,7 +49,7 @@ def decode_image_bytes(
         raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        image = _upright(image)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if "truncated" in str(exc):
             raise ImageDecodeError(f"truncated image: {exc}") from exc
@@ -100,6 +105,27 @@ def load_image_file(
 ) -> Image.Image:
     """Read and decode an image file, reading at most ``max_bytes`` + 1 bytes."""
     return decode_image_bytes(read_image_file(path, max_bytes), max_pixels, max_bytes)
+
+
+def is_heif(data: bytes) -> bool:
+    """Whether the bytes start like a HEIF file (an ISO base media `ftyp` box with a HEIF brand)."""
+    return data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
+
+
+def _formats_for(data: bytes) -> tuple[str, ...]:
+    """The Pillow formats to try: the safe list, plus HEIF for HEIF bytes when a decoder registers (never loaded
+    for other files, so processes that never see a HEIC file never import it)."""
+    if is_heif(data):
+        from crossmodal.library import photo_formats  # imports this module: only at call time
+
+        return photo_formats()
+    return ALLOWED_FORMATS
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    from crossmodal.photo_metadata import exif_upright  # photo_metadata imports crossmodal.library, which imports us
+
+    return exif_upright(image)
 
 
 def _check_byte_count(size: int, max_bytes: int) -> None:

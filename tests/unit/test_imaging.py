@@ -5,6 +5,7 @@ import io
 import os
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,6 +147,22 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     decoded = decode_image_bytes(encode(image, "JPEG", exif=exif.tobytes()))
     assert decoded.size == (20, 40)
+
+
+def test_a_broken_exif_block_does_not_refuse_the_photo():
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    for exif in (b"Exif\0\0II*\0\xff\xff\xff\x7f", b"Exif\0\0MM\0*\0\0\0\x08\0\x01\x01\x12\0\x02"):
+        assert decode_image_bytes(encode(image, "JPEG", exif=exif)).size == (40, 20)
+
+
+def test_heic_from_a_phone_is_decoded_upright_when_a_decoder_is_installed():
+    from crossmodal.library import register_heif
+
+    data = (Path(__file__).parent / "data" / "library_photo.heic").read_bytes()
+    if not register_heif():
+        pytest.skip("no HEIC decoder installed (pi-heif)")
+    decoded = decode_image_bytes(data)
+    assert decoded.size == (32, 48) and decoded.mode == "RGB"  # stored 48x32 with orientation 6
 
 
 def test_truncated_jpeg():
