@@ -39,7 +39,7 @@ F30K_LAYOUT = (
     "(or <dir>/flickr30k_images/, as in the Kaggle copy)"
 )
 FOLDER_LAYOUT = (
-    "expected a folder of images (subfolders allowed) with <dir>/captions.csv (header "
+    "expected a folder of images (subfolders allowed), optionally with <dir>/captions.csv (header "
     "'image,caption' and optional 'split', one caption per line) or <dir>/captions.json "
     "({\"image.jpg\": [\"caption\", ...]}), image paths relative to the folder"
 )
@@ -283,11 +283,15 @@ def _relative_image_path(name: str) -> str | None:
 
 
 class FolderReader(DatasetReader):
-    """A user's folder: every image in it, with captions from captions.csv or captions.json.
+    """A user's folder: every image in it, with captions from captions.csv or captions.json if it has one.
 
     Images without captions are still yielded (with no captions): they remain findable by text.
-    Captions naming a missing image are skipped. Pair ids include the folder's name, so two
+    Captions naming a missing image are skipped. Pair ids include the folder's name (`library`), so two
     folders indexed into one workspace do not collide and moving a folder keeps its ids.
+
+    A folder without a captions file is a plain photo library (`is_library`): `-t index` syncs it with
+    `serving.jobs.sync` (content-derived ids, crossmodal/library.py) instead of iterating this reader; iterating it
+    still yields every image with no captions.
     """
 
     name = "folder"
@@ -299,24 +303,39 @@ class FolderReader(DatasetReader):
         csv_file, json_file = data_dir / "captions.csv", data_dir / "captions.json"
         if csv_file.is_file() and json_file.is_file():
             raise ValueError(f"both {csv_file} and {json_file} exist; keep only one")
-        if not (csv_file.is_file() or json_file.is_file()):
-            raise ValueError(f"no captions.csv or captions.json in {data_dir}; {FOLDER_LAYOUT}")
-        self.captions_file = csv_file if csv_file.is_file() else json_file
+        self.captions_file: Path | None = (
+            csv_file if csv_file.is_file() else json_file if json_file.is_file() else None
+        )
         if split is not None and not self._has_split_column():
+            where = self.captions_file or f"{data_dir} (no captions file)"
             raise ValueError(
-                f"split {split!r} requested but {self.captions_file} has no split information "
+                f"split {split!r} requested but {where} has no split information "
                 "(add a 'split' column to captions.csv)"
             )
 
+    @property
+    def library(self) -> str:
+        """The library name: the folder's name, as in the pair ids."""
+        return self.root.name
+
+    @property
+    def is_library(self) -> bool:
+        """No captions file: a plain photo folder, indexed as a synced library."""
+        return self.captions_file is None
+
     def _has_split_column(self) -> bool:
-        if self.captions_file.suffix != ".csv":
+        if self.captions_file is None or self.captions_file.suffix != ".csv":
             return False
         with self.captions_file.open(encoding="utf-8-sig", newline="") as handle:
             header = next(csv.reader(handle), [])
         return "split" in (column.strip().lower() for column in header)
 
     def _items(self) -> Iterator[ImageCaptions]:
-        if self.captions_file.suffix == ".csv":
+        captions: dict[str, list[str]]
+        splits: dict[str, str]
+        if self.captions_file is None:
+            captions, splits = {}, {}
+        elif self.captions_file.suffix == ".csv":
             captions, splits = self._read_csv()
         else:
             captions, splits = self._read_json(), {}
@@ -339,6 +358,7 @@ class FolderReader(DatasetReader):
 
     def _read_csv(self) -> tuple[dict[str, list[str]], dict[str, str]]:
         """Captions and splits per image; a line contradicting an earlier split is skipped."""
+        assert self.captions_file is not None
         captions: dict[str, list[str]] = {}
         splits: dict[str, str] = {}
         with self.captions_file.open(encoding="utf-8-sig", newline="") as handle:
@@ -365,6 +385,7 @@ class FolderReader(DatasetReader):
         return captions, splits
 
     def _read_json(self) -> dict[str, list[str]]:
+        assert self.captions_file is not None
         data = _read_json(self.captions_file)
         if not isinstance(data, dict):
             raise ValueError(f"{self.captions_file} must map image paths to lists of captions")

@@ -257,6 +257,23 @@ def test_folder_json(tmp_path: Path) -> None:
         open_dataset("folder", tmp_path, split="test")
 
 
+def test_a_folder_without_captions_file_is_a_library_of_every_image(tmp_path: Path) -> None:
+    root = tmp_path / "Pictures"
+    write_jpeg(root / "a.jpg")
+    write_jpeg(root / "2024" / "b.png")
+    (root / ".thumbnails").mkdir()
+    write_jpeg(root / ".thumbnails" / "a.jpg")
+    reader = open_dataset("folder", root)
+    assert reader.is_library and reader.library == "Pictures" and reader.captions_file is None
+    assert [(item.pair_id, item.captions) for item in reader] == [
+        ("folder/Pictures/2024/b.png", ()), ("folder/Pictures/a.jpg", ())]
+    with pytest.raises(ValueError, match="no split information"):
+        open_dataset("folder", root, split="test")
+    (root / "captions.json").write_text(json.dumps({"a.jpg": ["A photo"]}))
+    captioned = open_dataset("folder", root)
+    assert not captioned.is_library and captioned.captions_file == root / "captions.json"
+
+
 def test_text_that_is_not_valid_unicode_is_skipped_and_reported(tmp_path: Path) -> None:
     """JSON's \\ud800 escapes give strings no index can store: the captions and file names carrying them are left out,
     reported, and the rest of the photo is kept (the class of input, in the caption lists of folder and f30k)."""
@@ -294,8 +311,8 @@ def test_open_dataset_errors_say_what_is_expected(tmp_path: Path) -> None:
         open_dataset("f8k", tmp_path / "nowhere")
     with pytest.raises(ValueError, match="dataset_flickr30k.json"):
         open_dataset("f30k", tmp_path)
-    with pytest.raises(ValueError, match="captions.csv or captions.json"):
-        open_dataset("folder", tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        open_dataset("folder", tmp_path / "nowhere")
     with pytest.raises(ValueError, match="needs a data directory"):
         open_dataset("folder")
     with pytest.raises(ValueError, match="unknown split 'dev'"):
