@@ -326,7 +326,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                 raise HTTPException(501, f"this query flow cannot search {_plural(plan.target)} with a "
                                          f"{plan.query_modality} query: flows/query.yml must route queries by "
                                          f"tags.{TARGET_TAG} (the modality of the results)")
-            results.append(FlowResult(matches, result.vector, result.model))
+            results.append(FlowResult(matches, result.vector, result.model, result.candidates))
         return results
 
     async def _flow(self, endpoint: str, docs: list[CrossModalDoc], limit: int) -> dict[str, FlowResult]:
