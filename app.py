@@ -1,6 +1,8 @@
 """Cross-modal search CLI: index a photo collection, query it with a sentence or a photo, serve it, evaluate it.
 
     python app.py -t index -d demo            # index the built-in demo photos into ./workspace
+    python app.py -t index -d folder --data-dir ~/Pictures   # a photo folder: re-run it to sync the index
+    python app.py -t watch -d folder --data-dir ~/Pictures   # keep syncing it while the folder changes
     python app.py -t query --text "a cup of coffee"
     python app.py -t query-restful            # serve http://127.0.0.1:45678 until Ctrl-C / SIGTERM
     python app.py -t evaluate -d demo         # R@1/5/10 and median rank, both directions
@@ -39,7 +41,7 @@ from serving.jobs.client import SearchError  # noqa: E402
 from serving.runtime.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
 from serving.runtime.output import configure_output  # noqa: E402
 
-TASKS = ("index", "query", "query-restful", "evaluate", "download")
+TASKS = ("index", "query", "query-restful", "evaluate", "download", "watch")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                help="taken: the relevant photos, newest first")
     query_filters.add_argument("--offset", type=int, default=0, help="skip this many results (pages)")
     parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
+    parser.add_argument("--scan-interval", type=float, default=60.0, metavar="SECONDS",
+                        help="-t watch: a full scan of the folder this often, besides its file-system events")
     parser.add_argument("--output", type=Path, default=None, help="metrics JSON file (-t evaluate)")
     parser.add_argument("--depth", type=int, default=1000,
                         help=f"results retrieved per query (-t evaluate; at least {max(DEFAULT_KS)})")
@@ -103,6 +107,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("-t query needs a --text or an --image")
     if args.num_docs is not None and args.num_docs < 1:
         parser.error("-n/--num-docs must be positive")
+    if args.task == "watch" and args.dataset != "folder":
+        parser.error("-t watch needs -d folder --data-dir DIR (a photo folder without a captions file)")
+    if args.scan_interval <= 0:
+        parser.error("--scan-interval must be positive")
     if args.task == "evaluate" and args.depth < max(DEFAULT_KS):
         parser.error(f"--depth must be at least {max(DEFAULT_KS)}: R@{max(DEFAULT_KS)} needs that many results "
                      "per query")
@@ -173,6 +181,9 @@ def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> N
 
     started = time.perf_counter()
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
+    if getattr(reader, "is_library", False):
+        run_library_index(args, reader, workspace)
+        return
     done = nothing_to_index(args, reader, workspace)
     if done is not None:
         done.seconds = time.perf_counter() - started
@@ -185,6 +196,73 @@ def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> N
     with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
         summary = index_dataset(flow, reader, workspace, args.batch_size, args.num_docs, reindex=args.reindex)
     print(summary.report())
+
+
+def open_library(args: argparse.Namespace, reader, workspace: Path):
+    """The sync of a photo folder without captions file (serving.jobs.sync), with the flags that do not apply to
+    one refused."""
+    from serving.jobs.sync import LibrarySync
+
+    if args.num_docs is not None:
+        raise ValueError("-n does not apply to a photo folder without captions file: a sync indexes all of it")
+    if args.reindex:
+        raise ValueError("--reindex does not apply to a photo folder without captions file: photos are encoded "
+                         "once per content (delete the workspace to encode them again)")
+    check_workspace_for(args, workspace)
+    try:
+        return LibrarySync(workspace, reader.root, reader.library, args.batch_size)
+    except RuntimeError as error:  # LibraryStateError: another library's state, or a newer version's
+        raise ValueError(str(error)) from None
+
+
+def check_workspace_for(args: argparse.Namespace, workspace: Path) -> None:
+    from crossmodal.workspace import check_workspace
+
+    check_workspace(workspace, args.shards)  # the refusals a flow's start would give (shards, schema version)
+
+
+def run_library_index(args: argparse.Namespace, reader, workspace: Path) -> None:
+    """Sync a photo folder (no captions file) into the index: the flow starts only when photos must be written."""
+    from crossmodal.library import SyncRefused
+    from serving.runtime.flows import load_flow, running
+
+    with open_library(args, reader, workspace) as sync:
+        try:
+            plan = sync.plan()
+        except SyncRefused as error:
+            raise ValueError(str(error)) from None
+        if not sync.needs_flow(plan):
+            summary = sync.apply(None, plan)
+            say(f"{workspace} is up to date with {reader.root}; no flow started")
+            print(summary.report())
+            return
+        check_model(args)
+        say(f"starting the index flow ({args.model} model) to sync {len(plan.photos)} photos of {sync.root} ...")
+        with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
+            summary = sync.apply(flow, plan)
+    print(summary.report())
+
+
+def run_watch(args: argparse.Namespace) -> None:
+    """Keep the index in line with a photo folder until Ctrl-C / SIGTERM: one index flow, a sync on file-system
+    events (debounced) and every --scan-interval seconds; each sync that changed something prints its line."""
+    from serving.jobs.sync import watch_library
+    from serving.runtime.flows import load_flow, running
+
+    reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=args.workspace, split=args.split)
+    if not getattr(reader, "is_library", False):
+        raise ValueError(f"-t watch syncs a photo folder without captions file; {args.data_dir} has "
+                         f"{getattr(reader, 'captions_file', None)} (index it with -t index)")
+    with open_library(args, reader, args.workspace) as sync:
+        check_model(args)
+        say(f"starting the index flow ({args.model} model) to watch {sync.root} ...")
+        try:
+            with running(load_flow("index", settings_for(args))) as flow:
+                say(f"watching {sync.root} (full scan every {args.scan_interval:g} s; Ctrl-C to stop)")
+                watch_library(sync, flow, report=lambda line: print(line, flush=True),
+                              scan_interval=args.scan_interval)
+        except KeyboardInterrupt:  # SIGINT or SIGTERM (serving.runtime.stop_signals): how a watch ends
+            say(f"stopped watching {sync.root}")
 
 
 def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
@@ -378,6 +456,9 @@ def run_task(args: argparse.Namespace) -> int:
         return 0
     if args.task == "index":
         run_index(args, args.workspace, args.split)  # checks the model only when a flow must start
+        return 0
+    if args.task == "watch":
+        run_watch(args)  # checks the folder before the model
         return 0
     check_model(args)
     if args.task == "query":
