@@ -223,6 +223,8 @@ def check_workspace_for(args: argparse.Namespace, workspace: Path) -> None:
 
 def run_library_index(args: argparse.Namespace, reader, workspace: Path) -> None:
     """Sync a photo folder (no captions file) into the index: the flow starts only when photos must be written."""
+    from tqdm import tqdm
+
     from crossmodal.library import SyncRefused
     from serving.runtime.flows import load_flow, running
 
@@ -238,8 +240,9 @@ def run_library_index(args: argparse.Namespace, reader, workspace: Path) -> None
             return
         check_model(args)
         say(f"starting the index flow ({args.model} model) to sync {len(plan.photos)} photos of {sync.root} ...")
-        with running(load_flow("index", settings_for(args, workspace=workspace))) as flow:
-            summary = sync.apply(flow, plan)
+        with running(load_flow("index", settings_for(args, workspace=workspace))) as flow, \
+                tqdm(total=len(plan.photos), unit="photo", desc="syncing") as progress:
+            summary = sync.apply(flow, plan, progress=progress.update)
     print(summary.report())
 
 
