@@ -126,7 +126,7 @@ class LibrarySync:
         self.state = LibraryState(library_state_path(self.workspace, self.library), self.library)
         self._image_index = index_folder(self.workspace, IMAGE)
         self._scan_seconds = 0.0
-        self._legacy: list[tuple[str, str]] | None = None  # of the last plan
+        self._legacy: list[tuple[str, str]] | None = None  # looked for once per LibrarySync
 
     def close(self) -> None:
         self.state.close()
@@ -143,7 +143,7 @@ class LibrarySync:
         """Scan and plan; raises SyncRefused for an empty folder while photos are indexed (unless allowed)."""
         scan = scan_folder(self.root)
         plan = plan_sync(scan, self.state, allow_empty=allow_empty)
-        self._scan_seconds, self._legacy = scan.seconds, None
+        self._scan_seconds = scan.seconds
         return plan
 
     def legacy_photos(self) -> list[tuple[str, str]]:
