@@ -65,3 +65,31 @@ def test_query_needs_a_text_or_a_photo(capsys):
     with pytest.raises(SystemExit):
         parse_args(["-t", "query", "--not", "people"])
     assert "needs a --text or an --image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["-t", "watch"], "-t watch needs -d folder"),
+    (["-t", "watch", "-d", "folder", "--data-dir", "x", "--scan-interval", "0"], "--scan-interval must be positive"),
+])
+def test_watch_needs_a_folder_and_a_positive_scan_interval(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_a_library_refuses_flags_that_do_not_apply_and_a_captioned_folder_cannot_be_watched(tmp_path, capsys):
+    from PIL import Image
+
+    from app import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (8, 8)).save(photos / "a.jpg")
+    workspace = str(tmp_path / "workspace")
+    for flags, message in ((["-n", "1"], "-n does not apply"), (["--reindex"], "--reindex does not apply")):
+        assert main(["-t", "index", "-d", "folder", "--data-dir", str(photos), "--workspace", workspace,
+                     *flags]) == 2
+        assert message in capsys.readouterr().err
+    (photos / "captions.json").write_text('{"a.jpg": ["a black square"]}')
+    assert main(["-t", "watch", "-d", "folder", "--data-dir", str(photos), "--workspace", workspace]) == 2
+    assert "-t watch syncs a photo folder without captions file" in capsys.readouterr().err
