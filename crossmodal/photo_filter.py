@@ -16,7 +16,8 @@ The rules:
   without an offset cannot be placed in any zone; mtime-derived times are UTC clock times). A bound with a zone
   ("Z", "+02:00") is refused rather than silently converted.
 - `has_location`: true keeps photos with a latitude and a longitude, false those without.
-- `camera`: case-insensitive substring (Unicode case folding) of the `camera` text ("canon" finds "Canon EOS R5").
+- `camera`: case-insensitive substring of the `camera` text ("canon" finds "Canon EOS R5"); case is folded for
+  ASCII letters, as SQLite's lower() does in the store (EXIF camera names are ASCII).
 Photos without metadata (the demo set, Flickr) pass no filter; an empty filter (no field given) keeps everything.
 """
 from __future__ import annotations
@@ -78,7 +79,7 @@ class PhotoFilter:
         return f"{self.folder}/", f"{self.folder}0"
 
     def camera_matches(self, camera: str | None) -> bool:
-        return self.camera is None or (camera is not None and self.camera.casefold() in camera.casefold())
+        return self.camera is None or (camera is not None and ascii_lower(self.camera) in ascii_lower(camera))
 
     def matches(self, metadata: dict[str, Any] | None) -> bool:
         """The rule in Python, over one photo's `metadata` object (None: a photo without metadata)."""
@@ -162,6 +163,15 @@ def _bound(value: Any, field: str, end: bool) -> str | None:
     except ValueError as error:
         raise FilterError(field, f"{value!r} is not a valid date or time: {error}") from None
     return clock
+
+
+def ascii_lower(text: str) -> str:
+    """Lower case for ASCII letters only, as SQLite's lower() (which the store's camera filter runs in): EXIF writes
+    Make and Model as ASCII, so this is case-insensitive for every camera name a file can carry."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _is_number(value: Any) -> bool:
