@@ -28,8 +28,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from serving.runtime.processes import allow_torch, keep_torch_out  # noqa: E402
 
 # Before docarray is imported: this process and the flow processes forked from it run no model, so they need no
-# torch (the encoders allow it again in their own processes). -t download allows it again too.
-keep_torch_out()
+# torch (the encoders allow it again in their own processes). -t download allows it again too. Only when run as the
+# CLI: a process that imports app.py (the tests) keeps its own imports.
+if __name__ == "__main__":
+    keep_torch_out()
 
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, backend_specs  # noqa: E402
 from crossmodal.backends.flags import add_model_flags, flags_of_other_models, given_by  # noqa: E402

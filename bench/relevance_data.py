@@ -191,7 +191,7 @@ class KeywordIndex:
 
     def coverage(self, text: str, without: str | None = None) -> dict[str, float]:
         """Keyword coverage by photo name (crossmodal.ranking.keyword_coverage, as the gateway computes it)."""
-        found = keyword_coverage(self.rankings(text, without), text)
+        found = keyword_coverage(self.rankings(text, without), text) or {}
         return {self.photo_of_id[doc_id]: value for doc_id, value in found.items()}
 
     def _kept(self, without: str | None) -> list[int]:
@@ -216,7 +216,7 @@ class KeywordIndex:
         score_of = dict(zip([image_doc_id(self.encoded.items[i].pair_id) for i in keep], targets @ vector))
         keyword = self.rankings(text, without)
         order = self.fused_ids(text, vector, without, keyword)[:depth]
-        coverage = keyword_coverage(keyword, text)
+        coverage = keyword_coverage(keyword, text) or {}  # every calibration and held-out query has words
         distribution = score_distribution(vector[None, :], targets[sample_positions(len(targets), SAMPLE_SIZE)])[0]
         return LabelledQuery(np.asarray([score_of[doc_id] for doc_id in order], dtype=np.float64), distribution,
                              np.asarray([self.photo_of_id[doc_id] in answers for doc_id in order], dtype=bool),

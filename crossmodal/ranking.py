@@ -98,12 +98,13 @@ def fused_order(mode: str, semantic: Sequence[str], keyword: KeywordRankings) ->
     return [doc_id for doc_id, _ in reciprocal_rank_fusion(lists)]
 
 
-def keyword_coverage(keyword: KeywordRankings, text: str | None) -> dict[str, float]:
+def keyword_coverage(keyword: KeywordRankings, text: str | None) -> dict[str, float] | None:
     """Per id found by the keyword search, the share of the query's searched words it matched (in its names and
-    captions together): 1.0 when a photo's captions and name hold every word of the query."""
+    captions together): 1.0 when a photo's captions and name hold every word of the query. None when the query has
+    no searchable word (only stop words, or a photo): nothing was searched by keyword, so relevance is semantic."""
     terms = set(query_terms(text)) if text else set()
     if not terms:
-        return {}
+        return None
     return {doc_id: len(terms.intersection(words)) / len(terms) for doc_id, words in (keyword.terms or {}).items()}
 
 

@@ -4,13 +4,9 @@ every mode: keyword hits are filtered too), and pages: offset, total, next_offse
 
 The filters themselves are checked against a brute-force reference in tests/unit/test_photo_filters.py; the
 folder-library end to end (real metadata from real files) belongs to the sync tests."""
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO_PHOTOS = 19
-CAT = ROOT / "workspace" / "demo_images" / "chelsea_cat.png"
 
 
 def search(client, **body) -> dict:
@@ -74,20 +70,21 @@ def test_sort_by_date_keeps_the_relevant_demo_photos_and_pages_them(client):
     assert page["next_offset"] == (1 if len(relevant) > 1 else None)
 
 
-def test_filters_sort_and_pages_in_multipart_and_batches(client):
-    with CAT.open("rb") as photo:
+def test_filters_sort_and_pages_in_multipart_and_batches(client, demo_workspace):
+    cat = demo_workspace / "demo_images" / "chelsea_cat.png"
+    with cat.open("rb") as photo:
         response = client.post("/search", files={"image": ("cat.png", photo, "image/png")},
                                data={"modality": "image", "limit": "2", "offset": "2"})
     assert response.status_code == 200, response.text
     assert response.json()["offset"] == 2 and response.json()["next_offset"] == 4
-    with CAT.open("rb") as photo:
+    with cat.open("rb") as photo:
         response = client.post("/search", files={"image": ("cat.png", photo, "image/png")},
                                data={"modality": "image", "has_location": "true", "folder": "x"})
     assert response.status_code == 200, response.text
     assert response.json()["matches"] == [] and response.json()["total"] == 0
     response = client.post("/search", data={"text": "a cat", "has_location": "false", "limit": "3"})
     assert response.status_code == 200 and response.json()["matches"] == []
-    with CAT.open("rb") as photo:
+    with cat.open("rb") as photo:
         refused(client.post("/search", files={"image": ("cat.png", photo, "image/png")},
                             data={"modality": "image", "taken_before": "last week"}), 400, "taken_before")
     results = client.post("/search/batch", json={"queries": [

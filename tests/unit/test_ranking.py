@@ -80,7 +80,7 @@ def test_the_nearest_caption_of_a_photo_is_the_one_closest_to_the_query(folders)
 class _Calibration:
     """A calibration whose relevance is the score itself (the real one is tested in test_relevance.py)."""
 
-    def relevance(self, direction, scores, distribution):
+    def relevance(self, direction, scores, distribution, coverage=None):
         assert list(scores) == sorted(scores, reverse=True)  # best first, as the contract says
         return None if direction != "text->image" else np.asarray(scores) * 2
 
