@@ -170,7 +170,8 @@ def main() -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     for direction, fit in report["calibration_fit"].items():
-        print(f"calibration fit {direction}: { {f: round(c, 3) for f, c in zip(fit['features'], fit['coefficients'])} } "
+        coefficients = {f: round(c, 3) for f, c in zip(fit['features'], fit['coefficients'])}
+        print(f"calibration fit {direction}: {coefficients} "
               f"intercept {fit['intercept']:.3f}; {fit['fitted_on']}, {fit['quality']}")
     for mode, by_direction in report["heldout"].items():
         for direction, result in by_direction.items():
