@@ -70,7 +70,9 @@ _SCHEMA = (
 )
 # The keyword index: SQLite FTS5 over each record's searchable text, row i of records_fts is records.num i.
 # A caption (text) is searched by its text; a photo (image) by its file and folder names: its pair id
-# (`<dataset>/<path in the dataset>`) without the dataset, so "demo" or "folder" does not match every photo.
+# (`<dataset>/<path in the dataset>`) without the dataset, so "demo" or "folder" does not match every photo, and,
+# for a photo of a photo folder (whose pair id is its content hash), every path it has and its camera, from the
+# `metadata` object of its tags.
 # unicode61 splits words at every character that is not a letter or digit (`_ - . /` included), so
 # `beach_sunset.jpg` is found by "sunset"; porter matches "beaches" to "beach".
 FTS_TABLE = "records_fts"
@@ -83,7 +85,15 @@ def _fts_body(row: str) -> str:
     prefix = f"{row}.dataset || '/'"
     without_dataset = (f"CASE WHEN {row}.dataset IS NOT NULL AND substr({row}.pair_id, 1, length({prefix})) = {prefix} "
                        f"THEN substr({row}.pair_id, length({prefix}) + 1) ELSE {row}.pair_id END")
-    return f"CASE WHEN {row}.modality = 'image' THEN {without_dataset} ELSE {row}.text END"
+    paths = f"json_each({row}.tags, '$.metadata.paths')"
+    metadata = (f"coalesce((SELECT ' ' || group_concat(p.value, ' ') FROM {paths} AS p WHERE p.type = 'text'), '') "
+                f"|| coalesce(' ' || json_extract({row}.tags, '$.metadata.camera'), '')")
+    photo = f"{without_dataset} || CASE WHEN json_valid({row}.tags) THEN {metadata} ELSE '' END"
+    return f"CASE WHEN {row}.modality = 'image' THEN {photo} ELSE {row}.text END"
+
+
+# A keyword index whose triggers predate the photo metadata in its text lacks this in their SQL: it is rebuilt.
+_FTS_BODY_MARK = "$.metadata.paths"
 
 
 _FTS_SCHEMA = (
@@ -94,7 +104,7 @@ _FTS_SCHEMA = (
     f"""CREATE TRIGGER IF NOT EXISTS records_fts_delete AFTER DELETE ON records BEGIN
         DELETE FROM {FTS_TABLE} WHERE rowid = old.num;
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS records_fts_update AFTER UPDATE OF num, modality, text, pair_id, dataset
+    f"""CREATE TRIGGER IF NOT EXISTS records_fts_update AFTER UPDATE OF num, modality, text, pair_id, dataset, tags
         ON records BEGIN
         DELETE FROM {FTS_TABLE} WHERE rowid = old.num;
         INSERT INTO {FTS_TABLE} (rowid, body) VALUES (new.num, {_fts_body("new")});
@@ -902,7 +912,10 @@ def _migrate_keyword_index(conn: sqlite3.Connection) -> None:
     """Create the keyword index and fill it from `records` when the store lacks it or any of its triggers (a store
     written before it existed); inside the caller's write transaction, so a crash leaves all of it or none."""
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
-    if FTS_TABLE not in names or not names.issuperset(_FTS_TRIGGERS):
+    insert_sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                              (_FTS_TRIGGERS[0],)).fetchone()
+    current = insert_sql is not None and _FTS_BODY_MARK in insert_sql[0]
+    if FTS_TABLE not in names or not names.issuperset(_FTS_TRIGGERS) or not current:
         for trigger in _FTS_TRIGGERS:
             conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")

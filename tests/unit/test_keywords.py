@@ -148,6 +148,44 @@ def test_photos_are_found_by_file_and_folder_names_not_by_dataset_or_extension(t
     assert hit.id == "i2" and hit.terms == ("sunset", "beach")
 
 
+def library_photo(id_: str, paths: list[str], camera: str | None) -> Record:
+    """A photo of a photo folder: its pair id is its content, its paths and camera are metadata."""
+    return Record(id=id_, modality="image", uri=f"/library/{paths[0]}", pair_id=f"folder/lib/sha256:{id_}",
+                  dataset="folder", tags={"metadata": {
+                      "path": paths[0], "paths": paths, "folder": paths[0].rpartition("/")[0], "size_bytes": 1000,
+                      "width": 64, "height": 48, "taken": "2024-07-01T10:00:00", "taken_source": "exif",
+                      "camera": camera, "lat": None, "lon": None}})
+
+
+def test_photos_of_a_photo_folder_are_found_by_every_path_and_their_camera(tmp_path):
+    folder = tmp_path / "image"
+    write(folder, [
+        library_photo("aa", ["2024/beach/IMG_0001.jpg", "backup/sunset copy.jpg"], "Canon EOS R5"),
+        library_photo("bb", ["2023/garden/roses.heic"], None),
+    ])
+    assert found(folder, "beach") == ["aa"] and found(folder, "sunset") == ["aa"]  # the copy's path counts too
+    assert found(folder, "canon") == ["aa"] and found(folder, "eos r5") == ["aa"]
+    assert found(folder, "roses") == ["bb"] and found(folder, "garden 2023") == ["bb"]
+    with VectorStore(folder, "image", "m", DIM) as store:  # a sync re-stores a renamed photo with its new paths
+        store.add([library_photo("aa", ["2024/beach/IMG_0001.jpg"], "Canon EOS R5")], vectors(1))
+    assert found(folder, "sunset") == [] and found(folder, "beach") == ["aa"]
+
+
+def test_a_keyword_index_older_than_photo_metadata_is_rebuilt_with_it(tmp_path):
+    folder = tmp_path / "image"
+    write(folder, [library_photo("aa", ["2024/beach/IMG_0001.jpg"], "Nikon Z6")])
+    with sqlite3.connect(folder / DB_NAME) as db:  # the triggers of the version before, which ignored the metadata
+        db.execute("DROP TRIGGER records_fts_insert")
+        db.execute(f"CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN INSERT INTO {FTS_TABLE} "
+                   "(rowid, body) VALUES (new.num, new.pair_id); END")
+        db.execute(f"DELETE FROM {FTS_TABLE}")
+        db.execute(f"INSERT INTO {FTS_TABLE} (rowid, body) SELECT num, pair_id FROM records")
+    db.close()
+    assert found(folder, "nikon") == []
+    VectorStore(folder, "image", "m", DIM).close()  # opened for writing: migrated
+    assert found(folder, "nikon") == ["aa"] and found(folder, "beach") == ["aa"]
+
+
 # --- the triggers keep the index right, whoever writes ---------------------------------------------------------------
 
 def fts_rows(folder: Path) -> int:
