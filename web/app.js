@@ -2,6 +2,8 @@
 // A search can be steered: "not" terms and "less like this" results are subtracted from the query (`minus`),
 // "more like this" results are added to it (`plus`); matches are shown with their calibrated relevance, weak ones
 // (below 50%) after a divider, dimmed.
+// A photo library (photos with metadata) adds filters (dates, folder, camera, place), an order (newest first), pages
+// ("More results" asks for the next page by `next_offset` and appends it) and a duplicates view (?view=duplicates).
 (function () {
   'use strict';
 
@@ -15,6 +17,12 @@
     sample: $('sample'), sampleList: $('sample-list'), sampleMore: $('sample-more'), examples: $('examples'),
     mode: $('mode'), not: $('not'), notAdd: $('not-add'), steering: $('steering'), chips: $('chips'),
     steeringClear: $('steering-clear'), noGoodMatch: $('no-good-match'), noGoodMatchText: $('no-good-match-text'),
+    sort: $('sort'), sortField: $('sort-field'), filters: $('filters'), filtersActive: $('filters-active'),
+    takenAfter: $('taken-after'), takenBefore: $('taken-before'), folder: $('folder'), folderList: $('folder-list'),
+    camera: $('camera'), located: $('located'), filtersClear: $('filters-clear'), filtersNote: $('filters-note'),
+    moreCount: $('more-count'), nav: $('site-nav'), navSearch: $('nav-search'), navDuplicates: $('nav-duplicates'),
+    duplicates: $('duplicates'), duplicatesStatus: $('duplicates-status'), duplicateGroups: $('duplicate-groups'),
+    duplicatesMore: $('duplicates-more'),
   };
   const LIMIT_STEPS = [10, 20, 50, 100];
   const DEFAULT_LIMIT = 10;
@@ -24,6 +32,17 @@
   const DEFAULT_MODE = 'hybrid';
   const WEAK_BELOW = 0.5;  // relevance under this is a weak match (the server's `no_good_match` threshold)
   const MAX_PARTS = 8;     // parts in `plus` and in `minus`, each (the server's limit)
+  const SORTS = ['relevance', 'taken'];
+  const DEFAULT_SORT = 'relevance';
+  // The filters: the page's input, its key in the address, the request field it fills.
+  const FILTERS = [
+    { input: 'takenAfter', param: 'from', field: 'taken_after', label: 'From' },
+    { input: 'takenBefore', param: 'to', field: 'taken_before', label: 'To' },
+    { input: 'folder', param: 'folder', field: 'folder', label: 'Folder' },
+    { input: 'camera', param: 'camera', field: 'camera', label: 'Camera' },
+    { input: 'located', param: 'located', field: 'has_location', label: 'Place' },
+  ];
+  const DUPLICATE_GROUPS = 20;  // groups per page of the duplicates view
 
   let current = null;      // the query shown: {kind: 'text'|'image_id'|'upload', value, file, name}
   let sequence = 0;        // answers to older searches are dropped
@@ -33,6 +52,11 @@
   // What steers the search, in the order it was added: {sign: 'plus'|'minus', kind: 'image_id'|'text', value,
   // source: 'not' (typed in "Not about") | 'result' (more/less like this)}
   let steering = [];
+  // The results shown, for "More results": the next page's offset, the ids shown (a page never repeats one), the
+  // request it continues and how the cards shown so far were grouped.
+  let paging = null;
+  let library = false;   // the collection has photos with metadata: filters, order and duplicates are offered
+  let view = 'search';   // 'search' or 'duplicates'
 
   // --- URL state: ?q=<text> or ?image=<indexed photo id>, plus limit and modality -----------------------------
 
@@ -55,13 +79,134 @@
                      source: 'result' });
       }
     }
+    const filters = {};
+    for (const filter of FILTERS) filters[filter.param] = (params.get(filter.param) || '').trim();
+    if (!['yes', 'no'].includes(filters.located)) filters.located = '';
+    for (const day of ['from', 'to']) if (!/^\d{4}-\d{2}-\d{2}$/.test(filters[day])) filters[day] = '';
+    const sort = params.get('sort');
     return {
       query,
       limit: Number.isFinite(limit) ? clampLimit(limit) : DEFAULT_LIMIT,
       modality: modality === 'image' || modality === 'text' ? modality : '',
       mode: MODES.includes(mode) ? mode : DEFAULT_MODE,
       steering: uniqueParts(parts),
+      filters,
+      sort: SORTS.includes(sort) ? sort : DEFAULT_SORT,
+      view: params.get('view') === 'duplicates' && !query ? 'duplicates' : 'search',
     };
+  }
+
+  // The page's controls from the address's state.
+  function applyState(state) {
+    setLimit(state.limit);
+    ui.modality.value = state.modality;
+    ui.mode.value = state.mode;
+    steering = state.steering;
+    for (const filter of FILTERS) ui[filter.input].value = state.filters[filter.param];
+    ui.sort.value = state.sort;
+    markInvalid(null);
+    showSteering();
+    showFilters();
+  }
+
+  // --- filters and order (photo libraries) ------------------------------------------------------------------------
+
+  function filterValues() {
+    const values = {};
+    for (const filter of FILTERS) values[filter.param] = ui[filter.input].value.trim();
+    return values;
+  }
+
+  function activeFilters() {
+    return FILTERS.filter((filter) => filterValues()[filter.param] !== '');
+  }
+
+  // The request fields of the filters and the order (only sent when the results are photos).
+  function filterFields() {
+    const values = filterValues();
+    const fields = {};
+    if (values.from) fields.taken_after = values.from;
+    if (values.to) fields.taken_before = values.to;
+    if (values.folder) fields.folder = values.folder.replace(/^\/+|\/+$/g, '');
+    if (values.camera) fields.camera = values.camera;
+    if (values.located) fields.has_location = values.located === 'yes';
+    if (ui.sort.value !== DEFAULT_SORT) fields.sort = ui.sort.value;
+    return fields;
+  }
+
+  // Photos are the results of a text query (cross-modal) or of any query that asks for photos.
+  function photoResultsFor(query) {
+    return ui.modality.value === 'image' || (ui.modality.value === '' && Boolean(query) && query.kind === 'text');
+  }
+
+  // Offered in a photo library; hidden otherwise (captioned datasets have no dates or folders), unless the address
+  // set them: then they show, so that they can be seen and cleared.
+  function showFilters() {
+    const set = activeFilters().length > 0 || ui.sort.value !== DEFAULT_SORT;
+    const offered = library || set;
+    ui.filters.hidden = !offered;
+    ui.sortField.hidden = !offered;
+    ui.nav.hidden = !library && view !== 'duplicates';
+    const count = activeFilters().length;
+    ui.filtersActive.textContent = count ? '(' + count + ' on)' : '';
+    ui.filtersClear.hidden = count === 0;
+    const applies = !current || photoResultsFor(current);
+    for (const filter of FILTERS) ui[filter.input].disabled = !applies;
+    ui.sort.disabled = !applies;
+    ui.filtersNote.classList.toggle('not-applied', !applies);
+    ui.filtersNote.textContent = applies
+      ? 'Filters and order apply to photo results: the day each photo was taken (from the camera, else the file), ' +
+        'its folder, camera and GPS location.'
+      : 'Filters and order apply to photo results; this search shows captions.';
+  }
+
+  // Marks the control of a refused request field (aria-invalid), or none.
+  function markInvalid(field) {
+    for (const filter of FILTERS) {
+      if (filter.field === field) ui[filter.input].setAttribute('aria-invalid', 'true');
+      else ui[filter.input].removeAttribute('aria-invalid');
+    }
+    if (field === 'sort') ui.sort.setAttribute('aria-invalid', 'true');
+    else ui.sort.removeAttribute('aria-invalid');
+  }
+
+  // The folders seen in results (and their parents), offered while typing a folder.
+  const folders = new Set();
+  function learnFolders(matches) {
+    let added = false;
+    for (const match of matches) {
+      const folder = match.metadata && match.metadata.folder;
+      if (!folder) continue;
+      const parts = folder.split('/');
+      for (let i = 1; i <= parts.length; i += 1) {
+        const prefix = parts.slice(0, i).join('/');
+        if (!folders.has(prefix)) {
+          folders.add(prefix);
+          added = true;
+        }
+      }
+    }
+    if (added) {
+      ui.folderList.replaceChildren(...[...folders].sort().map((folder) => new Option(folder, folder)));
+    }
+  }
+
+  // Does the collection hold photos with metadata? A search for anything taken before the year 9999 answers: photos
+  // without metadata pass no filter. Asked once, at the start.
+  async function detectLibrary() {
+    try {
+      const response = await fetch('/search', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ text: 'a photo', limit: 1, modality: 'image', mode: 'semantic',
+                               taken_before: '9999-12-31' }),
+      });
+      const body = response.ok ? await response.json() : null;
+      library = Boolean(body && Array.isArray(body.matches) && body.matches.length > 0);
+      if (library) learnFolders(body.matches);
+    } catch (error) {
+      library = false;
+    }
+    showFilters();
   }
 
   function urlFor(query) {
@@ -75,6 +220,10 @@
     if (Number(ui.limit.value) !== DEFAULT_LIMIT) params.set('limit', ui.limit.value);
     if (ui.modality.value) params.set('modality', ui.modality.value);
     if (ui.mode.value !== DEFAULT_MODE) params.set('mode', ui.mode.value);
+    const values = filterValues();
+    for (const filter of FILTERS) if (values[filter.param]) params.set(filter.param, values[filter.param]);
+    if (ui.sort.value !== DEFAULT_SORT) params.set('sort', ui.sort.value);
+    if (!query && view === 'duplicates') params.set('view', 'duplicates');
     const search = params.toString();
     return location.pathname + (search ? '?' + search : '');
   }
@@ -145,7 +294,20 @@
     if (query.kind === 'image_id' && status === 404) {
       return 'That photo is not in the index (any more). ' + message;
     }
+    const filter = FILTERS.find((known) => known.field === refusedField(status, message));
+    if (filter) {
+      return 'The filter \u201c' + filter.label + '\u201d was refused: ' +
+             message.replace(/^invalid request: /, '').replace(new RegExp('^\'?' + filter.field + '\'?: ?'), '') + '.';
+    }
     return 'The search failed: ' + message;
+  }
+
+  // The request field a 400 / 422 answer names first ("'folder': must be ...", "invalid request: camera: ..."); null
+  // when it names none.
+  function refusedField(status, message) {
+    if (status !== 400 && status !== 422) return null;
+    const found = message.match(/^(?:invalid request: )?'?([a-z_]+)'?:/);
+    return found ? found[1] : null;
   }
 
   // --- searching ------------------------------------------------------------------------------------------------
@@ -165,16 +327,17 @@
 
   // A photo of your own goes as a file upload, unless the search is steered: plus and minus are JSON only, so the
   // photo then goes as a data URI.
-  async function requestFor(query, limit, modality, mode, parts, signal) {
+  async function requestFor(query, limit, modality, mode, parts, signal, fields) {
     if (query.kind === 'upload' && parts.length === 0) {
       const form = new FormData();
       form.append('image', query.file, query.name);
       form.append('limit', String(limit));
       if (modality) form.append('modality', modality);
       form.append('mode', mode);
+      for (const [key, value] of Object.entries(fields)) form.append(key, String(value));
       return { method: 'POST', body: form, signal };
     }
-    const body = { limit, mode };
+    const body = { limit, mode, ...fields };
     if (query.kind === 'upload') body.image = await readAsDataUrl(query.file);
     else body[query.kind === 'text' ? 'text' : 'image_id'] = query.value;
     const plus = parts.filter((part) => part.sign === 'plus').map(partBody);
@@ -188,38 +351,54 @@
   // history: 'push' (a new search), 'replace' (same search, other options) or null (from the URL itself)
   async function search(query, history) {
     current = query;
-    const limit = Number(ui.limit.value);
-    const modality = ui.modality.value;
-    const mode = ui.mode.value;
-    const parts = steering.slice();
+    showView('search');
+    const request = {
+      query, limit: Number(ui.limit.value), modality: ui.modality.value, mode: ui.mode.value,
+      parts: steering.slice(), fields: photoResultsFor(query) ? filterFields() : {},
+    };
     if (history === 'push') window.history.pushState(null, '', urlFor(query));
     else if (history === 'replace') window.history.replaceState(null, '', urlFor(query));
     ui.sample.hidden = true;
     showQuery(query);
     showSteering();
+    showFilters();
     clearError();
+    markInvalid(null);
+    paging = null;
+    ui.more.hidden = true;
+    ui.moreCount.hidden = true;
     setStatus('Searching\u2026', true);
     ui.results.setAttribute('aria-busy', 'true');
+    const body = await fetchPage(request, 0);
+    if (body) render(body, request);
+  }
+
+  // One page of the request's answer (from `offset`); null, with the error shown, when there is none. An answer to
+  // a search that is no longer the current one is dropped (null).
+  async function fetchPage(request, offset) {
     if (controller) controller.abort();
     controller = new AbortController();
     const mine = ++sequence;
+    const fields = offset ? { ...request.fields, offset } : request.fields;
     let response;
     let body = null;
     try {
-      response = await fetch('/search', await requestFor(query, limit, modality, mode, parts, controller.signal));
+      response = await fetch('/search', await requestFor(request.query, request.limit, request.modality, request.mode,
+                                                         request.parts, controller.signal, fields));
       body = await response.json().catch(() => null);
     } catch (error) {
-      if (error.name === 'AbortError' || mine !== sequence) return;
+      if (error.name === 'AbortError' || mine !== sequence) return null;
       showError('Cannot reach the search server. Is it running? (' + error.message + ')');
-      return;
+      return null;
     }
-    if (mine !== sequence) return;
+    if (mine !== sequence) return null;
     ui.results.removeAttribute('aria-busy');
     if (!response.ok || !body || !Array.isArray(body.matches)) {
-      showError(describeFailure(response.status, body, query));
-      return;
+      markInvalid(refusedField(response.status, (body && body.error && body.error.message) || ''));
+      showError(describeFailure(response.status, body, request.query));
+      return null;
     }
-    render(body, query, limit, parts);
+    return body;
   }
 
   function sameQuery(a, b) {
@@ -601,7 +780,8 @@
     const item = document.createElement('li');
     item.className = 'card' + (weak ? ' weak' : '');
     item.dataset.id = match.id;
-    const name = fileName(match.tags, match.id);
+    const metadata = match.metadata || null;
+    const name = metadata && metadata.path ? metadata.path.split('/').pop() : fileName(match.tags, match.id);
     const caption = match.caption || '';
     const keywords = match.why && match.why.keywords;
     photos.set(match.id, { name, caption: caption || null });
@@ -620,9 +800,62 @@
       highlight(label, name, keywords);
       body.append(label);
     }
-    body.append(...whyLines(match, [caption, name]), steerButtons({ kind: 'image_id', value: match.id }, 'photo ' + name));
+    if (metadata) body.append(photoInfo(metadata, keywords));
+    if (match.duplicates > 0) body.append(similarBadge(match.duplicates));
+    body.append(...whyLines(match, [caption, name, metadata && metadata.path]), steerButtons({ kind: 'image_id', value: match.id }, 'photo ' + name));
     item.append(body);
     return item;
+  }
+
+  // "14 Jul 2023" from an ISO time, read as the photo's own clock (no time zone is applied).
+  function formatTaken(taken) {
+    const found = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}))?/.exec(taken || '');
+    if (!found) return taken || '';
+    const date = new Date(Date.UTC(Number(found[1]), Number(found[2]) - 1, Number(found[3])));
+    return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' });
+  }
+
+  // A library photo's date and path: "14 Jul 2023 · 2023/summer/coffee.jpg"; camera, place and copies in its title.
+  function photoInfo(metadata, keywords) {
+    const line = document.createElement('p');
+    line.className = 'photo-info';
+    if (metadata.taken) {
+      const time = document.createElement('time');
+      time.className = 'taken';
+      time.dateTime = metadata.taken;
+      time.textContent = formatTaken(metadata.taken);
+      time.title = 'taken ' + metadata.taken.replace('T', ' ') +
+                   (metadata.taken_source === 'mtime' ? ' (the file\u2019s date: the photo has no camera date)' : '');
+      line.append(time);
+    }
+    if (metadata.path) {
+      const path = document.createElement('span');
+      path.className = 'path';
+      highlight(path, metadata.path, keywords);
+      if (line.childNodes.length) line.append(' \u00b7 ');
+      line.append(path);
+    }
+    const copies = (metadata.paths || []).length - 1;
+    if (copies > 0) line.append(' (+' + plural(copies, 'copy', 'copies') + ')');
+    const details = [];
+    if (metadata.camera) details.push('camera: ' + metadata.camera);
+    if (typeof metadata.lat === 'number' && typeof metadata.lon === 'number') {
+      details.push('place: ' + metadata.lat.toFixed(4) + ', ' + metadata.lon.toFixed(4));
+    }
+    if (copies > 0) details.push('also at: ' + metadata.paths.filter((path) => path !== metadata.path).join(', '));
+    if (details.length) line.title = details.join('\n');
+    return line;
+  }
+
+  // "3 similar": near-duplicates of this photo folded into it by the search (they are listed under Duplicates).
+  function similarBadge(count) {
+    const badge = document.createElement('a');
+    badge.className = 'similar-badge';
+    badge.href = '/?view=duplicates';
+    badge.textContent = count + ' similar';
+    badge.title = plural(count, 'near-duplicate photo', 'near-duplicate photos') +
+                  ' of this one, shown once; see them all under Duplicates';
+    return badge;
   }
 
   function captionCard(match, rank, weak) {
@@ -649,33 +882,66 @@
     return item;
   }
 
+  function dividerText(count, photoResults) {
+    return 'Weak matches (relevance below ' + percent(WEAK_BELOW) + '): ' +
+           plural(count, photoResults ? 'photo' : 'caption', photoResults ? 'photos' : 'captions');
+  }
+
   function divider(count, photoResults) {
     const item = document.createElement('li');
     item.className = 'weak-divider';
     item.setAttribute('role', 'separator');
-    item.textContent = 'Weak matches (relevance below ' + percent(WEAK_BELOW) + '): ' +
-                       plural(count, photoResults ? 'photo' : 'caption', photoResults ? 'photos' : 'captions');
+    item.textContent = dividerText(count, photoResults);
     return item;
   }
 
-  function render(body, query, limit, parts) {
-    const matches = body.matches;
+  // Shows the first page of an answer (`request` is what was asked), or appends a next page (`append`): its cards
+  // continue the ranks, a photo already shown is not shown again, and weak matches stay after the divider.
+  function render(body, request, append) {
+    const query = request.query;
+    const parts = request.parts;
     const photoResults = body.modality === 'image';
+    const byDate = request.fields.sort === 'taken';
     const hadFocus = ui.list.contains(document.activeElement);
-    // The good matches first, then the weak ones, each group in the server's order.
-    const strong = matches.filter((match) => !hasRelevance(match) || match.relevance >= WEAK_BELOW);
-    const weak = matches.filter((match) => hasRelevance(match) && match.relevance < WEAK_BELOW);
+    if (!append) {
+      paging = { request, shown: new Set(), strong: 0, weak: 0, divider: null, photoResults, byDate };
+      ui.list.className = 'result-list ' + (photoResults ? 'photos' : 'captions');
+      ui.list.replaceChildren();
+    }
+    const matches = body.matches.filter((match) => !paging.shown.has(match.id));
+    matches.forEach((match) => paging.shown.add(match.id));
+    if (photoResults) learnFolders(matches);
+    // The good matches first, then the weak ones, each group in the server's order (newest first: the server's
+    // order alone).
+    const isWeak = (match) => hasRelevance(match) && match.relevance < WEAK_BELOW;
+    const strong = byDate ? matches : matches.filter((match) => !isWeak(match));
+    const weak = byDate ? [] : matches.filter(isWeak);
     const card = photoResults ? photoCard : captionCard;
-    const items = strong.map((match, i) => card(match, i + 1, false));
-    if (weak.length && strong.length) items.push(divider(weak.length, photoResults));
-    items.push(...weak.map((match, i) => card(match, strong.length + i + 1, true)));
-    ui.list.className = 'result-list ' + (photoResults ? 'photos' : 'captions');
-    ui.list.replaceChildren(...items);
+    const rank = paging.strong + paging.weak;
+    const strongCards = strong.map((match, i) => card(match, rank + i + 1, byDate && isWeak(match)));
+    const weakCards = weak.map((match, i) => card(match, rank + strong.length + i + 1, true));
+    const anchor = paging.divider || (byDate ? null : ui.list.querySelector('li.weak'));
+    if (anchor) anchor.before(...strongCards);
+    else ui.list.append(...strongCards);
+    paging.strong += strong.length;
+    paging.weak += weak.length;
+    if (paging.weak && paging.strong && !paging.divider) {
+      paging.divider = divider(0, photoResults);
+      const firstWeak = ui.list.querySelector('li.weak');
+      if (firstWeak) firstWeak.before(paging.divider);
+      else ui.list.append(paging.divider);
+    }
+    ui.list.append(...weakCards);
+    if (paging.divider) paging.divider.textContent = dividerText(paging.weak, photoResults);
+    paging.next = typeof body.next_offset === 'number' ? body.next_offset : null;
+    paging.total = typeof body.total === 'number' ? body.total : null;
     showSteering();  // photo chips now know their file names
-    const what = photoResults ? plural(matches.length, 'photo', 'photos') : plural(matches.length, 'caption', 'captions');
+    const shown = paging.strong + paging.weak;
+    const what = photoResults ? plural(shown, 'photo', 'photos') : plural(shown, 'caption', 'captions');
+    const filtered = Object.keys(request.fields).some((key) => key !== 'sort');
     const about = (query.kind === 'text' ? ' for \u201c' + query.value + '\u201d' : ' for this photo') +
-                  (parts.length ? ' (steered)' : '');
-    const noGoodMatch = body.no_good_match === true && matches.length > 0;
+                  (parts.length ? ' (steered)' : '') + (filtered ? ' (filtered)' : '');
+    const noGoodMatch = body.no_good_match === true && shown > 0 && !byDate;
     ui.noGoodMatch.hidden = !noGoodMatch;
     if (noGoodMatch) {
       ui.noGoodMatchText.textContent = 'Nothing in the collection fits' +
@@ -683,35 +949,56 @@
         (photoResults ? 'photos' : 'captions') + ' are shown below, dimmed' +
         (query.kind === 'text' ? '; try other words.' : '.');
     }
-    if (matches.length === 0) {
-      const why = body.mode === 'keyword' ? ' Try \u201cmeaning\u201d instead of \u201cwords\u201d.'
-                                          : ' Is anything indexed?';
+    const relevanceNote = 'Relevance is the estimated chance that a result fits.';
+    if (shown === 0) {
+      let why = body.mode === 'keyword' ? ' Try \u201cmeaning\u201d instead of \u201cwords\u201d.'
+                                        : ' Is anything indexed?';
+      if (byDate) why = ' Newest first shows only the photos that fit the search; try \u201cbest match\u201d.';
+      else if (filtered) why = ' No photo passes the filters; widen or clear them.';
       setStatus('No ' + (photoResults ? 'photos' : 'captions') + ' found' + about + '.' + why);
-    } else if (strong.length && weak.length) {
-      setStatus(what + about + ': ' + plural(strong.length, 'good match', 'good matches') + ', then ' +
-                weak.length + ' weak.', false, 'Relevance is the estimated chance that a result fits.');
-    } else if (weak.length) {
-      setStatus(what + about + ', all weak matches.', false, 'Relevance is the estimated chance that a result fits.');
-    } else if (matches.some(hasRelevance)) {
-      setStatus(what + about + ', best first.', false, 'Relevance is the estimated chance that a result fits.');
+    } else if (byDate) {
+      setStatus(what + about + ', newest first.', false, 'The photos that fit the search, by the day they were taken.');
+    } else if (paging.strong && paging.weak) {
+      setStatus(what + about + ': ' + plural(paging.strong, 'good match', 'good matches') + ', then ' +
+                paging.weak + ' weak.', false, relevanceNote);
+    } else if (paging.weak) {
+      setStatus(what + about + ', all weak matches.', false, relevanceNote);
+    } else if (body.matches.some(hasRelevance)) {
+      setStatus(what + about + ', best first.', false, relevanceNote);
     } else {
       setStatus(what + about + ', best first.', false, 'Scores are cosine similarities (higher is closer).');
     }
-    ui.more.hidden = !(matches.length >= limit && limit < server.max_limit);
-    if (hadFocus) ui.results.focus({ preventScroll: true });
+    ui.more.hidden = paging.next === null;
+    ui.more.disabled = false;
+    ui.more.textContent = 'More results';
+    const total = paging.total !== null && paging.total >= shown ? paging.total : null;
+    ui.moreCount.hidden = !(shown && total !== null && (paging.next !== null || append));
+    ui.moreCount.textContent = total !== null ? 'Showing ' + shown + ' of ' + total : '';
+    if (hadFocus && !append) ui.results.focus({ preventScroll: true });
+    return matches.length;
   }
 
-  function showMore() {
-    if (!current) return;
-    const now = Number(ui.limit.value);
-    const next = LIMIT_STEPS.find((step) => step > now) || server.max_limit;
-    setLimit(next);
-    const focusIndex = now;
-    search(current, 'replace').then(() => {
-      const target = ui.list.querySelectorAll('li[data-id]')[focusIndex];
-      const button = target && target.querySelector('button');
-      if (button) button.focus();
-    });
+  // "More results": the next page of the same search, appended; focus goes to its first result.
+  async function showMore() {
+    if (!current || !paging || paging.next === null || ui.more.disabled) return;
+    const state = paging;
+    const before = state.strong + state.weak;
+    ui.more.disabled = true;
+    ui.more.textContent = 'Loading more\u2026';
+    ui.results.setAttribute('aria-busy', 'true');
+    const body = await fetchPage(state.request, state.next);
+    if (paging !== state) return;  // another search started meanwhile
+    ui.more.disabled = false;
+    ui.more.textContent = 'More results';
+    if (!body) return;
+    const added = render(body, state.request, true);
+    if (!added && paging.next !== null && body.matches.length) {  // a page of repeats only: ask for the next one
+      showMore();
+      return;
+    }
+    const target = ui.list.querySelectorAll('li[data-id]')[before];
+    const button = target && target.querySelector('button');
+    if (button) button.focus();
   }
 
   // --- events ---------------------------------------------------------------------------------------------------
@@ -729,6 +1016,12 @@
   });
 
   ui.list.addEventListener('click', (event) => {
+    const badge = event.target.closest('a.similar-badge');
+    if (badge && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+      event.preventDefault();
+      openDuplicates('push');
+      return;
+    }
     const steerButton = event.target.closest('button.steer');
     if (steerButton) {
       steerByResult(steerButton.dataset.sign, { kind: steerButton.dataset.kind, value: steerButton.dataset.value });
@@ -774,8 +1067,43 @@
     else window.history.replaceState(null, '', urlFor(null));
   }
   ui.limit.addEventListener('change', rerunWithOptions);
-  ui.modality.addEventListener('change', rerunWithOptions);
+  ui.modality.addEventListener('change', () => {
+    showFilters();
+    rerunWithOptions();
+  });
   ui.mode.addEventListener('change', rerunWithOptions);
+
+  // Filters and the order: a change searches again (a typed folder or camera on Enter or on leaving the box).
+  function applyFilters() {
+    showFilters();
+    if (current && urlFor(current) === location.pathname + location.search && !ui.error.textContent) return;
+    rerunWithOptions();
+  }
+  for (const filter of FILTERS) {
+    const input = ui[filter.input];
+    input.addEventListener('change', applyFilters);
+    if (input.tagName === 'INPUT' && input.type === 'text') {
+      input.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter') {
+          event.preventDefault();
+          applyFilters();
+        }
+      });
+    }
+  }
+  ui.sort.addEventListener('change', applyFilters);
+  ui.filtersClear.addEventListener('click', () => {
+    for (const filter of FILTERS) ui[filter.input].value = '';
+    markInvalid(null);
+    applyFilters();
+  });
+
+  ui.navDuplicates.addEventListener('click', (event) => {
+    if (event.ctrlKey || event.metaKey || event.shiftKey) return;  // a new tab or window: the browser's way
+    event.preventDefault();
+    openDuplicates('push');
+  });
+  ui.duplicatesMore.addEventListener('click', () => loadDuplicates(duplicatesPage && duplicatesPage.next));
 
   // Drag and drop: anywhere on the page; a photo file, or one of this page's result photos.
   let dragDepth = 0;
@@ -827,14 +1155,158 @@
 
   window.addEventListener('popstate', () => {
     const state = readUrl();
-    setLimit(state.limit);
-    ui.modality.value = state.modality;
-    ui.mode.value = state.mode;
-    steering = state.steering;
-    showSteering();
+    applyState(state);
     if (state.query) search(state.query, null);
+    else if (state.view === 'duplicates') openDuplicates(null);
     else showHome();
   });
+
+  // --- the duplicates view (?view=duplicates): groups of near-duplicate photos, GET /duplicates -------------------
+
+  let duplicatesPage = null;  // {next: the next page's offset or null, request: sequence number}
+
+  function showView(name) {
+    view = name;
+    const duplicates = name === 'duplicates';
+    ui.duplicates.hidden = !duplicates;
+    ui.results.hidden = duplicates;
+    if (duplicates) ui.navDuplicates.setAttribute('aria-current', 'page');
+    else ui.navDuplicates.removeAttribute('aria-current');
+    if (duplicates) ui.navSearch.removeAttribute('aria-current');
+    else ui.navSearch.setAttribute('aria-current', 'page');
+    ui.nav.hidden = !library && !duplicates;
+  }
+
+  function openDuplicates(history) {
+    current = null;
+    sequence += 1;
+    if (controller) controller.abort();
+    paging = null;
+    showView('duplicates');
+    if (history === 'push') window.history.pushState(null, '', urlFor(null));
+    ui.q.value = '';
+    ui.query.hidden = true;
+    ui.sample.hidden = true;
+    ui.list.replaceChildren();
+    ui.more.hidden = true;
+    ui.moreCount.hidden = true;
+    ui.noGoodMatch.hidden = true;
+    setStatus('');
+    clearError();
+    showFilters();
+    ui.duplicateGroups.replaceChildren();
+    duplicatesPage = null;
+    loadDuplicates(0);
+    if (history === 'push') ui.duplicates.focus({ preventScroll: true });
+  }
+
+  function duplicateMember(member, index) {
+    const item = document.createElement('li');
+    item.className = 'duplicate-member';
+    item.dataset.id = member.id;
+    const metadata = member.metadata || {};
+    const name = metadata.path || fileName(member.tags, member.id);
+    const link = document.createElement('a');
+    link.className = 'member-photo';
+    link.href = member.uri || member.image_url || '/images/' + encodeURIComponent(member.id);
+    link.target = '_blank';
+    link.rel = 'noopener';
+    link.title = 'Open this photo';
+    link.setAttribute('aria-label', 'Open ' + name + (index === 0 ? ' (shown in search)' : ''));
+    const img = document.createElement('img');
+    img.src = '/images/' + encodeURIComponent(member.id) + '?size=256';
+    img.alt = '';
+    img.loading = 'lazy';
+    img.decoding = 'async';
+    link.append(img);
+    const path = document.createElement('p');
+    path.className = 'member-path';
+    path.textContent = name;
+    item.append(link, path);
+    const details = [];
+    if (metadata.taken) details.push(formatTaken(metadata.taken));
+    if (metadata.width && metadata.height) details.push(metadata.width + '\u00d7' + metadata.height);
+    if (metadata.size_bytes) details.push(formatBytes(metadata.size_bytes));
+    if (details.length) {
+      const line = document.createElement('p');
+      line.className = 'member-details';
+      line.textContent = details.join(' \u00b7 ');
+      item.append(line);
+    }
+    const similarity = document.createElement('p');
+    similarity.className = 'member-similarity';
+    if (index === 0) similarity.textContent = 'shown in search';
+    else if (typeof member.similarity === 'number') similarity.textContent = 'similarity ' + member.similarity.toFixed(3);
+    if (similarity.textContent) item.append(similarity);
+    return item;
+  }
+
+  function duplicateGroup(group) {
+    const item = document.createElement('li');
+    item.className = 'duplicate-group';
+    item.dataset.id = group.id;
+    const members = Array.isArray(group.members) ? group.members : [];
+    const size = group.size || members.length;
+    const heading = document.createElement('h3');
+    heading.className = 'group-title';
+    heading.id = 'group-' + group.id;
+    const first = members[0] && members[0].metadata && members[0].metadata.path;
+    heading.textContent = plural(size, 'photo', 'photos') + (first ? ' like ' + first.split('/').pop() : '');
+    const list = document.createElement('ul');
+    list.className = 'duplicate-members';
+    list.setAttribute('aria-labelledby', heading.id);
+    list.append(...members.map(duplicateMember));
+    item.append(heading, list);
+    return item;
+  }
+
+  async function loadDuplicates(offset) {
+    if (offset === null || offset === undefined) return;
+    const mine = sequence;
+    ui.duplicatesMore.disabled = true;
+    ui.duplicates.setAttribute('aria-busy', 'true');
+    if (!offset) ui.duplicatesStatus.textContent = 'Looking for duplicates\u2026';
+    let response;
+    let body = null;
+    try {
+      response = await fetch('/duplicates?limit=' + DUPLICATE_GROUPS + '&offset=' + offset);
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      if (mine !== sequence) return;
+      ui.duplicates.removeAttribute('aria-busy');
+      ui.duplicatesStatus.textContent = '';
+      showError('Cannot reach the search server. Is it running? (' + error.message + ')');
+      return;
+    }
+    if (mine !== sequence || view !== 'duplicates') return;
+    ui.duplicates.removeAttribute('aria-busy');
+    ui.duplicatesMore.disabled = false;
+    if (!response.ok || !body || !Array.isArray(body.groups)) {
+      ui.duplicatesStatus.textContent = '';
+      ui.duplicatesMore.hidden = true;
+      const message = body && body.error && body.error.message ? body.error.message : 'HTTP ' + response.status;
+      showError(response.status === 404 && !(body && body.error && /duplicat/.test(body.error.message))
+        ? 'This server does not list duplicates (GET /duplicates: ' + message + ').'
+        : 'The duplicates could not be listed: ' + message);
+      return;
+    }
+    const before = ui.duplicateGroups.children.length;
+    const known = new Set([...ui.duplicateGroups.children].map((group) => group.dataset.id));
+    ui.duplicateGroups.append(...body.groups.filter((group) => !known.has(group.id)).map(duplicateGroup));
+    duplicatesPage = { next: typeof body.next_offset === 'number' ? body.next_offset : null };
+    ui.duplicatesMore.hidden = duplicatesPage.next === null;
+    const shown = ui.duplicateGroups.children.length;
+    const threshold = typeof body.threshold === 'number' ? ' (similarity at least ' + body.threshold.toFixed(2) + ')' : '';
+    const total = typeof body.total === 'number' ? body.total : shown;
+    ui.duplicatesStatus.textContent = total === 0
+      ? 'No near-duplicates in the collection' + threshold + '.'
+      : (shown < total ? shown + ' of ' : '') + plural(total, 'group', 'groups') + ' of near-duplicate photos' +
+        threshold + '.';
+    if (offset && shown > before) {
+      const link = ui.duplicateGroups.children[before].querySelector('a');
+      if (link) link.focus();
+    }
+  }
 
   // --- start ----------------------------------------------------------------------------------------------------
 
@@ -904,7 +1376,7 @@
     } catch (error) {
       body = null;
     }
-    if (mine !== sampleRequest || current) return;  // a search started meanwhile
+    if (mine !== sampleRequest || current || view !== 'search') return;  // a search or a view started meanwhile
     const sample = body && Array.isArray(body.photos) ? body.photos : [];
     if (!sample.length) {
       ui.sample.hidden = true;
@@ -919,6 +1391,9 @@
 
   function showHome() {
     current = null;
+    paging = null;
+    showView('search');
+    showFilters();
     sequence += 1;
     if (controller) controller.abort();
     ui.q.value = '';
@@ -926,6 +1401,7 @@
     ui.list.replaceChildren();
     ui.noGoodMatch.hidden = true;
     ui.more.hidden = true;
+    ui.moreCount.hidden = true;
     ui.results.removeAttribute('aria-busy');
     setStatus('');
     clearError();
@@ -934,15 +1410,15 @@
 
   async function start() {
     const state = readUrl();
-    setLimit(state.limit);
-    ui.modality.value = state.modality;
-    ui.mode.value = state.mode;
-    steering = state.steering;
-    showSteering();
+    applyState(state);
     const ready = await loadStats();
     setLimit(state.limit);
+    ui.filters.open = window.matchMedia('(min-width: 601px)').matches || activeFilters().length > 0;
+    if (ready) detectLibrary();
     if (state.query) {
       search(state.query, null);
+    } else if (state.view === 'duplicates') {
+      openDuplicates(null);
     } else {
       if (ready) loadSample();
       // Not on a touch screen: there, focus would open the keyboard over the sample.
