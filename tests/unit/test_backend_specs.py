@@ -49,7 +49,8 @@ def test_flags_and_model_options_are_inverse_for_every_model():
     for name, spec in backend_specs().items():
         argv = ["-t", "index", "--model", name]
         for option in spec.options:
-            argv += option.flags(True) if option.is_switch else [option.flag, "2" if option.type is int else "x"]
+            value = "2" if option.type is int else "torch" if option.name == "runtime" else "x"  # a valid runtime
+            argv += option.flags(True) if option.is_switch else [option.flag, value]
         options = app.model_options(app.parse_args(argv))
         assert set(options) == {option.name for option in spec.options}, name
         assert ["--model", name, *spec.flags(options)] == argv[2:], name

@@ -121,7 +121,7 @@ def test_a_failed_check_falls_back_to_torch_with_one_warning_and_caches_nothing(
 
 
 def test_runtime_is_an_option_of_every_model_with_the_default_in_one_constant(cache_dir, onnx_backend):
-    assert DEFAULT_RUNTIME == "torch" and RUNTIMES == ("torch", "onnx", "onnx-int8")
+    assert DEFAULT_RUNTIME == "onnx" and RUNTIMES == ("torch", "onnx", "onnx-int8")
     assert all(RUNTIME in spec.options for spec in backend_specs().values())
     args = app.parse_args(["-t", "index", "--runtime", "onnx"])
     assert app.model_options(args) == {"runtime": "onnx"}

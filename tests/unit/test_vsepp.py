@@ -433,7 +433,8 @@ def test_a_legacy_checkpoint_saved_from_the_gpu_loads_on_the_cpu(tmp_path, photo
 def test_checkpoint_options_come_from_opt(tmp_path, photos):
     checkpoint, vocab, ref_image, ref_text = make_model(tmp_path, "abs", "resnet18", seed=3, embed_size=32,
                                                         word_dim=8, num_layers=2, use_abs=True, no_imgnorm=True)
-    backend = create_backend("vsepp", checkpoint=str(checkpoint), vocab=str(vocab))
+    backend = create_backend("vsepp", checkpoint=str(checkpoint), vocab=str(vocab),
+                             runtime="torch")  # the torch modules are looked into
     assert backend.dim == 32 and backend.text_encoder.rnn.num_layers == 2
     images, texts = backend.encode_images(photos[:2]), backend.encode_texts(CAPTIONS[:2])
     assert (images >= 0).all() and (texts >= 0).all()  # use_abs
