@@ -1081,6 +1081,15 @@
   }
   for (const filter of FILTERS) {
     const input = ui[filter.input];
+    if (input.type === 'date') {
+      // Typing a year fires a change at each digit (0002, 0020, 0202, 2024): a year below 1000 waits for the rest,
+      // or for the box to be left.
+      input.addEventListener('change', () => {
+        if (!/^0/.test(input.value)) applyFilters();
+      });
+      input.addEventListener('blur', applyFilters);
+      continue;
+    }
     input.addEventListener('change', applyFilters);
     if (input.tagName === 'INPUT' && input.type === 'text') {
       input.addEventListener('keydown', (event) => {

@@ -1,0 +1,377 @@
+"""The search page on a photo library (a plain folder, no captions file: photos with dates, folders, cameras and
+places; issue 11, item 6), in a real headless Chromium against `app.py -t query-restful` on it: filters narrow the
+results and are kept in the address, "Newest first" orders by the day a photo was taken, "More results" appends the
+next page without repeating a photo, a refused filter is named, and the duplicates view lists the group of a photo
+and its resized copy.
+
+The library is built once for the module (15 JPEGs made from the demo photos, EXIF dates from 2022 to 2024 in three
+folders, GPS on three, a resized and re-encoded copy of one, an exact copy of another), indexed by `app.py -t index
+-d folder` and served by its own query server (tests/servers.py: no flow is forked from the test process).
+Screenshots go to the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace
+docs/screenshot-library.png and docs/screenshot-duplicates.png.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+from PIL import Image
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from crossmodal.library import photo_id
+from dataset import DemoReader
+from tests.chromium import chromium
+from tests.servers import INDEX_TIMEOUT, describe, run_cli, start_query_server
+from tests.web_page import WAIT
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# path in the library -> (demo photo, EXIF DateTimeOriginal, GPS (lat, lon) or None)
+LIBRARY = {
+    "2022/winter/moon.jpg": ("moon", "2022:01:15 21:00:00", None),
+    "2022/winter/coins.jpg": ("coins", "2022:02:03 10:00:00", None),
+    "2022/rocket.jpg": ("rocket", "2022:06:01 19:30:00", (28.5, -80.6)),
+    "2023/summer/coffee.jpg": ("coffee", "2023:07:14 08:00:00", (48.85, 2.35)),
+    "2023/summer/cat.jpg": ("chelsea_cat", "2023:07:20 16:20:05", None),
+    "2023/summer/flower.jpg": ("flower", "2023:08:02 12:00:00", None),
+    "2023/motorcycle.jpg": ("motorcycle", "2023:10:10 10:10:10", None),
+    "2024/china.jpg": ("china", "2024:04:01 09:00:00", (30.2, 120.1)),
+    "2024/astronaut.jpg": ("astronaut", "2024:05:05 05:05:05", None),
+    "2024/camera.jpg": ("camera", "2024:06:06 06:06:06", None),
+    "2024/gravel.jpg": ("gravel", "2024:07:07 07:07:07", None),
+    "2024/brick.jpg": ("brick", "2024:08:08 08:08:08", None),
+    "2024/grace_hopper.jpg": ("grace_hopper", "2024:09:09 09:09:09", None),
+    "2024/hubble.jpg": ("hubble_deep_field", "2024:10:10 10:10:10", None),
+}
+NEAR_COPY = "2024/coffee-small.jpg"  # coffee.jpg at half size, re-encoded: a near-duplicate
+EXACT_COPY = "backup/rocket.jpg"  # the same bytes as 2022/rocket.jpg: one photo with two paths
+PHOTOS = len(LIBRARY) + 1  # photos in the index (the exact copy is not another photo)
+ALBUM = "album"  # the library's name: its folder's
+
+
+def degrees(value: float) -> tuple[float, float, float]:
+    whole = int(value)
+    minutes = int((value - whole) * 60)
+    return (whole, minutes, round(((value - whole) * 60 - minutes) * 60, 2))
+
+
+def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] | None = None,
+               scale: float = 1.0, quality: int = 90) -> None:
+    """A JPEG with EXIF (camera, date taken, optionally GPS) made from a demo photo."""
+    image = Image.open(source).convert("RGB")
+    if scale != 1.0:
+        image = image.resize((int(image.width * scale), int(image.height * scale)))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS 5D"
+    exif.get_ifd(0x8769)[0x9003] = taken
+    if gps is not None:
+        lat, lon = gps
+        place = exif.get_ifd(0x8825)
+        place[1], place[2] = ("N" if lat >= 0 else "S"), degrees(abs(lat))
+        place[3], place[4] = ("E" if lon >= 0 else "W"), degrees(abs(lon))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target, format="JPEG", quality=quality, exif=exif.tobytes())
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> dict:
+    """The library folder indexed by `app.py -t index -d folder` and served: {"url", "ids": {path: id}} (the first
+    path of each photo)."""
+    root = tmp_path_factory.mktemp("web-library")
+    demo = {item.image_path.stem: item.image_path for item in DemoReader(root / "demo-source")}
+    album, workspace = root / ALBUM, root / "workspace"
+    for path, (photo, taken, gps) in LIBRARY.items():
+        save_photo(demo[photo], album / path, taken, gps)
+    save_photo(demo["coffee"], album / NEAR_COPY, "2024:11:11 11:11:11", scale=0.5, quality=70)
+    (album / EXACT_COPY).parent.mkdir()
+    shutil.copyfile(album / "2022" / "rocket.jpg", album / EXACT_COPY)
+    result = run_cli("-t", "index", "-d", "folder", "--data-dir", album, "--workspace", workspace,
+                     timeout=INDEX_TIMEOUT)
+    assert result.returncode == 0, describe(result)
+    ids = {path: photo_id(ALBUM, hashlib.sha256((album / path).read_bytes()).hexdigest())
+           for path in [*LIBRARY, NEAR_COPY]}
+    assert len(set(ids.values())) == PHOTOS
+    server = start_query_server(workspace, root / "server.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for path, doc_id in ids.items():  # every photo indexed, at its path
+                assert client.get(f"/documents/{doc_id}").json()["metadata"]["path"] == path
+        yield {"url": server.url, "ids": ids}
+    finally:
+        server.stop()
+
+
+def api_search(library: dict, **body) -> dict:
+    """The server's answer to a search, asked directly."""
+    with httpx.Client(base_url=library["url"], timeout=60) as client:
+        answer = client.post("/search", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium("--hide-scrollbars") as driver:
+        yield driver
+
+
+@pytest.fixture
+def page(browser):
+    browser.set_window_size(1280, 1000)
+    browser.get_log("browser")
+    return browser
+
+
+# --- reading the page -------------------------------------------------------------------------------------------------
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    WebDriverWait(driver, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+
+
+def query_params(driver) -> dict:
+    return parse_qs(urlsplit(driver.current_url).query)
+
+
+def console_errors(driver) -> list:
+    """SEVERE console entries, less the network log of an answer the test asked the server to refuse."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+            and "the server responded with a status of 400" not in entry["message"]]
+
+
+RECORD_SEARCHES = """
+    window.__searches = [];
+    const original = window.fetch;
+    window.fetch = function (url, options) {
+        const answer = original.apply(this, arguments);
+        if (String(url).endsWith('/search')) {
+            const record = {body: options && typeof options.body === 'string' ? JSON.parse(options.body) : null};
+            window.__searches.push(record);
+            answer.then((response) => response.clone().json()).then(
+                (json) => { record.answer = json; }, () => { record.answer = null; });
+        }
+        return answer;
+    };"""
+
+SHOWN = """
+    const searches = window.__searches, count = arguments[0];
+    const busy = document.getElementById('results').getAttribute('aria-busy') === 'true';
+    return searches.length >= count && searches[count - 1].answer !== undefined && !busy
+        ? searches[count - 1] : null;"""
+
+
+def record_searches(driver) -> None:
+    driver.execute_script(RECORD_SEARCHES)
+
+
+def shown_search(driver, count: int) -> dict:
+    """The `count`-th search since `record_searches`, once its answer is on the page: {"body", "answer"}."""
+    try:
+        return WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(SHOWN, count))
+    except TimeoutException:
+        sent = driver.execute_script("return window.__searches.map(s => s.body)")
+        error = driver.find_element(By.ID, "error").text
+        raise AssertionError(f"search {count} not shown; sent {sent!r}; error shown: {error!r}") from None
+
+
+CARDS = """
+    return [...document.querySelectorAll('#result-list > li.card')].map((card) => ({
+        id: card.dataset.id,
+        taken: (card.querySelector('time.taken') || {}).dateTime || null,
+        path: (card.querySelector('.photo-info .path') || {}).textContent || null,
+        similar: (card.querySelector('.similar-badge') || {}).textContent || null,
+    }));"""
+
+
+def cards(driver) -> list[dict]:
+    """The photo cards in page order: id, the date shown (its `datetime`), the path shown, the similar badge."""
+    return driver.execute_script(CARDS)
+
+
+def settled(driver, count: int | None = None) -> list[dict]:
+    """The cards once the page is not busy (and, with `count`, once that many are shown)."""
+    def ready(d):
+        busy = d.find_element(By.ID, "results").get_attribute("aria-busy") == "true"
+        shown = cards(d)
+        return shown if not busy and (count is None or len(shown) == count) else False
+    try:
+        return WebDriverWait(driver, WAIT).until(ready)
+    except TimeoutException:
+        raise AssertionError(f"{count} cards not shown: {len(cards(driver))}; error shown: "
+                             f"{driver.find_element(By.ID, 'error').text!r}") from None
+
+
+def type_date(driver, element_id: str, day: str) -> None:
+    """Types an ISO day into a date input as a user does (the month, day and year fields of Chromium's en-US)."""
+    box = driver.find_element(By.ID, element_id)
+    year, month, date = day.split("-")
+    if box.get_attribute("value"):
+        box.clear()
+    box.send_keys(month + date + year)
+    box.send_keys(Keys.TAB)  # leaving the box commits the value (a change event)
+    WebDriverWait(driver, WAIT).until(lambda d: box.get_attribute("value") == day)
+
+
+def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+    assert driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
+        (REPO_ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(path, REPO_ROOT / "docs" / name)
+    return path
+
+
+# --- filters ---------------------------------------------------------------------------------------------------------
+
+def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_them(page, library, tmp_path):
+    open_page(page, library["url"] + "/?q=" + quote("a photo") + "&limit=20&mode=semantic")
+    unfiltered = api_search(library, text="a photo", limit=20, mode="semantic")["matches"]
+    everything = settled(page, len(unfiltered))
+    assert len(everything) >= PHOTOS - 1  # all of them (near-duplicates may be folded into one)
+    assert page.find_element(By.ID, "filters").is_displayed() and page.find_element(By.ID, "sort").is_displayed()
+    # every photo shows the day it was taken and its path (the first of its paths)
+    by_path = {card["path"]: card for card in everything}
+    assert set(by_path) <= set(library["ids"]) and len(by_path) == len(everything)
+    assert by_path["2022/rocket.jpg"]["id"] == library["ids"]["2022/rocket.jpg"]  # exact copies: one photo
+    assert by_path["2023/summer/cat.jpg"]["taken"] == "2023-07-20T16:20:05"
+    assert by_path["2023/summer/cat.jpg"]["id"] == library["ids"]["2023/summer/cat.jpg"]
+    record_searches(page)
+    # a folder: only the photos under it (subfolders too), not those of other folders
+    folder = page.find_element(By.ID, "folder")
+    folder.send_keys("2023", Keys.ENTER)
+    search = shown_search(page, 1)
+    assert search["body"]["folder"] == "2023" and search["body"]["text"] == "a photo"
+    in_2023 = settled(page, 4)
+    assert sorted(card["path"] for card in in_2023) == [
+        "2023/motorcycle.jpg", "2023/summer/cat.jpg", "2023/summer/coffee.jpg", "2023/summer/flower.jpg"]
+    # and a day range on top: up to the end of 31 July 2023 (inclusive)
+    type_date(page, "taken-before", "2023-07-31")
+    search = shown_search(page, 2)
+    assert search["body"]["taken_before"] == "2023-07-31" and search["body"]["folder"] == "2023"
+    narrowed = settled(page, 2)
+    assert sorted(card["path"] for card in narrowed) == ["2023/summer/cat.jpg", "2023/summer/coffee.jpg"]
+    assert "(filtered)" in page.find_element(By.ID, "status").text
+    assert page.find_element(By.ID, "filters-active").text == "(2 on)"
+    params = query_params(page)
+    assert params["folder"] == ["2023"] and params["to"] == ["2023-07-31"] and params["q"] == ["a photo"]
+    save_screenshot(page, tmp_path, "screenshot-library.png")
+    # the address is the search: a reload shows the same filters and the same photos
+    page.refresh()
+    WebDriverWait(page, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    assert [card["id"] for card in settled(page, 2)] == [card["id"] for card in narrowed]
+    assert page.find_element(By.ID, "folder").get_attribute("value") == "2023"
+    assert page.find_element(By.ID, "taken-before").get_attribute("value") == "2023-07-31"
+    # a place filter: the photos with GPS coordinates
+    record_searches(page)
+    page.find_element(By.ID, "filters-clear").click()
+    shown_search(page, 1)
+    assert settled(page, len(unfiltered))
+    page.find_element(By.CSS_SELECTOR, "#located option[value='yes']").click()
+    search = shown_search(page, 2)
+    assert search["body"]["has_location"] is True and "folder" not in search["body"]
+    assert sorted(card["path"] for card in settled(page, 3)) == [
+        "2022/rocket.jpg", "2023/summer/coffee.jpg", "2024/china.jpg"]
+    assert query_params(page)["located"] == ["yes"]
+    assert console_errors(page) == []
+
+
+def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(page, library):
+    # "2024" is a folder name: the keyword search finds the eight photos of that folder, all relevant
+    open_page(page, library["url"] + "/?q=2024&mode=keyword")
+    best = settled(page)
+    count = len(best)
+    assert count >= 7 and {card["path"].split("/")[0] for card in best} == {"2024"}  # 8, or 7 with a copy folded
+    record_searches(page)
+    page.find_element(By.CSS_SELECTOR, "#sort option[value='taken']").click()
+    search = shown_search(page, 1)
+    assert search["body"]["sort"] == "taken"
+    newest = settled(page, count)
+    taken = [card["taken"] for card in newest]
+    assert taken == sorted(taken, reverse=True) and len(set(taken)) == count, taken
+    assert taken != [card["taken"] for card in best]  # the order changed: the best match was not newest first
+    assert [card["id"] for card in newest] == [match["id"] for match in search["answer"]["matches"]]
+    assert newest[-1]["path"] == "2024/china.jpg"  # the oldest of 2024
+    assert "newest first" in page.find_element(By.ID, "status").text
+    assert query_params(page)["sort"] == ["taken"]
+    page.refresh()
+    WebDriverWait(page, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    assert [card["id"] for card in settled(page, count)] == [card["id"] for card in newest]
+    assert page.find_element(By.ID, "sort").get_attribute("value") == "taken"
+    # back to the best match first
+    record_searches(page)
+    page.find_element(By.CSS_SELECTOR, "#sort option[value='relevance']").click()
+    assert "sort" not in shown_search(page, 1)["body"]
+    assert "sort" not in query_params(page)
+    assert console_errors(page) == []
+
+
+# --- pages -----------------------------------------------------------------------------------------------------------
+
+def test_more_results_appends_the_next_page_without_repeating_a_photo(page, library):
+    open_page(page, library["url"] + "/?q=" + quote("a photo") + "&mode=semantic")
+    first = settled(page, 10)
+    total = api_search(library, text="a photo", limit=10, mode="semantic")["total"]
+    assert 10 < total <= 20, total  # two pages
+    count = page.find_element(By.ID, "more-count")
+    assert count.text == f"Showing 10 of {total}"
+    record_searches(page)
+    more = page.find_element(By.ID, "more")
+    assert more.is_displayed()
+    more.click()
+    search = shown_search(page, 1)
+    assert search["body"]["offset"] == 10 and search["body"]["limit"] == 10
+    assert search["answer"]["next_offset"] is None
+    both = settled(page, total)
+    ids = [card["id"] for card in both]
+    assert ids[:10] == [card["id"] for card in first]  # the first page stays, in place
+    assert len(set(ids)) == total and set(ids) <= set(library["ids"].values())  # no photo twice
+    ranks = [rank.text for rank in page.find_elements(By.CSS_SELECTOR, "#result-list .card .rank")]
+    assert ranks == [f"#{i}" for i in range(1, total + 1)]
+    assert not more.is_displayed()  # the end
+    assert count.text == f"Showing {total} of {total}"
+    # the focus moves to the first photo of the page that was added
+    focused = page.switch_to.active_element
+    assert focused.get_attribute("class") == "thumb"
+    assert focused.find_element(By.XPATH, "./ancestor::li").get_attribute("data-id") == ids[10]
+    # the same photos in the same order as one request for all of them
+    with httpx.Client(base_url=library["url"], timeout=60) as client:
+        whole = client.post("/search", json={"text": "a photo", "limit": total, "mode": "semantic"}).json()
+    assert ids == [match["id"] for match in whole["matches"]]
+    assert console_errors(page) == []
+
+
+# --- errors ----------------------------------------------------------------------------------------------------------
+
+def test_a_refused_filter_is_named_and_marked_until_it_is_corrected(page, library):
+    open_page(page, library["url"] + "/?q=coffee")
+    settled(page)
+    folder = page.find_element(By.ID, "folder")
+    folder.send_keys("../elsewhere", Keys.ENTER)
+    error = WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "error").text)
+    assert error.startswith("The filter \u201cFolder\u201d was refused"), error
+    assert folder.get_attribute("aria-invalid") == "true"
+    # a day range that cannot hold anything: the server names the first day
+    folder.clear()
+    folder.send_keys(Keys.ENTER)
+    settled(page)
+    type_date(page, "taken-after", "2024-08-01")
+    type_date(page, "taken-before", "2024-07-01")
+    WebDriverWait(page, WAIT).until(lambda d: "\u201cFrom\u201d was refused" in d.find_element(By.ID, "error").text)
+    assert page.find_element(By.ID, "taken-after").get_attribute("aria-invalid") == "true"
+    assert folder.get_attribute("aria-invalid") is None
+    # corrected: the photos of the range, the error and the mark gone
+    type_date(page, "taken-before", "2024-12-31")
+    WebDriverWait(page, WAIT).until(lambda d: not d.find_element(By.ID, "error").is_displayed())
+    assert all(card["taken"] >= "2024-08-01" for card in settled(page))
+    assert page.find_element(By.ID, "taken-after").get_attribute("aria-invalid") is None
+    assert console_errors(page) == []
