@@ -1,0 +1,218 @@
+"""Near-duplicate photos: resized, re-encoded, slightly cropped or brightened copies of one photo, found by the
+cosine similarity of their image vectors (exact copies are already one photo with several paths: the library's
+identity is the content hash).
+
+Pairs are found exactly, by blockwise matrix products over the vectors (no approximate index: a missed pair would
+split a group), and kept between store generations: a sync that adds k photos costs k x N products, not N x N.
+
+Grouping is greedy around representatives, not connected components: the best photo not yet in a group (most
+pixels, then most bytes, then id) takes every free photo within the threshold of *itself*. With components, a chain
+A~B~C of pairs each just above the threshold would put A and C in one group however far apart they are, and a
+large library of similar scenes would collapse into one giant group; here every member is within the threshold of
+its group's representative, so a group never holds a photo unlike the one that stands for it.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossmodal.store import read_records, read_vectors, stored_ids, stored_settings
+
+# Cosine at or above which two photos are near-duplicates, per model (the backend's name: an index's model name up
+# to its first ':'). Chosen by bench/near_duplicates_bench.py on generated copies of 22 real photos (results/
+# near_duplicates.json): the lowest threshold above every pair of distinct photos of the tuning half. Held out:
+# precision 1.0, recall 0.17. The offline model embeds which ImageNet classes a photo shows, so a re-encoded or
+# resized copy often moves further from its original than two different photos of similar things are from each
+# other (the demo's most similar different photos: 0.965): only a high threshold keeps different photos apart.
+THRESHOLDS: Mapping[str, float] = {"offline": 0.995}
+# Models without a measured value (VSE++, CLIP: no weights here to measure with): a high, cautious cosine, so that
+# an unmeasured model folds too few photos rather than hiding different ones.
+FALLBACK_THRESHOLD = 0.95
+_BLOCK = 1024  # rows per matrix product: 1024 x 100,000 float32 scores are 400 MB
+
+
+def threshold_for(model_name: str | None) -> float:
+    """The near-duplicate threshold of the model that built an index (`offline`, `clip:ViT-B-32:openai`, ...)."""
+    return THRESHOLDS.get((model_name or "").split(":", 1)[0], FALLBACK_THRESHOLD)
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    similarity: float  # cosine to the group's representative (1.0 for the representative itself)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A representative (first) and the photos within the threshold of it, most similar first."""
+
+    members: tuple[Member, ...]
+
+    @property
+    def id(self) -> str:
+        return self.members[0].id
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class DuplicateGroups:
+    """The near-duplicate groups of one index (size >= 2), largest first, then by representative id."""
+
+    groups: tuple[Group, ...]
+    threshold: float
+    _group_of: dict[str, Group] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._group_of.update((member.id, group) for group in self.groups for member in group.members)
+
+    def group_of(self, doc_id: str) -> Group | None:
+        return self._group_of.get(doc_id)
+
+    def duplicates_of(self, doc_id: str) -> int:
+        """How many other photos are in this photo's group (0 when it has none)."""
+        group = self._group_of.get(doc_id)
+        return group.size - 1 if group else 0
+
+    def members(self) -> list[str]:
+        """Every photo that is in a group."""
+        return list(self._group_of)
+
+    def collapse(self, ranked: Sequence[str]) -> list[str]:
+        """``ranked`` with each group kept at its best-ranked member. A prefix of a ranking collapses to a prefix of
+        the collapsed whole ranking, so pages cut after collapsing agree with each other."""
+        seen: set[str] = set()
+        kept = []
+        for doc_id in ranked:
+            group = self._group_of.get(doc_id)
+            if group is not None:
+                if group.id in seen:
+                    continue
+                seen.add(group.id)
+            kept.append(doc_id)
+        return kept
+
+    def folded(self, allowed: set[str] | None = None) -> int:
+        """How many photos collapsing a whole ranking removes: per group, all but one of its members that the ranking
+        may hold (``allowed``; None: all of them)."""
+        return sum(max(0, (group.size if allowed is None else sum(m.id in allowed for m in group.members)) - 1)
+                   for group in self.groups)
+
+
+class SimilarPairs:
+    """Every pair of a collection's vectors with cosine >= ``threshold``, kept up to date as the collection
+    changes: vectors that stay keep their pairs, only new or changed ones are compared with the others."""
+
+    def __init__(self, threshold: float, block: int = _BLOCK) -> None:
+        self.threshold = float(threshold)
+        self.block = int(block)
+        self.digests: dict[str, bytes] = {}  # of each id's vector: a changed vector is compared again
+        self.neighbours: dict[str, dict[str, float]] = {}
+
+    def update(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Make the pairs those of ``ids`` / ``vectors`` (rows; unit vectors, so inner product is cosine)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(ids) != len(vectors):
+            raise ValueError(f"got {len(ids)} ids but {len(vectors)} vectors")
+        listed = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in vectors]
+        digests = dict(zip(ids, listed))
+        fresh = np.array([self.digests.get(doc_id) != digest for doc_id, digest in zip(ids, listed)], dtype=bool)
+        stale = {doc_id for doc_id, digest in self.digests.items() if digests.get(doc_id) != digest}
+        self.neighbours = {doc_id: {other: score for other, score in found.items() if other not in stale}
+                           for doc_id, found in self.neighbours.items() if doc_id not in stale}
+        self.digests = digests
+        for row, column, score in zip(*similar_pairs(vectors, self.threshold, np.flatnonzero(fresh), self.block)):
+            first, second = ids[row], ids[column]
+            self.neighbours.setdefault(first, {})[second] = score
+            self.neighbours.setdefault(second, {})[first] = score
+
+
+def similar_pairs(vectors: np.ndarray, threshold: float, rows: np.ndarray | None = None,
+                  block: int = _BLOCK) -> tuple[list[int], list[int], list[float]]:
+    """(row, column, cosine) of every pair with cosine >= ``threshold`` that involves one of ``rows`` (default:
+    all), each pair once, never a row with itself: blockwise matrix products, so memory stays bounded. Over all
+    rows only the upper triangle is computed (half the products)."""
+    count = len(vectors)
+    everything = rows is None or len(rows) == count
+    rows = np.arange(count) if rows is None else np.asarray(rows, dtype=np.int64)
+    is_row = np.zeros(count, dtype=bool)
+    is_row[rows] = True
+    found: tuple[list[int], list[int], list[float]] = ([], [], [])
+    for start in range(0, len(rows), block):
+        chunk = rows[start:start + block]
+        first = int(chunk[0]) if everything else 0  # rows are sorted: earlier columns were paired already
+        scores = vectors[chunk] @ vectors[first:].T
+        hit_rows, hit_columns = np.nonzero(scores >= threshold)
+        pair_rows, columns = chunk[hit_rows], hit_columns + first
+        # a pair of two listed rows is seen from both: keep it from its smaller row only
+        keep = (columns != pair_rows) & (~is_row[columns] | (columns > pair_rows))
+        found[0].extend(pair_rows[keep].tolist())
+        found[1].extend(columns[keep].tolist())
+        found[2].extend(scores[hit_rows[keep], hit_columns[keep]].astype(float).tolist())
+    return found
+
+
+def group_pairs(neighbours: Mapping[str, Mapping[str, float]], threshold: float,
+                quality: Callable[[str], Any]) -> DuplicateGroups:
+    """Greedy groups (see the module docstring): photos by ``quality`` descending (ties by id), each photo not yet
+    grouped takes the photos not yet grouped within ``threshold`` of it."""
+    order = sorted((doc_id for doc_id, found in neighbours.items() if found), key=lambda doc_id: doc_id)
+    order.sort(key=quality, reverse=True)  # stable: ties keep the id order
+    grouped: set[str] = set()
+    groups = []
+    for doc_id in order:
+        if doc_id in grouped:
+            continue
+        free = sorted(((score, other) for other, score in neighbours[doc_id].items()
+                       if other not in grouped and score >= threshold), key=lambda item: (-item[0], item[1]))
+        if not free:
+            continue
+        members = (Member(doc_id, 1.0), *(Member(other, score) for score, other in free))
+        grouped.update(member.id for member in members)
+        groups.append(Group(members))
+    groups.sort(key=lambda group: (-group.size, group.id))
+    return DuplicateGroups(tuple(groups), threshold)
+
+
+def photo_quality(metadata: Mapping[str, Any] | None) -> tuple[int, int]:
+    """What makes a photo the best of its group: most pixels (the original, not a downscaled copy), then most
+    bytes (the least compressed). Photos without metadata tie (then the id decides)."""
+    metadata = metadata or {}
+    width, height, size = (metadata.get(name) for name in ("width", "height", "size_bytes"))
+    pixels = width * height if isinstance(width, int) and isinstance(height, int) else 0
+    return pixels, size if isinstance(size, int) else 0
+
+
+def find_groups(ids: Sequence[str], vectors: np.ndarray, threshold: float,
+                metadata: Mapping[str, Mapping[str, Any] | None] | None = None) -> DuplicateGroups:
+    """The near-duplicate groups of one collection, from scratch (the gateway keeps a `SimilarPairs` instead)."""
+    pairs = SimilarPairs(threshold)
+    pairs.update(ids, vectors)
+    known = metadata or {}
+    return group_pairs(pairs.neighbours, threshold, lambda doc_id: photo_quality(known.get(doc_id)))
+
+
+def store_groups(folder: str | Path, pairs: SimilarPairs | None = None) -> tuple[DuplicateGroups, SimilarPairs]:
+    """The near-duplicate groups of a photo index (all its shards), with the threshold of the model that built it,
+    and the pairs they came from. Give the pairs of an earlier call (same threshold) and only the photos added or
+    changed since are compared again."""
+    settings = stored_settings(folder)
+    threshold = threshold_for(settings.model_name if settings else None)
+    if pairs is None or pairs.threshold != threshold:
+        pairs = SimilarPairs(threshold)
+    ids = sorted(stored_ids(folder))
+    stored = read_vectors(folder, ids)
+    ids = [doc_id for doc_id in ids if doc_id in stored]  # removed between the two reads
+    dim = settings.dim if settings else 0
+    pairs.update(ids, np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, dim), np.float32))
+    records = read_records(folder, [doc_id for doc_id, found in pairs.neighbours.items() if found])
+    groups = group_pairs(pairs.neighbours, threshold,
+                         lambda doc_id: photo_quality(records[doc_id].metadata if doc_id in records else None))
+    return groups, pairs
