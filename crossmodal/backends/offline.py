@@ -16,10 +16,17 @@ def _create(**options: Any) -> ModelBackend:
 
 
 def _fetch(to: Path) -> dict[str, Any]:
-    """Nothing to download: fills the class-prompt cache ($CROSSMODAL_CACHE), so that no image waits for it."""
+    """Nothing to download: fills the class-prompt cache and, under the ONNX runtime (the default), exports both
+    towers into it ($CROSSMODAL_CACHE), so that no image waits for them and an encoder whose exports are cached runs
+    without torch (what the encoder image's build stage runs)."""
+    from PIL import Image
+
     from .models.offline import OfflineConSEBackend
 
-    OfflineConSEBackend().class_embeddings()
+    backend = OfflineConSEBackend()
+    backend.class_embeddings()
+    backend.encode_texts(["a photo"])
+    backend.encode_images([Image.new("RGB", (32, 32))])
     return {}
 
 

@@ -1,7 +1,9 @@
 """Lean processes and fast start (issue 10, items 3 and 4), checked on real runs of app.py.
 
-- In a running query flow only the encoders may map libtorch: app.py (the waiting parent), the gateway, the
-  indexers and the merger run no model and never import it (/proc/<pid>/maps of every process of the flow).
+- In a running query flow no process maps libtorch: app.py (the waiting parent), the gateway, the indexers and the
+  merger run no model and never import it, and the encoders run their towers in ONNX Runtime (the default runtime)
+  from the exports the demo index run cached, so they load onnxruntime and not torch (/proc/<pid>/maps of every
+  process of the flow). Only an encoder's first use, which exports, loads torch.
 - `-t index` on an up-to-date workspace says so and exits 0 without starting a flow: no process is forked and no
   port is opened while it runs.
 """
@@ -30,15 +32,22 @@ def maps_libtorch(pid: int) -> bool:
         return any("libtorch" in line for line in maps)
 
 
-def test_only_the_encoders_of_a_running_query_flow_map_libtorch(query_server, client):
+def maps_library(pid: int, name: str) -> bool:
+    with open(f"/proc/{pid}/maps") as maps:
+        return any(name in line for line in maps)
+
+
+def test_no_process_of_a_running_query_flow_maps_libtorch(query_server, client):
     client.post("/search", json={"text": "a cup of coffee", "limit": 3}).raise_for_status()
     processes = {pid: process_name(pid) for pid in descendants(query_server.pid)}
     names = set(processes.values())
     for expected in (*ENCODERS, *NO_MODEL):
         assert any(name.startswith(expected) for name in names), (expected, processes)
-    with_torch = {name for pid, name in processes.items() if maps_libtorch(pid)}
     assert not maps_libtorch(query_server.pid), "app.py, the waiting parent, loaded libtorch"
-    assert all(name.startswith(ENCODERS) for name in with_torch), f"libtorch outside the encoders: {with_torch}"
+    with_torch = {name for pid, name in processes.items() if maps_libtorch(pid)}
+    assert not with_torch, f"libtorch in {with_torch} (the encoders run ONNX exports cached by the index run)"
+    encoders = [pid for pid, name in processes.items() if name.startswith(ENCODERS)]
+    assert len(encoders) == 2 and all(maps_library(pid, "onnxruntime") for pid in encoders), processes
 
 
 @pytest.mark.slow

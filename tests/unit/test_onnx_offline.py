@@ -135,3 +135,66 @@ def test_runtime_is_an_option_of_every_model_with_the_default_in_one_constant(ca
     from_config = create_backend_from_config("offline", options, towers=["text"])  # as executors create it
     assert from_config.runtime == "onnx" and from_config._text_encoder().onnx is not None
     assert create_backend("offline", towers=["text"], cache_dir=cache_dir).runtime == DEFAULT_RUNTIME
+
+
+def test_class_names_file_is_torchvisions_list():
+    from torchvision.models import ResNet50_Weights
+
+    from crossmodal.backends.models.offline import imagenet_class_names
+
+    assert imagenet_class_names() == list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def test_numpy_preprocessing_gives_torchvisions_pixels(demo):
+    from torchvision import transforms
+
+    from crossmodal.backends.models.offline import preprocess_image
+
+    crop = transforms.Compose([transforms.Resize(256, interpolation=transforms.InterpolationMode.BICUBIC),
+                               transforms.CenterCrop(224), transforms.PILToTensor()])
+    photos, _ = demo
+    sizes = ((224, 224), (256, 256), (257, 1000), (640, 480), (97, 61), (1, 1), (2, 500), (4000, 3000))
+    for image in [*photos[:3], *synthetic_images(sizes, seed=5), Image.new("L", (300, 200), 90)]:
+        expected = ((crop(image.convert("RGB")).to(torch.float32) - 127.0) / 128.0).numpy()
+        actual = preprocess_image(image)
+        assert actual.dtype == np.float32 and actual.shape == (3, 224, 224)
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_fast_tokenizer_gives_transformers_ids(onnx_backend, torch_backend, demo):
+    _, captions = demo
+    texts = [*CHECK_TEXTS, *(caption for _, caption in captions), "", "A DOG!!", "ünïcödé café ☕", "x" * 20000,
+             "ערב טוב", "tab\there", "zero\u200bwidth", "日本語のテキスト"]
+    fast, slow = onnx_backend._text, torch_backend._text_encoder()
+    for batch in ([text] for text in texts[:8]):
+        expected = slow._tokens(batch, "np")
+        actual = fast._fast_tokens(batch)
+        for name in ("input_ids", "attention_mask", "token_type_ids"):
+            np.testing.assert_array_equal(actual[name], expected[name])
+    expected, actual = slow._tokens(texts, "np"), fast._fast_tokens(texts)  # padded to the longest, cut at 256
+    assert actual["input_ids"].shape[1] == 256
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        np.testing.assert_array_equal(actual[name], expected[name])
+
+
+def test_a_cached_export_runs_without_torch(cache_dir, onnx_backend):
+    """An encoder process whose towers are exported already loads neither torch nor transformers."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from PIL import Image\n"
+            "from crossmodal.backends import create_backend\n"
+            f"backend = create_backend('offline', cache_dir={str(cache_dir)!r})\n"
+            "texts = backend.encode_texts(['a cup of coffee']).tolist()\n"
+            "images = backend.encode_images([Image.new('RGB', (300, 200), (200, 40, 40))]).tolist()\n"
+            "heavy = sorted(name for name in ('torch', 'torchvision', 'transformers') if name in sys.modules)\n"
+            "print(json.dumps({'heavy': heavy, 'texts': texts, 'images': images}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["heavy"] == []
+    np.testing.assert_allclose(answer["texts"], onnx_backend.encode_texts(["a cup of coffee"]), atol=1e-6)
+    expected = onnx_backend.encode_images([Image.new("RGB", (300, 200), (200, 40, 40))])
+    np.testing.assert_allclose(answer["images"], expected, atol=1e-6)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 Item = TypeVar("Item")
 
@@ -19,5 +21,7 @@ def batches(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
 def image_batches(images: Sequence[Image.Image], preprocess: Callable[[Image.Image], torch.Tensor],
                   size: int) -> Iterator[torch.Tensor]:
     """RGB images preprocessed and stacked, `size` at a time."""
+    import torch
+
     for batch in batches(images, size):
         yield torch.stack([preprocess(image.convert("RGB")) for image in batch])

