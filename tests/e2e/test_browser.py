@@ -146,15 +146,24 @@ def test_a_dropped_or_pasted_photo_searches_by_photo(page, kind):
     assert f"{kind}.png" in page.find_element(By.ID, "query-title").text
 
 
-def test_more_results_and_the_limit_are_kept_in_the_address(page):
+def test_more_results_appends_the_next_page_and_the_limit_is_kept_in_the_address(page):
     page.find_element(By.ID, "q").send_keys("a cat", Keys.ENTER)
-    wait_for(page, "#result-list .card", 10)
+    first = [card.get_attribute("data-id") for card in wait_for(page, "#result-list .card", 10)]
     more = page.find_element(By.ID, "more")
     assert more.is_displayed()
+    assert page.find_element(By.ID, "more-count").text == "Showing 10 of 19"
     more.click()
     WebDriverWait(page, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#result-list .card")) == 19)
-    assert query_params(page)["limit"] == ["20"]
+    shown = [card.get_attribute("data-id") for card in page.find_elements(By.CSS_SELECTOR, "#result-list .card")]
+    assert shown[:10] == first and len(set(shown)) == 19  # the next page appended, no photo twice
+    assert "limit" not in query_params(page)  # pages of the default 10
     assert not page.find_element(By.ID, "more").is_displayed()  # all 19 photos are shown
+    # the limit is the page size, kept in the address
+    limit = page.find_element(By.ID, "limit")
+    page.execute_script("arguments[0].value = '20'; arguments[0].dispatchEvent(new Event('change'))", limit)
+    WebDriverWait(page, WAIT).until(lambda d: query_params(d).get("limit") == ["20"])
+    wait_for(page, "#result-list .card", 19)
+    assert not page.find_element(By.ID, "more").is_displayed()
 
 
 def test_a_text_file_gives_a_readable_error(page, tmp_path):

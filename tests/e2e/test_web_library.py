@@ -209,14 +209,20 @@ def settled(driver, count: int | None = None) -> list[dict]:
                              f"{driver.find_element(By.ID, 'error').text!r}") from None
 
 
+PICK_DAY = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'))"
+
+
 def type_date(driver, element_id: str, day: str) -> None:
-    """Types an ISO day into a date input as a user does (the month, day and year fields of Chromium's en-US)."""
+    """Types an ISO day into an empty date input as a user does (month, day and year of Chromium's en-US: a change
+    event at every digit of the year), then leaves it; a day already there is replaced as the calendar does (the
+    keys land in whichever part of a filled box had the focus)."""
     box = driver.find_element(By.ID, element_id)
     year, month, date = day.split("-")
     if box.get_attribute("value"):
-        box.clear()
-    box.send_keys(month + date + year)
-    box.send_keys(Keys.TAB)  # leaving the box commits the value (a change event)
+        driver.execute_script(PICK_DAY, box, day)
+    else:
+        box.send_keys(month + date + year)
+        box.send_keys(Keys.TAB)
     WebDriverWait(driver, WAIT).until(lambda d: box.get_attribute("value") == day)
 
 

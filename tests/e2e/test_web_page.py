@@ -1,7 +1,9 @@
 """The search page as a user sees it, in a real headless Chromium against the run's shared query server: photo
 results labelled with what is in them, a search by an indexed photo headed with its name and caption, a compact
 phone layout, a sample of the collection on the home page, the offline API docs, and relevance and steering (issue
-12): weak matches dimmed after a divider or under "No good match", "not" terms, more / less like this, the mode.
+12): weak matches dimmed after a divider or under "No good match", "not" terms, more / less like this, the mode;
+and, the demo having no photo metadata, no filters, order or duplicates view (those are tested on a photo library in
+tests/e2e/test_web_library.py).
 
 The steering tests read the requests the page sent by wrapping `window.fetch` in the page (`record_searches`).
 Screenshots go to the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace docs/<name>
@@ -511,4 +513,28 @@ def test_the_mode_selector_sends_mode_and_is_kept_in_the_address(desktop, demo_s
     WebDriverWait(desktop, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
     wait_for(desktop, "#result-list .card")
     assert desktop.find_element(By.ID, "mode").get_attribute("value") == "keyword"
+    assert console_errors(desktop) == []
+
+
+# --- photo-library controls on a collection without metadata ---------------------------------------------------------
+
+def test_the_demo_has_no_metadata_so_filters_order_and_duplicates_are_not_offered(desktop, demo_server):
+    open_page(desktop, demo_server + "/?q=" + quote("a cup of coffee"))
+    cards = wait_for(desktop, "#result-list .card", 10)
+    # the page asked the server whether any photo has a date (none of the demo's has): nothing to filter by
+    WebDriverWait(desktop, WAIT).until(lambda d: d.execute_script(
+        "return performance.getEntriesByType('resource').filter(r => r.name.endsWith('/search')).length >= 2"))
+    for hidden in ("filters", "sort-field", "site-nav"):
+        assert not desktop.find_element(By.ID, hidden).is_displayed(), hidden
+    assert not cards[0].find_elements(By.CSS_SELECTOR, ".photo-info, .similar-badge")
+    # filters given in the address are shown, so that what narrows the search can be seen and cleared
+    open_page(desktop, demo_server + "/?q=" + quote("a cup of coffee") + "&folder=2024")
+    WebDriverWait(desktop, WAIT).until(lambda d: "No photos found" in d.find_element(By.ID, "status").text)
+    assert "filters" in desktop.find_element(By.ID, "status").text
+    assert desktop.find_element(By.ID, "filters").is_displayed()
+    assert desktop.find_element(By.ID, "folder").get_attribute("value") == "2024"
+    desktop.find_element(By.ID, "filters-clear").click()
+    wait_for(desktop, "#result-list .card", 10)
+    assert "folder" not in query_params(desktop)
+    assert not desktop.find_element(By.ID, "filters").is_displayed()
     assert console_errors(desktop) == []
