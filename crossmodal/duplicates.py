@@ -136,27 +136,47 @@ class SimilarPairs:
 
 def similar_pairs(vectors: np.ndarray, threshold: float, rows: np.ndarray | None = None,
                   block: int = _BLOCK) -> tuple[list[int], list[int], list[float]]:
-    """(row, column, cosine) of every pair with cosine >= ``threshold`` that involves one of ``rows`` (default:
-    all), each pair once, never a row with itself: blockwise matrix products, so memory stays bounded. Over all
-    rows only the upper triangle is computed (half the products)."""
+    """(row, column, cosine) of every pair of unit vectors with cosine >= ``threshold`` that involves one of
+    ``rows`` (default: all), each pair once, never a row with itself. Exact, by blockwise matrix products, pruned:
+    two unit vectors with cosine >= t are at most r = sqrt(2 - 2t) apart, so their projections on any unit
+    direction differ by at most r. Rows sorted by their projection on the vectors' main direction are compared in
+    blocks with the columns whose projection is within r of the block's (a window of the sorted order); over all
+    rows, only with the later ones (the upper triangle)."""
     count = len(vectors)
     everything = rows is None or len(rows) == count
-    rows = np.arange(count) if rows is None else np.asarray(rows, dtype=np.int64)
-    is_row = np.zeros(count, dtype=bool)
-    is_row[rows] = True
+    listed = np.zeros(count, dtype=bool)
+    listed[np.arange(count) if rows is None else np.asarray(rows, dtype=np.int64)] = True
+    projection = vectors @ _main_direction(vectors) if count else np.zeros(0, dtype=np.float32)
+    order = np.argsort(projection, kind="stable")
+    ordered, by_projection = projection[order], vectors[order]  # one copy: the windows below are views of it
+    reach = float(np.sqrt(max(0.0, 2.0 - 2.0 * threshold))) + 1e-4  # float32 rounding
+    positions = np.flatnonzero(listed[order])  # the listed rows' places in the sorted order
     found: tuple[list[int], list[int], list[float]] = ([], [], [])
-    for start in range(0, len(rows), block):
-        chunk = rows[start:start + block]
-        first = int(chunk[0]) if everything else 0  # rows are sorted: earlier columns were paired already
-        scores = vectors[chunk] @ vectors[first:].T
+    for start in range(0, len(positions), block):
+        chunk = positions[start:start + block]
+        low = int(np.searchsorted(ordered, ordered[chunk[0]] - reach, side="left"))
+        high = int(np.searchsorted(ordered, ordered[chunk[-1]] + reach, side="right"))
+        if everything:
+            low = max(low, int(chunk[0]))  # earlier rows were paired with these already
+        scores = by_projection[chunk] @ by_projection[low:high].T
         hit_rows, hit_columns = np.nonzero(scores >= threshold)
-        pair_rows, columns = chunk[hit_rows], hit_columns + first
-        # a pair of two listed rows is seen from both: keep it from its smaller row only
-        keep = (columns != pair_rows) & (~is_row[columns] | (columns > pair_rows))
-        found[0].extend(pair_rows[keep].tolist())
-        found[1].extend(columns[keep].tolist())
+        row_places, column_places = chunk[hit_rows], low + hit_columns
+        pair_rows, pair_columns = order[row_places], order[column_places]
+        # a pair is seen from both of its rows when both are listed: keep it from the earlier one
+        keep = (column_places > row_places) | ~listed[pair_columns]
+        found[0].extend(np.minimum(pair_rows, pair_columns)[keep].tolist())
+        found[1].extend(np.maximum(pair_rows, pair_columns)[keep].tolist())
         found[2].extend(scores[hit_rows[keep], hit_columns[keep]].astype(float).tolist())
     return found
+
+
+def _main_direction(vectors: np.ndarray, sample: int = 10_000) -> np.ndarray:
+    """The unit direction along which (a sample of) the vectors spread most: their first principal component."""
+    rows = vectors[np.linspace(0, len(vectors) - 1, min(sample, len(vectors))).astype(np.int64)]
+    centred = rows - rows.mean(axis=0)
+    if len(rows) < 2 or not centred.any():
+        return np.eye(vectors.shape[1], 1, dtype=np.float32)[:, 0]
+    return np.linalg.eigh(centred.T @ centred)[1][:, -1].astype(np.float32)  # eigenvalues ascend
 
 
 def group_pairs(neighbours: Mapping[str, Mapping[str, float]], threshold: float,
