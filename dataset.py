@@ -22,6 +22,7 @@ from typing import Any
 
 from PIL import Image
 
+from crossmodal.imaging import ImageDecodeError, check_image_file
 from crossmodal.unicode_text import invalid_unicode
 
 SPLITS = ("train", "val", "test", "restval")
@@ -70,16 +71,19 @@ def _clean_captions(captions: list[str]) -> tuple[str, ...]:
 
 
 def _image_problem(path: Path) -> str | None:
-    """Cheap header-level check; truncated pixel data is only caught later, by the encoder."""
+    """Cheap header-level check, without decoding the pixels (`crossmodal.imaging.check_image_file`: byte count,
+    format, dimensions, decompression bomb); truncated or corrupt pixel data is caught by the one full decode, in the
+    encoder, which reports it per photo."""
     reason = invalid_unicode(str(path))
     if reason:
         return f"file name is {reason}"
     if not path.is_file():
         return "image file missing"
     try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception as exc:  # PIL raises many types for bad files; all mean "unreadable"
+        check_image_file(path)
+    except ImageDecodeError as exc:
+        return f"image unreadable: {exc}"
+    except Exception as exc:  # PIL raises many types for bad headers; all mean "unreadable"
         return f"image unreadable: {exc}"
     return None
 

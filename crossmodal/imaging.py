@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,45 @@ def decode_image_bytes(
             raise ImageDecodeError(f"truncated image: {exc}") from exc
         raise ImageDecodeError(f"corrupt image: {exc}") from exc
     return _to_rgb(image)
+
+
+def check_image_file(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[str, tuple[int, int]]:
+    """(format, (width, height)) of an image file, from its size on disk and its header only: the checks of
+    `decode_image_bytes` that need no pixels (empty or too many bytes, not an allowed format, too many pixels: a
+    decompression bomb never allocates). Truncated or corrupt pixel data is found only by the one full decode, in the
+    encoder. Raises ImageDecodeError with the same messages as `decode_image_bytes`."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            _check_byte_count(size, max_bytes)
+            formats = _formats_for(file.read(16))
+            file.seek(0)
+            try:
+                with Image.open(file, formats=formats) as image:
+                    width, height = image.size
+                    kind = str(image.format)
+            except UnidentifiedImageError as exc:
+                raise ImageDecodeError(
+                    f"not an image (cannot identify image file; supported formats: {', '.join(formats)})"
+                ) from exc
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise ImageDecodeError(f"image too large: {exc}") from exc
+            except (SyntaxError, ValueError, EOFError, struct.error) as exc:  # a header Pillow cannot parse
+                raise ImageDecodeError(f"corrupt image: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(f"file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise ImageDecodeError(f"cannot read {path}: is a directory") from exc
+    except ImageDecodeError:
+        raise
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
+    return kind, (width, height)
 
 
 def image_bytes_from_base64(value: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:

@@ -56,9 +56,13 @@ class Indexer(CrossModalExecutor):
         return self.store
 
     @requests(on="/index")
-    def index(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+    def index(self, docs: DocList[CrossModalDoc], parameters: dict | None = None,
+              **kwargs: Any) -> DocList[CrossModalDoc]:
         """Every shard sees every document (polling ALL) and keeps the ones it owns, so an id always lands in the
-        same shard and re-indexing replaces it instead of duplicating it in another shard."""
+        same shard and re-indexing replaces it instead of duplicating it in another shard.
+
+        Answers with every document (without embedding and image bytes), or with `parameters={"reply": "errors"}`
+        only the refused ones, stripped to id, modality and tags (serving/jobs/indexing.py counts the rest)."""
         accepted = []
         for doc in docs:
             if doc.modality != self.modality:
@@ -87,6 +91,11 @@ class Indexer(CrossModalExecutor):
         for doc in docs:
             doc.embedding = None
             doc.image_b64 = None
+        if (parameters or {}).get("reply") == "errors":
+            refused = [doc for doc in docs if ERROR_TAG in doc.tags]
+            for doc in refused:
+                doc.text = doc.uri = None
+            return DocList[CrossModalDoc](refused)
         return docs
 
     @requests(on="/search")

@@ -1,7 +1,20 @@
-"""Feeds a dataset into the index flow in batches, with a progress bar and a summary of what happened."""
+"""Feeds a dataset into the index flow in batches, with a progress bar and a summary of what happened.
+
+One decode per photo: the reader checks each photo's header only (size, format, dimensions, decompression bomb:
+`crossmodal.imaging.check_image_file`), the job sends its bytes undecoded, and the image encoder decodes it once.
+A photo whose pixels turn out unreadable there (a truncated file) must not leave its captions in the index pointing
+at a photo that is not there, so a photo's captions travel one request after it, once the flow has answered that
+the photo was stored: request k carries the photos of batch k and the captions of batch k-1, so both encoders still
+work side by side, and a last request carries the captions of the last batch.
+
+Counts only come back: the job asks the indexers (`parameters={"reply": "errors"}`) to answer with the documents
+they refused, stripped to id, modality and tags, instead of every document sent; what was sent and not refused was
+stored. The indexers still receive every document.
+"""
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -12,12 +25,15 @@ from docarray import DocList
 from tqdm import tqdm
 
 from crossmodal.ids import caption_doc_id, image_doc_id
-from crossmodal.imaging import ImageDecodeError, decode_image_bytes, read_image_file
+from crossmodal.imaging import ImageDecodeError, read_image_file
 from crossmodal.modality import IMAGE, TEXT
+from crossmodal.records import ERROR_TAG
 from crossmodal.store import stored_ids
 from crossmodal.workspace import index_folder
 from dataset import DatasetReader, ImageCaptions, Skipped
 from serving.wire import CrossModalDoc
+
+ERRORS_ONLY = {"reply": "errors"}  # pods/indexer.py: answer /index with the refused documents only
 
 
 @dataclass
@@ -39,27 +55,35 @@ class IndexSummary:
         return "\n".join(lines)
 
 
+def photo_document(pair: ImageCaptions) -> CrossModalDoc:
+    """The photo's document: its bytes as read (not decoded: the encoder decodes them once) and its location.
+    ImageDecodeError when the file cannot be read or is over the byte limit."""
+    data = read_image_file(pair.image_path)
+    return CrossModalDoc(id=image_doc_id(pair.pair_id), modality=IMAGE, uri=str(pair.image_path),
+                         image_b64=base64.b64encode(data).decode("ascii"), tags=_record_tags(pair))
+
+
+def caption_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
+    """One document per caption, pointing at the photo's document."""
+    tags = {**_record_tags(pair), "image_id": image_doc_id(pair.pair_id)}
+    return [CrossModalDoc(id=caption_doc_id(pair.pair_id, number), modality=TEXT, text=caption, tags=dict(tags))
+            for number, caption in enumerate(pair.captions)]
+
+
 def pair_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
     """One image doc (bytes + location) and one doc per caption; ids are stable so re-indexing replaces, not adds.
+    The photo is not decoded here (the encoder decodes it once); ImageDecodeError when it cannot be read."""
+    return [photo_document(pair), *caption_documents(pair)]
 
-    The photo is fully decoded here first (ImageDecodeError if it cannot be): a photo the encoder would reject
-    must not leave its captions in the index pointing at an image that is not there.
-    """
-    image_id = image_doc_id(pair.pair_id)
-    tags = {"pair_id": pair.pair_id, "dataset": pair.dataset, "split": pair.split}
-    data = read_image_file(pair.image_path)
-    decode_image_bytes(data)
-    docs = [CrossModalDoc(id=image_id, modality=IMAGE, uri=str(pair.image_path),
-                          image_b64=base64.b64encode(data).decode("ascii"), tags=dict(tags))]
-    docs += [CrossModalDoc(id=caption_doc_id(pair.pair_id, number), modality=TEXT, text=caption,
-                           tags={**tags, "image_id": image_id})
-             for number, caption in enumerate(pair.captions)]
-    return docs
+
+def _record_tags(pair: ImageCaptions) -> dict[str, str]:
+    return {"pair_id": pair.pair_id, "dataset": pair.dataset, "split": pair.split}
 
 
 def index_dataset(flow, reader: DatasetReader, workspace: Path, batch_size: int, num_docs: int | None = None,
                   reindex: bool = False) -> IndexSummary:
-    """Send up to `num_docs` images (with all their captions) through the index flow, `batch_size` images a request.
+    """Send up to `num_docs` images (with all their captions) through the index flow, `batch_size` images a request
+    (and the captions of the previous request's stored photos: see the module's docstring).
 
     Images whose documents are all stored already are not sent again, so an interrupted run resumes where it stopped.
     """
@@ -67,20 +91,49 @@ def index_dataset(flow, reader: DatasetReader, workspace: Path, batch_size: int,
     known = set() if reindex else stored_ids(index_folder(workspace, IMAGE)) | stored_ids(index_folder(workspace, TEXT))
     started = time.perf_counter()
     pairs: Iterable[ImageCaptions] = itertools.islice(reader, num_docs) if num_docs else reader
+    waiting: list[ImageCaptions] = []  # pairs whose photo went in the last request: their captions go in the next
     with tqdm(total=num_docs, unit="img", desc="indexing") as progress:
-        for batch in _batches(pairs, batch_size):
-            todo = [pair for pair in batch if not _already_indexed(pair, known)]
-            summary.already_indexed += len(batch) - len(todo)
-            docs = DocList[CrossModalDoc]([doc for pair in todo for doc in _documents_or_skip(pair, summary)])
-            if docs:
-                results = flow.post("/index", inputs=docs, request_size=len(docs), return_type=DocList[CrossModalDoc])
-                _count(results, summary)
-            progress.update(len(batch))
-            progress.set_postfix(captions=summary.captions, skipped=len(summary.skipped))
+        try:
+            for batch in _batches(pairs, batch_size):
+                todo = [pair for pair in batch if not _already_indexed(pair, known)]
+                summary.already_indexed += len(batch) - len(todo)
+                photos = [(pair, doc) for pair in todo if (doc := _photo_or_skip(pair, summary)) is not None]
+                if photos or waiting:
+                    waiting = _post(flow, photos, waiting, summary)
+                progress.update(len(batch))
+                progress.set_postfix(captions=summary.captions, skipped=len(summary.skipped))
+        except Exception:
+            # Reading failed (or the flow did): the photos stored so far get their captions if the flow still
+            # answers, so that the finished batches are complete; the next run sends whatever is missing anyway.
+            with contextlib.suppress(Exception):
+                _post(flow, [], waiting, summary)
+            raise
+        _post(flow, [], waiting, summary)
     flow.post("/flush", inputs=DocList[CrossModalDoc]())
     summary.skipped = reader.skipped + summary.skipped
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _post(flow, photos: list[tuple[ImageCaptions, CrossModalDoc]], waiting: list[ImageCaptions],
+          summary: IndexSummary) -> list[ImageCaptions]:
+    """One /index request: the photos, and the captions of `waiting` (pairs whose photo is stored). Counts what was
+    stored, records what was refused; returns the pairs whose photo was stored now (their captions go next)."""
+    captions = [doc for pair in waiting for doc in caption_documents(pair)]
+    docs = DocList[CrossModalDoc]([doc for _, doc in photos] + captions)
+    if not docs:
+        return []
+    refused = flow.post("/index", inputs=docs, request_size=len(docs), parameters=dict(ERRORS_ONLY),
+                        return_type=DocList[CrossModalDoc])
+    failed: set[str] = set()
+    for doc in refused or []:
+        if doc.id in failed or ERROR_TAG not in doc.tags:
+            continue
+        failed.add(doc.id)
+        summary.skipped.append(Skipped(item=doc.tags.get("pair_id", doc.id), reason=doc.tags[ERROR_TAG]))
+    summary.images += sum(doc.id not in failed for _, doc in photos)
+    summary.captions += sum(doc.id not in failed for doc in captions)
+    return [pair for pair, doc in photos if doc.id not in failed]
 
 
 def _already_indexed(pair: ImageCaptions, known: set[str]) -> bool:
@@ -88,22 +141,21 @@ def _already_indexed(pair: ImageCaptions, known: set[str]) -> bool:
     return all(doc_id in known for doc_id in ids)
 
 
+def _photo_or_skip(pair: ImageCaptions, summary: IndexSummary) -> CrossModalDoc | None:
+    try:
+        return photo_document(pair)
+    except ImageDecodeError as error:
+        summary.skipped.append(Skipped(item=pair.pair_id, reason=f"image unreadable: {error}"))
+        return None
+
+
 def _documents_or_skip(pair: ImageCaptions, summary: IndexSummary) -> list[CrossModalDoc]:
+    """The pair's documents, or none (and the photo recorded as skipped) when its file cannot be read."""
     try:
         return pair_documents(pair)
     except ImageDecodeError as error:
         summary.skipped.append(Skipped(item=pair.pair_id, reason=f"image unreadable: {error}"))
         return []
-
-
-def _count(results: DocList[CrossModalDoc], summary: IndexSummary) -> None:
-    for doc in results:
-        if "error" in doc.tags:
-            summary.skipped.append(Skipped(item=doc.tags.get("pair_id", doc.id), reason=doc.tags["error"]))
-        elif doc.modality == IMAGE:
-            summary.images += 1
-        else:
-            summary.captions += 1
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
