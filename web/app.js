@@ -1221,7 +1221,7 @@
     link.target = '_blank';
     link.rel = 'noopener';
     link.title = 'Open this photo';
-    link.setAttribute('aria-label', 'Open ' + name + (index === 0 ? ' (shown in search)' : ''));
+    link.setAttribute('aria-label', 'Open ' + name + (index === 0 ? ' (the best of the group)' : ''));
     const img = document.createElement('img');
     img.src = '/images/' + encodeURIComponent(member.id) + '?size=256';
     img.alt = '';
@@ -1244,8 +1244,14 @@
     }
     const similarity = document.createElement('p');
     similarity.className = 'member-similarity';
-    if (index === 0) similarity.textContent = 'shown in search';
-    else if (typeof member.similarity === 'number') similarity.textContent = 'similarity ' + member.similarity.toFixed(3);
+    if (index === 0) {
+      similarity.textContent = 'best of the group';
+      similarity.title = 'the most pixels, then the most bytes';
+    } else if (typeof member.similarity === 'number') {
+      // rounded down: a copy that is not the same photo never reads 1.0000
+      similarity.textContent = 'similarity ' + (Math.floor(member.similarity * 1e4) / 1e4).toFixed(4);
+      similarity.title = 'cosine similarity to the best of the group';
+    }
     if (similarity.textContent) item.append(similarity);
     return item;
   }
@@ -1305,7 +1311,7 @@
     duplicatesPage = { next: typeof body.next_offset === 'number' ? body.next_offset : null };
     ui.duplicatesMore.hidden = duplicatesPage.next === null;
     const shown = ui.duplicateGroups.children.length;
-    const threshold = typeof body.threshold === 'number' ? ' (similarity at least ' + body.threshold.toFixed(2) + ')' : '';
+    const threshold = typeof body.threshold === 'number' ? ' (similarity at least ' + body.threshold + ')' : '';
     const total = typeof body.total === 'number' ? body.total : shown;
     ui.duplicatesStatus.textContent = total === 0
       ? 'No near-duplicates in the collection' + threshold + '.'

@@ -2,11 +2,12 @@
 places; issue 11, item 6), in a real headless Chromium against `app.py -t query-restful` on it: filters narrow the
 results and are kept in the address, "Newest first" orders by the day a photo was taken, "More results" appends the
 next page without repeating a photo, a refused filter is named, and the duplicates view lists the group of a photo
-and its resized copy.
+and its near-duplicate (search folds the pair into one result with a "1 similar" badge).
 
 The library is built once for the module (15 JPEGs made from the demo photos, EXIF dates from 2022 to 2024 in three
-folders, GPS on three, a resized and re-encoded copy of one, an exact copy of another), indexed by `app.py -t index
--d folder` and served by its own query server (tests/servers.py: no flow is forked from the test process).
+folders, GPS on three, a slightly cropped and re-encoded copy of one, an exact copy of another), indexed by
+`app.py -t index -d folder` and served by its own query server (tests/servers.py: no flow is forked from the test
+process).
 Screenshots go to the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace
 docs/screenshot-library.png and docs/screenshot-duplicates.png.
 """
@@ -51,7 +52,7 @@ LIBRARY = {
     "2024/grace_hopper.jpg": ("grace_hopper", "2024:09:09 09:09:09", None),
     "2024/hubble.jpg": ("hubble_deep_field", "2024:10:10 10:10:10", None),
 }
-NEAR_COPY = "2024/coffee-small.jpg"  # coffee.jpg at half size, re-encoded: a near-duplicate
+NEAR_COPY = "2024/coffee-edit.jpg"  # coffee.jpg cropped by 2 pixels and re-encoded: a near-duplicate
 EXACT_COPY = "backup/rocket.jpg"  # the same bytes as 2022/rocket.jpg: one photo with two paths
 PHOTOS = len(LIBRARY) + 1  # photos in the index (the exact copy is not another photo)
 ALBUM = "album"  # the library's name: its folder's
@@ -64,11 +65,11 @@ def degrees(value: float) -> tuple[float, float, float]:
 
 
 def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] | None = None,
-               scale: float = 1.0, quality: int = 90) -> None:
-    """A JPEG with EXIF (camera, date taken, optionally GPS) made from a demo photo."""
+               crop: int = 0) -> None:
+    """A JPEG with EXIF (camera, date taken, optionally GPS) made from a demo photo, less `crop` pixels each side."""
     image = Image.open(source).convert("RGB")
-    if scale != 1.0:
-        image = image.resize((int(image.width * scale), int(image.height * scale)))
+    if crop:
+        image = image.crop((crop, crop, image.width - crop, image.height - crop))
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "Canon", "Canon EOS 5D"
     exif.get_ifd(0x8769)[0x9003] = taken
@@ -78,7 +79,7 @@ def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] 
         place[1], place[2] = ("N" if lat >= 0 else "S"), degrees(abs(lat))
         place[3], place[4] = ("E" if lon >= 0 else "W"), degrees(abs(lon))
     target.parent.mkdir(parents=True, exist_ok=True)
-    image.save(target, format="JPEG", quality=quality, exif=exif.tobytes())
+    image.save(target, format="JPEG", quality=90, exif=exif.tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def library(tmp_path_factory) -> dict:
     album, workspace = root / ALBUM, root / "workspace"
     for path, (photo, taken, gps) in LIBRARY.items():
         save_photo(demo[photo], album / path, taken, gps)
-    save_photo(demo["coffee"], album / NEAR_COPY, "2024:11:11 11:11:11", scale=0.5, quality=70)
+    save_photo(album / "2023" / "summer" / "coffee.jpg", album / NEAR_COPY, "2024:11:11 11:11:11", crop=2)
     (album / EXACT_COPY).parent.mkdir()
     shutil.copyfile(album / "2022" / "rocket.jpg", album / EXACT_COPY)
     result = run_cli("-t", "index", "-d", "folder", "--data-dir", album, "--workspace", workspace,
@@ -142,9 +143,11 @@ def query_params(driver) -> dict:
 
 
 def console_errors(driver) -> list:
-    """SEVERE console entries, less the network log of an answer the test asked the server to refuse."""
+    """SEVERE console entries, less the network log of an answer the test asked the server to refuse and of the
+    favicon a photo opened on its own asks for (the gateway has none)."""
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
-            and "the server responded with a status of 400" not in entry["message"]]
+            and "the server responded with a status of 400" not in entry["message"]
+            and "/favicon.ico" not in entry["message"]]
 
 
 RECORD_SEARCHES = """
@@ -380,4 +383,69 @@ def test_a_refused_filter_is_named_and_marked_until_it_is_corrected(page, librar
     WebDriverWait(page, WAIT).until(lambda d: not d.find_element(By.ID, "error").is_displayed())
     assert all(card["taken"] >= "2024-08-01" for card in settled(page))
     assert page.find_element(By.ID, "taken-after").get_attribute("aria-invalid") is None
+    assert console_errors(page) == []
+
+
+# --- near-duplicates -------------------------------------------------------------------------------------------------
+
+GROUPS = """
+    return [...document.querySelectorAll('#duplicate-groups > li.duplicate-group')].map((group) => ({
+        id: group.dataset.id,
+        title: group.querySelector('.group-title').textContent,
+        members: [...group.querySelectorAll('.duplicate-member')].map((member) => ({
+            id: member.dataset.id,
+            href: member.querySelector('a.member-photo').getAttribute('href'),
+            path: member.querySelector('.member-path').textContent,
+            note: (member.querySelector('.member-similarity') || {}).textContent || null,
+            thumb: member.querySelector('img').complete && member.querySelector('img').naturalWidth > 0,
+        })),
+    }));"""
+
+
+def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_group(page, library, tmp_path):
+    coffee, copy = library["ids"]["2023/summer/coffee.jpg"], library["ids"][NEAR_COPY]
+    open_page(page, library["url"] + "/?q=" + quote("a cup of coffee"))
+    shown = settled(page)
+    # search shows one photo of the group, with a badge counting the other
+    folded = [card for card in shown if card["id"] in (coffee, copy)]
+    assert len(folded) == 1, shown
+    assert folded[0]["similar"] == "1 similar"
+    assert all(card["similar"] is None for card in shown if card is not folded[0])
+    # the badge opens the duplicates view, in the address
+    page.find_element(By.CSS_SELECTOR, f"#result-list li[data-id='{folded[0]['id']}'] a.similar-badge").click()
+    WebDriverWait(page, WAIT).until(lambda d: query_params(d).get("view") == ["duplicates"])
+    assert "q" not in query_params(page)
+    groups = WebDriverWait(page, WAIT).until(
+        lambda d: d.execute_script(GROUPS) if d.execute_script(GROUPS)
+        and all(m["thumb"] for g in d.execute_script(GROUPS) for m in g["members"]) else False)
+    assert not page.find_element(By.ID, "results").is_displayed()
+    assert page.find_element(By.ID, "nav-duplicates").get_attribute("aria-current") == "page"
+    group = next(group for group in groups if {member["id"] for member in group["members"]} == {coffee, copy})
+    assert group["title"].startswith("2 photos")
+    assert group["id"] == group["members"][0]["id"] and group["members"][0]["note"] == "best of the group"
+    other = group["members"][1]
+    assert other["note"].startswith("similarity 0.99"), other
+    assert sorted(member["path"] for member in group["members"]) == sorted(["2023/summer/coffee.jpg", NEAR_COPY])
+    assert "1 group of near-duplicate photos" in page.find_element(By.ID, "duplicates-status").text
+    save_screenshot(page, tmp_path, "screenshot-duplicates.png")
+    # a member opens its photo (in a new tab)
+    link = page.find_element(By.CSS_SELECTOR, f"#duplicate-groups .duplicate-member[data-id='{copy}'] a")
+    search_tab = page.current_window_handle
+    link.click()
+    WebDriverWait(page, WAIT).until(lambda d: len(d.window_handles) == 2)
+    page.switch_to.window(next(handle for handle in page.window_handles if handle != search_tab))
+    try:
+        WebDriverWait(page, WAIT).until(lambda d: d.current_url.endswith(f"/images/{copy}"))
+        assert page.execute_script("return document.images.length && document.images[0].naturalWidth") > 0
+    finally:
+        page.close()
+        page.switch_to.window(search_tab)
+    # the address restores the view; back returns to the search
+    page.refresh()
+    WebDriverWait(page, WAIT).until(lambda d: d.execute_script(GROUPS))
+    assert page.find_element(By.ID, "duplicates").is_displayed()
+    page.back()
+    WebDriverWait(page, WAIT).until(lambda d: query_params(d).get("q") == ["a cup of coffee"])
+    assert folded[0]["id"] in [card["id"] for card in settled(page)]
+    assert not page.find_element(By.ID, "duplicates").is_displayed()
     assert console_errors(page) == []
