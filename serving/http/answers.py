@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossmodal.duplicates import DuplicateGroups, SimilarPairs, store_groups
 from crossmodal.ids import caption_doc_id, caption_id_prefix
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.photo_filter import TAKEN_CHARS
@@ -35,7 +36,15 @@ from crossmodal.relevance import (
     score_distribution,
     workspace_calibration_path,
 )
-from crossmodal.store import Record, read_records, read_vectors, records_with_pair_id, store_generations, vector_sample
+from crossmodal.store import (
+    Record,
+    filter_ids,
+    read_records,
+    read_vectors,
+    records_with_pair_id,
+    store_generations,
+    vector_sample,
+)
 from serving.http import api_models as models
 from serving.http.api_models import MAX_DEPTH
 from serving.http.plans import SearchPlan
@@ -70,18 +79,21 @@ RELEVANT_FROM = NO_GOOD_MATCH_BELOW
 
 def search_depth(plan: SearchPlan) -> int:
     """How many vector matches to ask the indexers for: the end of the page; fusion needs a deeper list than the
-    page shows; `sort: taken` looks at the whole search depth (what is relevant is decided before the dates)."""
+    page shows; `sort: taken` looks at the whole search depth (what is relevant is decided before the dates). A
+    search that collapses near-duplicates asks for as many more as collapsing can remove (`fold_margin`), so each
+    page is cut from a list that still holds it after collapsing, whichever page it is."""
     if plan.sort == "taken":
-        return MAX_DEPTH
+        return MAX_DEPTH + plan.fold_margin
     end = plan.offset + plan.limit
-    return end if plan.ranking_mode() == "semantic" else min(MAX_DEPTH, max(end, FUSION_DEPTH))
+    depth = end if plan.ranking_mode() == "semantic" else min(MAX_DEPTH, max(end, FUSION_DEPTH))
+    return depth + plan.fold_margin
 
 
 def keyword_depth(plan: SearchPlan) -> int:
     """How deep the keyword rankings go: as deep as the vector ranking in hybrid mode (its fusion is unchanged by
     pages before the 50th match); the whole search depth in keyword mode, where they are the answer, so `total` is
     exact and pages cut one list."""
-    return MAX_DEPTH if plan.ranking_mode() == "keyword" else search_depth(plan)
+    return MAX_DEPTH + plan.fold_margin if plan.ranking_mode() == "keyword" else search_depth(plan)
 
 
 class AnswerBuilder:
@@ -89,6 +101,13 @@ class AnswerBuilder:
         self.folders = dict(folders)
         self.calibrations = CalibrationCache(workspace)
         self.samples = VectorSampleCache()
+        self.duplicates = DuplicateCache(self.folders[IMAGE])
+
+    def prepare(self, plans: Sequence[SearchPlan]) -> None:
+        """Before the flow runs: how much deeper each photo search that collapses near-duplicates must look."""
+        for plan in plans:
+            if plan.target == IMAGE and plan.collapse:
+                plan.fold_margin = min(MAX_DEPTH, self.duplicates.groups().folded())
 
     def answer(self, plan: SearchPlan, found: FlowResult) -> models.SearchResponse:
         """One page of the answer. The matches are ranked (fused), filtered (the indexers filtered the vector hits;
@@ -101,6 +120,11 @@ class AnswerBuilder:
             keyword = keyword_rankings(self.folders, plan.target, plan.keyword_text() or "", plan.exclude_text(),
                                        depth=keyword_depth(plan), photo_filter=plan.photo_filter)
         full_order = fused_order(mode, list(semantic), keyword)
+        groups = self.duplicates.groups() if plan.target == IMAGE else None
+        folded = 0
+        if groups is not None and plan.collapse:
+            full_order = groups.collapse(full_order)
+            folded = groups.folded(filter_ids(self.folders[IMAGE], groups.members(), plan.photo_filter))
         end = plan.offset + plan.limit
         order = full_order if plan.sort == "taken" else full_order[:end]
         target_folder = self.folders[plan.target]
@@ -125,7 +149,7 @@ class AnswerBuilder:
         else:
             ranked = order
             counted = found.candidate_count() if mode != "keyword" else None
-            total = min(MAX_DEPTH, max(counted or 0, len(full_order)))
+            total = min(MAX_DEPTH, max((counted or 0) - folded, len(full_order)))
         page = ranked[plan.offset:end]
         public = [_public_match(semantic[doc_id]) if doc_id in semantic else _record_match(others[doc_id], 0.0)
                   for doc_id in page]
@@ -133,6 +157,7 @@ class AnswerBuilder:
             match.score = float(scores.get(match.id, match.score))
             match.relevance = relevance.get(match.id) if relevance else None
             match.why.keywords = list(keyword.terms_of(match.id))
+            match.duplicates = groups.duplicates_of(match.id) if groups is not None else None
         self._explain_photos(public, found.vector)
         best = max(relevance.values(), default=None) if relevance else None
         if not order:  # nothing matched (keyword mode, an empty index, a filter): nothing good either
@@ -220,6 +245,25 @@ class VectorSampleCache:
                 cached = (generations, vector_sample(folder, SAMPLE_SIZE))
                 self._cached[folder] = cached
             return cached[1]
+
+
+class DuplicateCache:
+    """The near-duplicate groups of the photo index, worked out again only when the index changed (a sync seen by
+    the running server), and then only for the photos that changed (`crossmodal.duplicates.SimilarPairs`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._pairs: SimilarPairs | None = None
+        self._cached: tuple[tuple[int, ...], DuplicateGroups] | None = None
+        self._lock = threading.Lock()
+
+    def groups(self) -> DuplicateGroups:
+        generations = store_generations(self.folder)
+        with self._lock:
+            if self._cached is None or self._cached[0] != generations:
+                groups, self._pairs = store_groups(self.folder, self._pairs)
+                self._cached = (generations, groups)
+            return self._cached[1]
 
 
 def _mtime(path: Path) -> float | None:

@@ -47,6 +47,9 @@ _FILTER_DOCS = {
             "calibrated, else the first 100 by relevance), newest first; photos without a date last",
     "offset": f"skip this many matches (pages: the previous answer's `next_offset`); offset + limit is at most "
               f"{MAX_DEPTH}",
+    "collapse_duplicates": "photo results: `true` (default) shows one photo per group of near-duplicates, the best "
+                           "ranked, with `duplicates` counting the others (see `GET /duplicates`); `false` shows "
+                           "every photo. Pages and `total` count what is shown",
 }
 MAX_PARTS = 8  # parts in `plus` and in `minus`, each
 
@@ -102,6 +105,7 @@ class SearchRequest(BaseModel):
     camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
     sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
     offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
+    collapse_duplicates: bool = Field(True, description=_FILTER_DOCS["collapse_duplicates"])
 
 
 class SearchUpload(BaseModel):
@@ -119,6 +123,7 @@ class SearchUpload(BaseModel):
     camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
     sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
     offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
+    collapse_duplicates: bool = Field(True, description=_FILTER_DOCS["collapse_duplicates"])
 
 
 class Why(BaseModel):
@@ -181,6 +186,10 @@ class Match(BaseModel):
     metadata: Optional[PhotoMetadata] = Field(None, description="photos of a folder library: path, date, camera, "
                                                                 "place; null otherwise")
     why: Why = Field(default_factory=Why, description="why it matched")
+    duplicates: Optional[int] = Field(None, description=(
+        "photo matches: how many near-duplicates of this photo the collection holds (its group in `GET /duplicates` "
+        "less itself), which a search that collapses duplicates folds into it; 0 when it has none. Null for "
+        "caption matches"))
 
 
 class SearchResponse(BaseModel):
@@ -203,6 +212,40 @@ class SearchResponse(BaseModel):
     offset: int = Field(0, description="where this page starts in the whole answer")
     next_offset: Optional[int] = Field(None, description="the `offset` of the next page; null at the end")
     matches: list[Match] = Field(description="best first (or newest first with `sort: taken`)")
+
+
+class DuplicateMember(BaseModel):
+    id: str
+    uri: str = Field(description="the photo (`/images/{id}`; add `?size=256` for a thumbnail)")
+    metadata: Optional[PhotoMetadata] = Field(None, description="path, size, date... (folder libraries); null "
+                                                                "otherwise")
+    similarity: float = Field(description="cosine similarity to the group's representative (1.0 for itself)")
+
+
+class DuplicateGroup(BaseModel):
+    id: str = Field(description="the representative: the best photo of the group (most pixels, then most bytes)")
+    size: int = Field(description="photos in the group, at least 2")
+    members: list[DuplicateMember] = Field(description="the representative first, then by similarity")
+
+
+class DuplicatesResponse(BaseModel):
+    """Groups of near-duplicate photos (resized, re-encoded, slightly cropped or brightened copies): every member
+    has a cosine of at least `threshold` to its group's representative. Exact copies are not listed: they are one
+    photo with several `metadata.paths`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "groups": [{"id": "img-1f2e3d4c5b6a7980", "size": 2, "members": [
+            {"id": "img-1f2e3d4c5b6a7980", "uri": "/images/img-1f2e3d4c5b6a7980", "metadata": None,
+             "similarity": 1.0},
+            {"id": "img-0a1b2c3d4e5f6789", "uri": "/images/img-0a1b2c3d4e5f6789", "metadata": None,
+             "similarity": 0.997}]}],
+        "total": 1, "offset": 0, "next_offset": None, "threshold": 0.995}]})
+    groups: list[DuplicateGroup] = Field(description="largest first, then by representative id")
+    total: int = Field(description="groups in the collection")
+    offset: int
+    next_offset: Optional[int] = Field(None, description="the `offset` of the next page; null at the end")
+    threshold: float = Field(description="the cosine similarity a member has to its representative at least "
+                                         "(per model)")
 
 
 class Caption(BaseModel):

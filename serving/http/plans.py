@@ -35,6 +35,8 @@ class SearchPlan:
     photo_filter: PhotoFilter | None = None  # run by the indexers (the query document's filter tag)
     sort: str = "relevance"
     offset: int = 0
+    collapse: bool = True  # near-duplicate photos folded into the best ranked of their group
+    fold_margin: int = 0  # how many matches collapsing may remove: the search looks that much deeper
 
     @property
     def composed(self) -> bool:
@@ -78,8 +80,8 @@ class SearchPlan:
 
 
 def page_options(request: SearchRequest, target: str, where: str = "") -> dict[str, Any]:
-    """The filter, sort and page of a request as `SearchPlan` fields; 400 naming the field when one is unusable.
-    `where` prefixes field names (`queries[3].`)."""
+    """The filter, sort, page and collapsing of a request as `SearchPlan` fields; 400 naming the field when one is
+    unusable. `where` prefixes field names (`queries[3].`)."""
     try:
         photo_filter = parse_photo_filter({name: getattr(request, name) for name in FILTER_FIELDS})
     except FilterError as error:
@@ -93,7 +95,8 @@ def page_options(request: SearchRequest, target: str, where: str = "") -> dict[s
     if request.offset + request.limit > MAX_DEPTH:
         raise HTTPException(400, f"'{where}offset' + '{where}limit' is {request.offset + request.limit}; the search "
                                  f"depth is {MAX_DEPTH}, so offset + limit must be at most {MAX_DEPTH}")
-    return {"photo_filter": photo_filter, "sort": request.sort, "offset": request.offset}
+    return {"photo_filter": photo_filter, "sort": request.sort, "offset": request.offset,
+            "collapse": request.collapse_duplicates}
 
 
 def _texts(parts: list[tuple[Query, float]], positive: bool) -> str | None:
