@@ -333,7 +333,9 @@ def run_query(args: argparse.Namespace) -> None:
             metadata.get("path") or match["tags"].get("pair_id", match["id"]))
         taken = f"  taken {metadata['taken']}" if metadata.get("taken") else ""
         relevance = "" if match.get("relevance") is None else f"  relevance {match['relevance']:.2f}"
-        print(f"{rank:3d}. {match['score']:.4f}{relevance}  [{match['modality']}] {label}{taken}")
+        folded = match.get("duplicates") or 0
+        similar = f"  (+{folded} near-duplicate{'s' if folded > 1 else ''})" if folded else ""
+        print(f"{rank:3d}. {match['score']:.4f}{relevance}  [{match['modality']}] {label}{taken}{similar}")
     if answer.get("next_offset") is not None:
         print(f"{answer['total']} in all; next page: --offset {answer['next_offset']}")
 
