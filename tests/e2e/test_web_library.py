@@ -9,7 +9,7 @@ folders, GPS on three, a slightly cropped and re-encoded copy of one, an exact c
 `app.py -t index -d folder` and served by its own query server (tests/servers.py: no flow is forked from the test
 process).
 Screenshots go to the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace
-docs/screenshot-library.png and docs/screenshot-duplicates.png.
+docs/screenshot-library.png (newest first) and docs/screenshot-duplicates.png.
 """
 from __future__ import annotations
 
@@ -229,9 +229,11 @@ def type_date(driver, element_id: str, day: str) -> None:
     WebDriverWait(driver, WAIT).until(lambda d: box.get_attribute("value") == day)
 
 
-def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+def save_screenshot(driver, tmp_path: Path, name: str, top: str) -> Path:
+    """The window scrolled to element `top` (its id), under the page header."""
     path = tmp_path / name
-    driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, document.getElementById(arguments[0])"
+                          ".getBoundingClientRect().top + scrollY - 12);", top)
     assert driver.save_screenshot(str(path))
     assert path.stat().st_size > 10_000
     if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
@@ -273,7 +275,6 @@ def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_
     assert page.find_element(By.ID, "filters-active").text == "(2 on)"
     params = query_params(page)
     assert params["folder"] == ["2023"] and params["to"] == ["2023-07-31"] and params["q"] == ["a photo"]
-    save_screenshot(page, tmp_path, "screenshot-library.png")
     # the address is the search: a reload shows the same filters and the same photos
     page.refresh()
     WebDriverWait(page, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
@@ -294,7 +295,7 @@ def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_
     assert console_errors(page) == []
 
 
-def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(page, library):
+def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(page, library, tmp_path):
     # "2024" is a folder name: the keyword search finds the eight photos of that folder, all relevant
     open_page(page, library["url"] + "/?q=2024&mode=keyword")
     best = settled(page)
@@ -310,6 +311,9 @@ def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(page
     assert taken != [card["taken"] for card in best]  # the order changed: the best match was not newest first
     assert [card["id"] for card in newest] == [match["id"] for match in search["answer"]["matches"]]
     assert newest[-1]["path"] == "2024/china.jpg"  # the oldest of 2024
+    WebDriverWait(page, WAIT).until(lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#result-list img')].every(i => i.complete && i.naturalWidth > 0)"))
+    save_screenshot(page, tmp_path, "screenshot-library.png", "sort-field")
     assert "newest first" in page.find_element(By.ID, "status").text
     assert query_params(page)["sort"] == ["taken"]
     page.refresh()
@@ -427,7 +431,7 @@ def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_gro
     assert other["note"].startswith("similarity 0.99"), other
     assert sorted(member["path"] for member in group["members"]) == sorted(["2023/summer/coffee.jpg", NEAR_COPY])
     assert "1 group of near-duplicate photos" in page.find_element(By.ID, "duplicates-status").text
-    save_screenshot(page, tmp_path, "screenshot-duplicates.png")
+    save_screenshot(page, tmp_path, "screenshot-duplicates.png", "duplicates")
     # a member opens its photo (in a new tab)
     link = page.find_element(By.CSS_SELECTOR, f"#duplicate-groups .duplicate-member[data-id='{copy}'] a")
     search_tab = page.current_window_handle
@@ -449,3 +453,29 @@ def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_gro
     assert folded[0]["id"] in [card["id"] for card in settled(page)]
     assert not page.find_element(By.ID, "duplicates").is_displayed()
     assert console_errors(page) == []
+
+
+# --- a phone ---------------------------------------------------------------------------------------------------------
+
+def test_on_a_phone_the_filters_fold_away_and_nothing_sticks_out(page, library):
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        open_page(page, library["url"] + "/?q=" + quote("a cup of coffee") + "&folder=2023")
+        settled(page)
+        filters = page.find_element(By.ID, "filters")
+        assert filters.is_displayed() and filters.get_attribute("open") == "true"  # a filter is on: shown open
+        assert page.find_element(By.ID, "filters-active").text == "(1 on)"
+        overflow = page.execute_script("return document.documentElement.scrollWidth - "
+                                       "document.documentElement.clientWidth")
+        assert overflow <= 0
+        for element in page.find_elements(By.CSS_SELECTOR, "#filters input, #filters select, #sort"):
+            box = element.rect
+            assert 0 <= box["x"] and box["x"] + box["width"] <= 400, element.get_attribute("id")
+        open_page(page, library["url"] + "/?q=" + quote("a cup of coffee"))
+        settled(page)
+        assert page.find_element(By.ID, "filters").get_attribute("open") is None  # folded: the results come first
+        first = page.find_element(By.CSS_SELECTOR, "#result-list > li")
+        assert first.rect["y"] + 120 <= 800, first.rect  # at least 120 px of the first photo on the first screen
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
