@@ -143,7 +143,7 @@
   // set them: then they show, so that they can be seen and cleared.
   function showFilters() {
     const set = activeFilters().length > 0 || ui.sort.value !== DEFAULT_SORT;
-    const offered = library || set;
+    const offered = (library || set) && view === 'search';  // the duplicates view lists every group, unfiltered
     ui.filters.hidden = !offered;
     ui.sortField.hidden = !offered;
     ui.nav.hidden = !library && view !== 'duplicates';

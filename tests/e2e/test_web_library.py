@@ -423,6 +423,7 @@ def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_gro
         lambda d: d.execute_script(GROUPS) if d.execute_script(GROUPS)
         and all(m["thumb"] for g in d.execute_script(GROUPS) for m in g["members"]) else False)
     assert not page.find_element(By.ID, "results").is_displayed()
+    assert not page.find_element(By.ID, "filters").is_displayed()  # every group is listed: nothing to filter
     assert page.find_element(By.ID, "nav-duplicates").get_attribute("aria-current") == "page"
     group = next(group for group in groups if {member["id"] for member in group["members"]} == {coffee, copy})
     assert group["title"].startswith("2 photos")
