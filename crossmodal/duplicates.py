@@ -34,6 +34,7 @@ THRESHOLDS: Mapping[str, float] = {"offline": 0.995}
 # an unmeasured model folds too few photos rather than hiding different ones.
 FALLBACK_THRESHOLD = 0.95
 _BLOCK = 1024  # rows per matrix product: 1024 x 100,000 float32 scores are 400 MB
+_FEW = 8  # under 1/_FEW of the rows to pair (a sync's new photos): compared with all, without the sorted windows
 
 
 def threshold_for(model_name: str | None) -> float:
@@ -136,16 +137,19 @@ class SimilarPairs:
 
 def similar_pairs(vectors: np.ndarray, threshold: float, rows: np.ndarray | None = None,
                   block: int = _BLOCK) -> tuple[list[int], list[int], list[float]]:
-    """(row, column, cosine) of every pair of unit vectors with cosine >= ``threshold`` that involves one of
-    ``rows`` (default: all), each pair once, never a row with itself. Exact, by blockwise matrix products, pruned:
+    """(row, column, cosine), row < column, of every pair of unit vectors with cosine >= ``threshold`` that involves
+    one of ``rows`` (default: all), each pair once. Exact, by blockwise matrix products, pruned:
     two unit vectors with cosine >= t are at most r = sqrt(2 - 2t) apart, so their projections on any unit
     direction differ by at most r. Rows sorted by their projection on the vectors' main direction are compared in
     blocks with the columns whose projection is within r of the block's (a window of the sorted order); over all
-    rows, only with the later ones (the upper triangle)."""
+    rows, only with the later ones (the upper triangle). A few rows are compared with all, unsorted."""
     count = len(vectors)
     everything = rows is None or len(rows) == count
     listed = np.zeros(count, dtype=bool)
     listed[np.arange(count) if rows is None else np.asarray(rows, dtype=np.int64)] = True
+    listed_rows = np.flatnonzero(listed)
+    if not everything and len(listed_rows) * _FEW < count:
+        return _pairs_of_few(vectors, listed_rows, listed, threshold, block)
     projection = vectors @ _main_direction(vectors) if count else np.zeros(0, dtype=np.float32)
     order = np.argsort(projection, kind="stable")
     ordered, by_projection = projection[order], vectors[order]  # one copy: the windows below are views of it
@@ -167,6 +171,22 @@ def similar_pairs(vectors: np.ndarray, threshold: float, rows: np.ndarray | None
         found[0].extend(np.minimum(pair_rows, pair_columns)[keep].tolist())
         found[1].extend(np.maximum(pair_rows, pair_columns)[keep].tolist())
         found[2].extend(scores[hit_rows[keep], hit_columns[keep]].astype(float).tolist())
+    return found
+
+
+def _pairs_of_few(vectors: np.ndarray, rows: np.ndarray, listed: np.ndarray, threshold: float,
+                  block: int) -> tuple[list[int], list[int], list[float]]:
+    """`similar_pairs` for a few rows (a sync's new photos): each against every vector, without sorting them all."""
+    found: tuple[list[int], list[int], list[float]] = ([], [], [])
+    for start in range(0, len(rows), block):
+        chunk = rows[start:start + block]
+        scores = vectors[chunk] @ vectors.T
+        hit_rows, columns = np.nonzero(scores >= threshold)
+        pair_rows = chunk[hit_rows]
+        keep = (columns != pair_rows) & (~listed[columns] | (columns > pair_rows))  # each pair from one row
+        found[0].extend(np.minimum(pair_rows, columns)[keep].tolist())
+        found[1].extend(np.maximum(pair_rows, columns)[keep].tolist())
+        found[2].extend(scores[hit_rows[keep], columns[keep]].astype(float).tolist())
     return found
 
 

@@ -57,11 +57,11 @@ def test_pairs_are_those_of_brute_force_whatever_the_block(photos, block):
     assert len(rows) == len(set(zip(rows, columns)))  # each pair once
     assert all(row < column for row, column in zip(rows, columns))
     assert np.allclose(scores, [vectors[r] @ vectors[c] for r, c in zip(rows, columns)], atol=1e-6)
-    some = np.arange(0, len(vectors), 3)
-    rows, columns, _ = similar_pairs(vectors, THRESHOLD, some, block=block)
-    assert len(rows) == len(set(zip(rows, columns)))
-    assert set(zip(rows, columns)) == {(i, j) for i, j in brute_force_pairs(vectors, THRESHOLD)
-                                       if i in some or j in some}
+    for some in (np.arange(0, len(vectors), 3), np.array([1, 40, 41])):  # sorted windows; a few against all
+        rows, columns, _ = similar_pairs(vectors, THRESHOLD, some, block=block)
+        assert len(rows) == len(set(zip(rows, columns)))
+        assert set(zip(rows, columns)) == {(i, j) for i, j in brute_force_pairs(vectors, THRESHOLD)
+                                           if i in some or j in some}
 
 
 def test_copies_group_with_their_original_and_different_photos_never_share_a_group(photos):
