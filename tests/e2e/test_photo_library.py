@@ -1,6 +1,7 @@
 """A plain photo folder (no captions file) as a user keeps it, with one query server running throughout (issue 11):
-`-t index` syncs it (add, delete, rename, modify, copy), then `-t watch` follows it on its own; the server sees
-every change without a restart.
+`-t index` syncs it (add, delete, rename, modify, copy, near-copy), then `-t watch` follows it on its own; the server
+sees every change without a restart. The near-copy (resized and re-encoded) is grouped with its original: listed by
+`/duplicates` and folded into it by search.
 
 Costs two index runs, one watch run and one query server (the suite's time budget). Crash safety of a sync (SIGKILL
 at every step) is tested with an in-process flow stand-in in tests/unit/test_library_sync.py.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from crossmodal.library import photo_id
 from crossmodal.store import read_vectors, stored_ids
@@ -50,6 +51,14 @@ def save_photo(source: Path, target: Path, crop: float = 1.0, tint: tuple[int, i
     image.save(target, format="JPEG", quality=90, exif=exif.tobytes())
 
 
+def save_near_copy(source: Path, target: Path) -> None:
+    """A resized (75 %), re-encoded (JPEG quality 85) copy, as a phone's "share" or a web album makes one; upright, with
+    no EXIF. (The offline model keeps this copy of the motorcycle at cosine 0.9998 from its original; many copies of
+    other photos fall below its threshold, see bench/near_duplicates_bench.py.)"""
+    image = ImageOps.exif_transpose(Image.open(source)).convert("RGB")
+    image.resize((image.width * 3 // 4, image.height * 3 // 4), Image.LANCZOS).save(target, format="JPEG", quality=85)
+
+
 def content_id(path: Path) -> str:
     return photo_id(LIBRARY, hashlib.sha256(path.read_bytes()).hexdigest())
 
@@ -59,7 +68,8 @@ def summaries(output: str) -> list[dict[str, int]]:
 
 
 def photo_ids_found(client: httpx.Client) -> set[str]:
-    answer = client.post("/search", json={"text": "a photo", "limit": 50, "modality": "image"})
+    answer = client.post("/search", json={"text": "a photo", "limit": 50, "modality": "image",
+                                          "collapse_duplicates": False})
     assert answer.status_code == 200, answer.text
     return {match["id"] for match in answer.json()["matches"]}
 
@@ -70,6 +80,23 @@ def document(client: httpx.Client, doc_id: str) -> dict | None:
         return None
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def assert_near_copy_grouped(client: httpx.Client, original: str, near: str) -> None:
+    """`/duplicates` lists the original (more pixels: the representative) with its near-copy, and nothing else;
+    a search folds the near-copy into whichever of the two ranks first, unless asked not to."""
+    groups = client.get("/duplicates").json()
+    assert groups["total"] == 1, groups
+    assert [member["id"] for member in groups["groups"][0]["members"]] == [original, near]
+    assert groups["groups"][0]["members"][1]["metadata"]["path"] == "2023/motorcycle-small.jpg"
+    query = {"text": "a motorcycle", "limit": 10, "modality": "image", "mode": "semantic"}
+    folded = client.post("/search", json=query).json()
+    every = client.post("/search", json={**query, "collapse_duplicates": False}).json()
+    assert {m["id"]: m["duplicates"] for m in every["matches"] if m["id"] in (original, near)} == {original: 1, near: 1}
+    assert folded["total"] == every["total"] - 1
+    ranked = [m["id"] for m in every["matches"]]  # the whole library (5 photos): no page cut
+    later = max((original, near), key=ranked.index)  # the lower ranked of the two is folded
+    assert [m["id"] for m in folded["matches"]] == [doc_id for doc_id in ranked if doc_id != later]
 
 
 def wait_until(condition, what: str, watch: FlowProcess | None = None, timeout: float = 90) -> None:
@@ -120,13 +147,15 @@ def test_a_plain_folder_synced_by_index_then_by_watch_with_the_server_running(de
             (album / "cat.jpg").rename(album / "pets" / "chelsea.jpg")  # rename (and move)
             save_photo(demo / "coffee.png", album / "coffee.jpg", crop=0.8)  # modify
             shutil.copy2(album / "2023" / "motorcycle.jpg", album / "backup-motorcycle.jpg")  # copy
+            save_near_copy(album / "2023" / "motorcycle.jpg", album / "2023" / "motorcycle-small.jpg")  # near-copy
             second = run_cli("-t", "index", "-d", "folder", "--data-dir", album, "--workspace", workspace, "-b", "2",
                              timeout=INDEX_TIMEOUT)
             assert second.returncode == 0, describe(second)
-            assert summaries(second.stdout) == [dict(new=1, changed=1, moved=1, copies=1, deleted=1, unchanged=1,
-                                                     skipped=0, encoded=2, reused=2, removed=2)], describe(second)
+            assert summaries(second.stdout) == [dict(new=2, changed=1, moved=1, copies=1, deleted=1, unchanged=1,
+                                                     skipped=0, encoded=3, reused=2, removed=2)], describe(second)
             astronaut, coffee = content_id(album / "astronaut.jpg"), content_id(album / "coffee.jpg")
-            expected = {ids["cat.jpg"], ids["2023/motorcycle.jpg"], astronaut, coffee}
+            near = content_id(album / "2023" / "motorcycle-small.jpg")
+            expected = {ids["cat.jpg"], ids["2023/motorcycle.jpg"], astronaut, coffee, near}
             assert coffee != ids["coffee.jpg"]
             assert photo_ids_found(client) == expected  # the running server's search sees the sync
             for gone in (ids["2023/rocket.jpg"], ids["coffee.jpg"]):
@@ -140,6 +169,7 @@ def test_a_plain_folder_synced_by_index_then_by_watch_with_the_server_running(de
             copies = document(client, ids["2023/motorcycle.jpg"])["metadata"]  # one photo, two paths
             assert copies["paths"] == ["2023/motorcycle.jpg", "backup-motorcycle.jpg"]
             assert document(client, coffee)["metadata"]["path"] == "coffee.jpg"
+            assert_near_copy_grouped(client, ids["2023/motorcycle.jpg"], near)
 
             # --- -t watch: the same without running -t index --------------------------------------------------------
             watch = FlowProcess([sys.executable, str(APP), "-t", "watch", "-d", "folder", "--data-dir", str(album),
@@ -151,7 +181,7 @@ def test_a_plain_folder_synced_by_index_then_by_watch_with_the_server_running(de
                 (album / "astronaut.jpg").unlink()
                 save_photo(demo / "china.jpg", album / "2024" / "china.jpg")
                 china = content_id(album / "2024" / "china.jpg")
-                expected = {ids["cat.jpg"], ids["2023/motorcycle.jpg"], coffee, china}
+                expected = {ids["cat.jpg"], ids["2023/motorcycle.jpg"], coffee, china, near}
                 wait_until(lambda: photo_ids_found(client) == expected, "watched changes in search", watch)
                 wait_until(lambda: (document(client, ids["cat.jpg"]) or {}).get("metadata", {}).get("path")
                            == "cat-again.jpg", "the renamed photo at its new path", watch)
