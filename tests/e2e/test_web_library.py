@@ -480,3 +480,24 @@ def test_on_a_phone_the_filters_fold_away_and_nothing_sticks_out(page, library):
         assert first.rect["y"] + 120 <= 800, first.rect  # at least 120 px of the first photo on the first screen
     finally:
         page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+# --- a photo of your own, filtered ------------------------------------------------------------------------------------
+
+def test_an_uploaded_photo_finds_similar_photos_within_the_filters(page, library, tmp_path):
+    """A photo from disk goes as a multipart upload: the filters go as form fields with it."""
+    photo = tmp_path / "my-coffee.jpg"
+    Image.new("RGB", (64, 64), (150, 60, 40)).save(photo)  # any photo: the filter decides what may come back
+    open_page(page, library["url"] + "/?modality=image&folder=2022&located=no")
+    page.find_element(By.ID, "file").send_keys(str(photo))
+    shown = settled(page, 2)
+    assert sorted(card["path"] for card in shown) == ["2022/winter/coins.jpg", "2022/winter/moon.jpg"]
+    assert "my-coffee.jpg" in page.find_element(By.ID, "query-title").text
+    # the same photo searched again in another folder (still without a location: not coffee.jpg)
+    folder = page.find_element(By.ID, "folder")
+    folder.clear()
+    folder.send_keys("2023/summer", Keys.ENTER)
+    shown = settled(page)
+    assert {card["path"] for card in shown} <= {"2023/summer/cat.jpg", "2023/summer/flower.jpg"}, shown
+    assert shown and not page.find_element(By.ID, "error").is_displayed()
+    assert console_errors(page) == []
