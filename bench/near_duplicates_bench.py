@@ -15,14 +15,14 @@ hide a photo that search should show. They are reported apart (how many of them 
 threshold separates them for this model: it embeds what ImageNet classes a photo shows, the same on both halves of
 a brick wall. A 60 % crop paired with its own family is neither positive nor negative (left out).
 Halves, by source photo: of the sorted names, the odd positions tune the threshold ("tune"; it holds brick and text,
-the two demo photos this model confuses), the even ones are held out ("held-out"). The chosen threshold is the
+whose copies this model confuses at up to 0.99), the even ones are held out ("held-out"). The chosen threshold is the
 lowest of the sweep above every distinct pair of the tuning half (precision 1.0 there: folding a different photo
 hides it from search, missing a copy only shows it twice); its held-out precision and recall are the reported
 numbers, pair by pair and for the groups `crossmodal.duplicates.find_groups` forms (two photos in one group).
 Also measured: the highest cosine between two different people's faces (scikit-image's LFW subset, 25 x 25 px,
-originals only), and with --scale N the gateway's grouping at N vectors (`conse_like`: built like the offline
-model's from random class probabilities, 1 % near copies): all pairs from scratch (a server's first search) and the
-update after a sync that adds 10 photos.
+originals only), and with --scale N what `GET /duplicates` costs the gateway on a store of N vectors (`conse_like`:
+built like the offline model's from random class probabilities, 1 % near copies): the groups from scratch (a
+server's start), after a sync that adds 10 photos, and from its cache.
 """
 from __future__ import annotations
 
