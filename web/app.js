@@ -24,7 +24,6 @@
     duplicates: $('duplicates'), duplicatesStatus: $('duplicates-status'), duplicateGroups: $('duplicate-groups'),
     duplicatesMore: $('duplicates-more'),
   };
-  const LIMIT_STEPS = [10, 20, 50, 100];
   const DEFAULT_LIMIT = 10;
   const FORMATS = 'JPEG, PNG, GIF, BMP, WebP or TIFF';
   const server = { max_limit: 100, max_image_bytes: 20 * 1024 * 1024, max_text_chars: 1000 };
