@@ -168,3 +168,4 @@ def test_groups_of_a_store_follow_its_changes(photos, tmp_path):
     after, _ = store_groups(folder, pairs)
     assert after.group_of(original) is None and after.groups[0].id != original
     assert group_pairs(pairs.neighbours, THRESHOLD, lambda doc_id: 0).members()  # the pairs were updated in place
+    assert store_groups(tmp_path / "nothing indexed")[0].groups == ()
