@@ -1,11 +1,13 @@
 """The search page on a photo library (a plain folder, no captions file: photos with dates, folders, cameras and
 places; issue 11, item 6), in a real headless Chromium against `app.py -t query-restful` on it: filters narrow the
 results and are kept in the address, "Newest first" orders by the day a photo was taken, "More results" appends the
-next page without repeating a photo, a refused filter is named, and the duplicates view lists the group of a photo
-and its near-duplicate (search folds the pair into one result with a "1 similar" badge).
+next page without repeating a photo, a refused filter is named, an uploaded photo is searched within the filters,
+and the duplicates view lists the groups of near-duplicates, page by page (search folds a group into one result with
+a "1 similar" badge); on a phone the filters fold away.
 
-The library is built once for the module (15 JPEGs made from the demo photos, EXIF dates from 2022 to 2024 in three
-folders, GPS on three, a slightly cropped and re-encoded copy of one, an exact copy of another), indexed by
+The library is built once for the module (17 JPEGs made from the demo photos, EXIF dates from 2022 to 2024 in
+three folders, GPS on three; two near-duplicates: a slightly cropped copy and a re-encoded copy; an exact copy of
+another photo, which is the same photo at two paths), indexed by
 `app.py -t index -d folder` and served by its own query server (tests/servers.py: no flow is forked from the test
 process).
 Screenshots go to the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace
@@ -54,7 +56,8 @@ LIBRARY = {
 }
 NEAR_COPY = "2024/coffee-edit.jpg"  # coffee.jpg cropped by 2 pixels and re-encoded: a near-duplicate
 EXACT_COPY = "backup/rocket.jpg"  # the same bytes as 2022/rocket.jpg: one photo with two paths
-PHOTOS = len(LIBRARY) + 1  # photos in the index (the exact copy is not another photo)
+SECOND_COPY = "2024/motorcycle-copy.jpg"  # motorcycle.jpg re-encoded: a second group, for the view's pages
+PHOTOS = len(LIBRARY) + 2  # photos in the index (the exact copy is not another photo)
 ALBUM = "album"  # the library's name: its folder's
 
 
@@ -65,7 +68,7 @@ def degrees(value: float) -> tuple[float, float, float]:
 
 
 def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] | None = None,
-               crop: int = 0) -> None:
+               crop: int = 0, quality: int = 90) -> None:
     """A JPEG with EXIF (camera, date taken, optionally GPS) made from a demo photo, less `crop` pixels each side."""
     image = Image.open(source).convert("RGB")
     if crop:
@@ -79,7 +82,7 @@ def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] 
         place[1], place[2] = ("N" if lat >= 0 else "S"), degrees(abs(lat))
         place[3], place[4] = ("E" if lon >= 0 else "W"), degrees(abs(lon))
     target.parent.mkdir(parents=True, exist_ok=True)
-    image.save(target, format="JPEG", quality=90, exif=exif.tobytes())
+    image.save(target, format="JPEG", quality=quality, exif=exif.tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +95,14 @@ def library(tmp_path_factory) -> dict:
     for path, (photo, taken, gps) in LIBRARY.items():
         save_photo(demo[photo], album / path, taken, gps)
     save_photo(album / "2023" / "summer" / "coffee.jpg", album / NEAR_COPY, "2024:11:11 11:11:11", crop=2)
+    save_photo(album / "2023" / "motorcycle.jpg", album / SECOND_COPY, "2024:12:01 12:00:00", quality=95)
     (album / EXACT_COPY).parent.mkdir()
     shutil.copyfile(album / "2022" / "rocket.jpg", album / EXACT_COPY)
     result = run_cli("-t", "index", "-d", "folder", "--data-dir", album, "--workspace", workspace,
                      timeout=INDEX_TIMEOUT)
     assert result.returncode == 0, describe(result)
     ids = {path: photo_id(ALBUM, hashlib.sha256((album / path).read_bytes()).hexdigest())
-           for path in [*LIBRARY, NEAR_COPY]}
+           for path in [*LIBRARY, NEAR_COPY, SECOND_COPY]}
     assert len(set(ids.values())) == PHOTOS
     server = start_query_server(workspace, root / "server.log")
     try:
@@ -248,7 +252,7 @@ def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_
     open_page(page, library["url"] + "/?q=" + quote("a photo") + "&limit=20&mode=semantic")
     unfiltered = api_search(library, text="a photo", limit=20, mode="semantic")["matches"]
     everything = settled(page, len(unfiltered))
-    assert len(everything) >= PHOTOS - 1  # all of them (near-duplicates may be folded into one)
+    assert len(everything) >= PHOTOS - 2  # all of them (near-duplicates folded into one)
     assert page.find_element(By.ID, "filters").is_displayed() and page.find_element(By.ID, "sort").is_displayed()
     # every photo shows the day it was taken and its path (the first of its paths)
     by_path = {card["path"]: card for card in everything}
@@ -431,7 +435,10 @@ def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_gro
     other = group["members"][1]
     assert other["note"].startswith("similarity 0.99"), other
     assert sorted(member["path"] for member in group["members"]) == sorted(["2023/summer/coffee.jpg", NEAR_COPY])
-    assert "1 group of near-duplicate photos" in page.find_element(By.ID, "duplicates-status").text
+    assert "2 groups of near-duplicate photos" in page.find_element(By.ID, "duplicates-status").text
+    assert {tuple(sorted(member["path"] for member in group["members"])) for group in groups} == {
+        ("2023/summer/coffee.jpg", NEAR_COPY), ("2023/motorcycle.jpg", SECOND_COPY)}
+    assert not page.find_element(By.ID, "duplicates-more").is_displayed()  # one page of 20 holds both
     save_screenshot(page, tmp_path, "screenshot-duplicates.png", "duplicates")
     # a member opens its photo (in a new tab)
     link = page.find_element(By.CSS_SELECTOR, f"#duplicate-groups .duplicate-member[data-id='{copy}'] a")
@@ -500,4 +507,30 @@ def test_an_uploaded_photo_finds_similar_photos_within_the_filters(page, library
     shown = settled(page)
     assert {card["path"] for card in shown} <= {"2023/summer/cat.jpg", "2023/summer/flower.jpg"}, shown
     assert shown and not page.find_element(By.ID, "error").is_displayed()
+    assert console_errors(page) == []
+
+
+PAGES_OF_ONE = """
+    const original = window.fetch;
+    window.fetch = function (url, options) {
+        return original.call(this, String(url).replace(/^\\/duplicates\\?limit=\\d+/, '/duplicates?limit=1'), options);
+    };"""
+
+
+def test_more_groups_appends_the_next_page_of_duplicates(page, library):
+    open_page(page, library["url"] + "/")
+    page.execute_script(PAGES_OF_ONE)  # pages of one group: two pages
+    page.find_element(By.ID, "nav-duplicates").click()
+    WebDriverWait(page, WAIT).until(lambda d: len(d.execute_script(GROUPS)) == 1)
+    more = page.find_element(By.ID, "duplicates-more")
+    WebDriverWait(page, WAIT).until(lambda d: more.is_displayed())
+    assert page.find_element(By.ID, "duplicates-status").text.startswith("1 of 2 groups")
+    more.click()
+    WebDriverWait(page, WAIT).until(lambda d: len(d.execute_script(GROUPS)) == 2)
+    groups = page.execute_script(GROUPS)
+    assert len({group["id"] for group in groups}) == 2
+    WebDriverWait(page, WAIT).until(lambda d: not more.is_displayed())
+    assert page.find_element(By.ID, "duplicates-status").text.startswith("2 groups")
+    # the focus moves to the first photo of the group added
+    assert page.switch_to.active_element.get_attribute("href").endswith("/images/" + groups[1]["members"][0]["id"])
     assert console_errors(page) == []
