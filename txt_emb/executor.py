@@ -10,6 +10,8 @@ from crossmodal.records import MODEL_TAG
 from serving.runtime.executor import CrossModalExecutor, requests
 from serving.wire import CrossModalDoc, is_embedded
 
+MAX_TEXTS_PER_CALL = 512
+
 
 class TextEncoder(CrossModalExecutor):
     """Sets `embedding` on caption docs; an empty caption gets `tags['error']` and no embedding.
@@ -39,8 +41,11 @@ class TextEncoder(CrossModalExecutor):
                 doc.tags["error"] = "empty text"
             else:
                 valid.append(doc)
-        for start in range(0, len(valid), self.batch_size):
-            batch = valid[start : start + self.batch_size]
+        # The backend batches by itself (the offline model's ONNX tower by similar lengths, which pads least): it
+        # gets a whole request's captions, up to `chunk` at a time so that memory stays bounded.
+        chunk = max(self.batch_size, MAX_TEXTS_PER_CALL)
+        for start in range(0, len(valid), chunk):
+            batch = valid[start : start + chunk]
             vectors = self.backend.encode_texts([doc.text for doc in batch])
             for doc, vector in zip(batch, vectors):
                 doc.embedding = vector
