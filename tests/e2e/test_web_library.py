@@ -138,8 +138,10 @@ def page(browser):
 # --- reading the page -------------------------------------------------------------------------------------------------
 
 def open_page(driver, url: str) -> None:
+    """Loads the page and waits until it has found out that the collection is a library (its Duplicates link)."""
     driver.get(url)
     WebDriverWait(driver, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
 
 
 def query_params(driver) -> dict:
@@ -281,7 +283,7 @@ def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_
     assert params["folder"] == ["2023"] and params["to"] == ["2023-07-31"] and params["q"] == ["a photo"]
     # the address is the search: a reload shows the same filters and the same photos
     page.refresh()
-    WebDriverWait(page, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
     assert [card["id"] for card in settled(page, 2)] == [card["id"] for card in narrowed]
     assert page.find_element(By.ID, "folder").get_attribute("value") == "2023"
     assert page.find_element(By.ID, "taken-before").get_attribute("value") == "2023-07-31"
@@ -321,7 +323,7 @@ def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(page
     assert "newest first" in page.find_element(By.ID, "status").text
     assert query_params(page)["sort"] == ["taken"]
     page.refresh()
-    WebDriverWait(page, WAIT).until(lambda d: "indexed" in d.find_element(By.ID, "stats").text)
+    WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
     assert [card["id"] for card in settled(page, count)] == [card["id"] for card in newest]
     assert page.find_element(By.ID, "sort").get_attribute("value") == "taken"
     # back to the best match first
