@@ -1,9 +1,18 @@
 """Near-duplicate photos: resized, re-encoded, slightly cropped or brightened copies of one photo, found by the
-cosine similarity of their image vectors (exact copies are already one photo with several paths: the library's
-identity is the content hash).
+cosine similarity of their image vectors and, for photos of a photo folder, their perceptual signatures (exact copies
+are already one photo with several paths: the library's identity is the content hash).
 
-Pairs are found exactly, by blockwise matrix products over the vectors (no approximate index: a missed pair would
-split a group), and kept between store generations: a sync that adds k photos costs k x N products, not N x N.
+Two photos are near-duplicates when the cosine of their vectors reaches the model's threshold T, or when both have a
+signature (`tags["phash"]`, crossmodal/perceptual_hash.py: a 64-bit DCT hash of the upright grayscale thumbnail that a
+photo-folder sync stores) at Hamming distance <= H and their cosine still reaches a lower gate G: the pixels say
+"copy" and the embedding does not say "a different subject". Photos without a signature (captioned datasets, photos
+stored before signatures existed) pair by the threshold alone.
+
+Pairs are found exactly and kept between store generations: a sync that adds k photos costs k x N products, not
+N x N. Cosine >= T by blockwise matrix products over the vectors (no approximate index: a missed pair would split a
+group); signature pairs by multi-index hashing (H + 1 disjoint slices of the 64 bits: two signatures within H bits
+agree on at least one whole slice, so only photos sharing a slice value are compared), then the cosine of each
+candidate is checked against G.
 
 Grouping is greedy around representatives, not connected components: the best photo not yet in a group (most
 pixels, then most bytes, then id) takes every free photo within the threshold of *itself*. With components, a chain
@@ -21,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from crossmodal.store import read_records, read_vectors, stored_ids, stored_settings
+from crossmodal.perceptual_hash import SIGNATURE_TAG, signature_bits
+from crossmodal.store import Record, read_records, read_vectors, stored_ids, stored_settings
 
 # Cosine at or above which two photos are near-duplicates, per model (the backend's name: an index's model name up
 # to its first ':'). Chosen by bench/near_duplicates_bench.py on generated copies of 22 real photos (results/
@@ -33,6 +43,24 @@ THRESHOLDS: Mapping[str, float] = {"offline": 0.995}
 # Models without a measured value (VSE++, CLIP: no weights here to measure with): a high, cautious cosine, so that
 # an unmeasured model folds too few photos rather than hiding different ones.
 FALLBACK_THRESHOLD = 0.95
+
+
+@dataclass(frozen=True)
+class SignatureRule:
+    """Two photos with signatures are near-duplicates when their signatures differ in at most ``distance`` bits and
+    their vectors' cosine reaches ``gate``."""
+
+    distance: int
+    gate: float
+
+
+# Per model, chosen by bench/near_duplicates_bench.py on the tuning half (results/near_duplicates.json): of distances
+# 0-20 and gates 0.5-0.95 (a gate of 0.5 at least, by design: above 96 % of the pairs of different tuning photos, it
+# keeps out unrelated photos whose thumbnails look alike, which a large library holds and 22 photos cannot show), the
+# most tuning recall with no pair of different tuning photos folded, and no pair of different faces (100 aligned 25 px
+# portraits, the worst case for a layout hash) or non-face patches folded beyond those the threshold folds alone.
+# Unmeasured models (VSE++, CLIP) get no signature rule: the threshold alone.
+SIGNATURE_RULES: Mapping[str, SignatureRule] = {"offline": SignatureRule(distance=6, gate=0.5)}
 _BLOCK = 1024  # rows per matrix product: 1024 x 100,000 float32 scores are 400 MB
 _FEW = 8  # under 1/_FEW of the rows to pair (a sync's new photos): compared with all, without the sorted windows
 
@@ -40,6 +68,11 @@ _FEW = 8  # under 1/_FEW of the rows to pair (a sync's new photos): compared wit
 def threshold_for(model_name: str | None) -> float:
     """The near-duplicate threshold of the model that built an index (`offline`, `clip:ViT-B-32:openai`, ...)."""
     return THRESHOLDS.get((model_name or "").split(":", 1)[0], FALLBACK_THRESHOLD)
+
+
+def signature_rule_for(model_name: str | None) -> SignatureRule | None:
+    """The signature rule of the model that built an index; None: the threshold alone."""
+    return SIGNATURE_RULES.get((model_name or "").split(":", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -108,31 +141,119 @@ class DuplicateGroups:
 
 
 class SimilarPairs:
-    """Every pair of a collection's vectors with cosine >= ``threshold``, kept up to date as the collection
-    changes: vectors that stay keep their pairs, only new or changed ones are compared with the others."""
+    """Every near-duplicate pair of a collection (cosine >= ``threshold``, or, under ``rule``, signatures within its
+    distance and cosine >= its gate), with the pair's cosine, kept up to date as the collection changes: photos whose
+    vector and signature stay keep their pairs, only new or changed ones are compared with the others."""
 
-    def __init__(self, threshold: float, block: int = _BLOCK) -> None:
+    def __init__(self, threshold: float, block: int = _BLOCK, rule: SignatureRule | None = None) -> None:
         self.threshold = float(threshold)
+        self.rule = rule
         self.block = int(block)
-        self.digests: dict[str, bytes] = {}  # of each id's vector: a changed vector is compared again
+        self.digests: dict[str, bytes] = {}  # of each id's vector and signature: a changed one is compared again
+        self.signatures: dict[str, str | None] = {}  # each id's signature of the last update (under a rule)
         self.neighbours: dict[str, dict[str, float]] = {}
 
-    def update(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        """Make the pairs those of ``ids`` / ``vectors`` (rows; unit vectors, so inner product is cosine)."""
+    def update(self, ids: Sequence[str], vectors: np.ndarray, signatures: Sequence[str | None] | None = None) -> None:
+        """Make the pairs those of ``ids`` / ``vectors`` (rows; unit vectors, so inner product is cosine) and their
+        ``signatures`` (hex, None for none; only used under a rule)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if len(ids) != len(vectors):
-            raise ValueError(f"got {len(ids)} ids but {len(vectors)} vectors")
-        listed = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in vectors]
+        if len(ids) != len(vectors) or (signatures is not None and len(signatures) != len(ids)):
+            raise ValueError(f"got {len(ids)} ids but {len(vectors)} vectors"
+                             + (f" and {len(signatures)} signatures" if signatures is not None else ""))
+        given: list[str | None] = list(signatures) if signatures is not None and self.rule else [None] * len(ids)
+        values, known = signature_bits(given)
+        self.signatures = dict(zip(ids, given)) if self.rule else {}
+        listed = [hashlib.blake2b(row.tobytes() + (value.tobytes() if has else b""), digest_size=16).digest()
+                  for row, value, has in zip(vectors, values, known)]
         digests = dict(zip(ids, listed))
         fresh = np.array([self.digests.get(doc_id) != digest for doc_id, digest in zip(ids, listed)], dtype=bool)
         stale = {doc_id for doc_id, digest in self.digests.items() if digests.get(doc_id) != digest}
         self.neighbours = {doc_id: {other: score for other, score in found.items() if other not in stale}
                            for doc_id, found in self.neighbours.items() if doc_id not in stale}
         self.digests = digests
-        for row, column, score in zip(*similar_pairs(vectors, self.threshold, np.flatnonzero(fresh), self.block)):
+        rows = np.flatnonzero(fresh)
+        found = similar_pairs(vectors, self.threshold, rows, self.block)
+        if self.rule is not None and known.any():
+            found = _merged(found, gated_signature_pairs(vectors, values, known, self.rule, rows, self.block))
+        for row, column, score in zip(*found):
             first, second = ids[row], ids[column]
             self.neighbours.setdefault(first, {})[second] = score
             self.neighbours.setdefault(second, {})[first] = score
+
+
+def _merged(*found: tuple[list[int], list[int], list[float]]) -> tuple[list[int], list[int], list[float]]:
+    return ([row for part in found for row in part[0]], [column for part in found for column in part[1]],
+            [score for part in found for score in part[2]])
+
+
+def gated_signature_pairs(vectors: np.ndarray, values: np.ndarray, known: np.ndarray, rule: SignatureRule,
+                          rows: np.ndarray | None = None,
+                          block: int = _BLOCK) -> tuple[list[int], list[int], list[float]]:
+    """(row, column, cosine), row < column, of every pair with signatures within ``rule.distance`` bits and cosine
+    >= ``rule.gate`` that involves one of ``rows`` (default: all), each pair once."""
+    first, second = signature_pairs(values, known, rule.distance, rows, block)
+    found: tuple[list[int], list[int], list[float]] = ([], [], [])
+    for start in range(0, len(first), block * 64):
+        a, b = first[start:start + block * 64], second[start:start + block * 64]
+        cosines = np.einsum("ij,ij->i", vectors[a], vectors[b])
+        keep = cosines >= rule.gate
+        found[0].extend(a[keep].tolist())
+        found[1].extend(b[keep].tolist())
+        found[2].extend(cosines[keep].astype(float).tolist())
+    return found
+
+
+def signature_pairs(values: np.ndarray, known: np.ndarray, distance: int, rows: np.ndarray | None = None,
+                    block: int = _BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns), row < column, of every pair of known 64-bit signatures at most ``distance`` bits apart that
+    involves one of ``rows`` (default: all), each pair once. A few rows are compared with all; otherwise by
+    multi-index hashing: ``distance + 1`` disjoint slices of the bits, of which two signatures within ``distance``
+    bits share at least one; photos with equal values on a slice are compared, and a pair is kept from the first
+    slice its two signatures share."""
+    count = len(values)
+    listed = np.zeros(count, dtype=bool)
+    listed[np.arange(count) if rows is None else np.asarray(rows, dtype=np.int64)] = True
+    listed &= known
+    pairs_first: list[np.ndarray] = []
+    pairs_second: list[np.ndarray] = []
+    if not listed.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if rows is not None and int(listed.sum()) * _FEW < count:
+        for start in range(0, int(listed.sum()), block):
+            chunk = np.flatnonzero(listed)[start:start + block]
+            near = np.bitwise_count(values[chunk][:, None] ^ values[None, :]) <= distance
+            hit_rows, columns = np.nonzero(near & known[None, :])
+            pair_rows = chunk[hit_rows]
+            keep = (columns != pair_rows) & (~listed[columns] | (columns > pair_rows))  # each pair from one row
+            pairs_first.append(np.minimum(pair_rows, columns)[keep])
+            pairs_second.append(np.maximum(pair_rows, columns)[keep])
+    else:
+        slices = min(distance + 1, 64)
+        edges = np.linspace(0, 64, slices + 1).round().astype(np.uint64)
+        keys = [(values >> low) & np.uint64((1 << int(high - low)) - 1) for low, high in zip(edges[:-1], edges[1:])]
+        members = np.flatnonzero(known)
+        for place, key in enumerate(keys):
+            order = members[np.argsort(key[members], kind="stable")]
+            sorted_keys = key[order]
+            bounds = np.flatnonzero(np.diff(sorted_keys)) + 1
+            starts, ends = np.r_[0, bounds], np.r_[bounds, len(order)]
+            for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+                group = order[start:end]
+                for low in range(0, len(group), block):
+                    chunk = group[low:low + block]
+                    near = np.bitwise_count(values[chunk][:, None] ^ values[group][None, :]) <= distance
+                    hit_rows, hit_columns = np.nonzero(near)
+                    a, b = chunk[hit_rows], group[hit_columns]
+                    keep = (a < b) & (listed[a] | listed[b])
+                    a, b = a[keep], b[keep]
+                    for earlier in keys[:place]:  # shared an earlier slice: found there
+                        later = earlier[a] != earlier[b]
+                        a, b = a[later], b[later]
+                    pairs_first.append(a)
+                    pairs_second.append(b)
+    if not pairs_first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pairs_first).astype(np.int64), np.concatenate(pairs_second).astype(np.int64)
 
 
 def similar_pairs(vectors: np.ndarray, threshold: float, rows: np.ndarray | None = None,
@@ -202,7 +323,8 @@ def _main_direction(vectors: np.ndarray, sample: int = 10_000) -> np.ndarray:
 def group_pairs(neighbours: Mapping[str, Mapping[str, float]], threshold: float,
                 quality: Callable[[str], Any]) -> DuplicateGroups:
     """Greedy groups (see the module docstring): photos by ``quality`` descending (ties by id), each photo not yet
-    grouped takes the photos not yet grouped within ``threshold`` of it."""
+    grouped takes the photos not yet grouped that are near-duplicates of it (its ``neighbours``: the pairs of a
+    `SimilarPairs`, by its rule; ``threshold`` is the one they were found with)."""
     order = sorted((doc_id for doc_id, found in neighbours.items() if found), key=lambda doc_id: doc_id)
     order.sort(key=quality, reverse=True)  # stable: ties keep the id order
     grouped: set[str] = set()
@@ -211,7 +333,7 @@ def group_pairs(neighbours: Mapping[str, Mapping[str, float]], threshold: float,
         if doc_id in grouped:
             continue
         free = sorted(((score, other) for other, score in neighbours[doc_id].items()
-                       if other not in grouped and score >= threshold), key=lambda item: (-item[0], item[1]))
+                       if other not in grouped), key=lambda item: (-item[0], item[1]))
         if not free:
             continue
         members = (Member(doc_id, 1.0), *(Member(other, score) for score, other in free))
@@ -231,27 +353,41 @@ def photo_quality(metadata: Mapping[str, Any] | None) -> tuple[int, int]:
 
 
 def find_groups(ids: Sequence[str], vectors: np.ndarray, threshold: float,
-                metadata: Mapping[str, Mapping[str, Any] | None] | None = None) -> DuplicateGroups:
+                metadata: Mapping[str, Mapping[str, Any] | None] | None = None,
+                signatures: Sequence[str | None] | None = None, rule: SignatureRule | None = None) -> DuplicateGroups:
     """The near-duplicate groups of one collection, from scratch (the gateway keeps a `SimilarPairs` instead)."""
-    pairs = SimilarPairs(threshold)
-    pairs.update(ids, vectors)
+    pairs = SimilarPairs(threshold, rule=rule)
+    pairs.update(ids, vectors, signatures)
     known = metadata or {}
     return group_pairs(pairs.neighbours, threshold, lambda doc_id: photo_quality(known.get(doc_id)))
+
+
+def _signature_of(record: Record | None) -> str | None:
+    value = record.tags.get(SIGNATURE_TAG) if record is not None else None
+    return value if isinstance(value, str) else None
 
 
 def store_groups(folder: str | Path, pairs: SimilarPairs | None = None) -> tuple[DuplicateGroups, SimilarPairs]:
     """The near-duplicate groups of a photo index (all its shards), with the threshold of the model that built it,
     and the pairs they came from. Give the pairs of an earlier call (same threshold) and only the photos added or
-    changed since are compared again."""
+    changed since are compared again. Photos pair by their signatures (`SIGNATURE_TAG`) too when the model has a
+    signature rule."""
     settings = stored_settings(folder)
     threshold = threshold_for(settings.model_name if settings else None)
-    if pairs is None or pairs.threshold != threshold:
-        pairs = SimilarPairs(threshold)
+    rule = signature_rule_for(settings.model_name if settings else None)
+    if pairs is None or pairs.threshold != threshold or pairs.rule != rule:
+        pairs = SimilarPairs(threshold, rule=rule)
     ids = sorted(stored_ids(folder))
     stored = read_vectors(folder, ids)
     ids = [doc_id for doc_id in ids if doc_id in stored]  # removed between the two reads
+    signatures = None
+    if rule is not None:  # a photo's signature is read once: its id is its content (a library's) or it has none
+        known = pairs.signatures
+        tagged = read_records(folder, [doc_id for doc_id in ids if known.get(doc_id) is None])
+        signatures = [known.get(doc_id) or _signature_of(tagged.get(doc_id)) for doc_id in ids]
     dim = settings.dim if settings else 0
-    pairs.update(ids, np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, dim), np.float32))
+    pairs.update(ids, np.stack([stored[doc_id] for doc_id in ids]) if ids else np.zeros((0, dim), np.float32),
+                 signatures)
     records = read_records(folder, [doc_id for doc_id, found in pairs.neighbours.items() if found])
     groups = group_pairs(pairs.neighbours, threshold,
                          lambda doc_id: photo_quality(records[doc_id].metadata if doc_id in records else None))

@@ -14,7 +14,9 @@ begin -> index write -> commit (see crossmodal/library.py, "Crash safety"). Per 
   hashed is left for the next sync), decoded once to refuse what the encoder would refuse, and sent as bytes.
 
 Every photo document carries `tags["metadata"]`: `read_photo_metadata(...).as_dict()` plus `"paths"` (all its paths,
-sorted), and `uri` = the absolute path of its first path (what the gateway serves as `/images/{id}`).
+sorted), `tags["phash"]`: its perceptual signature (crossmodal/perceptual_hash.py, for near-duplicates; from the
+bytes read for the encoder, or the stored record's for a photo sent pre-embedded, or read once from the file when
+that record has none), and `uri` = the absolute path of its first path (what the gateway serves as `/images/{id}`).
 
 When the plan holds no photo work the sync needs no flow (`LibrarySync.needs_flow`): `-t index` then says the library
 is up to date without starting one. `watch_library` keeps one flow and syncs on file-system events (watchdog,
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from docarray import DocList
+from PIL import Image
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from crossmodal.imaging import DEFAULT_MAX_BYTES, ImageDecodeError, decode_image_bytes
@@ -51,6 +54,7 @@ from crossmodal.library import (
     scan_folder,
 )
 from crossmodal.modality import IMAGE, TEXT
+from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
 from crossmodal.photo_metadata import PhotoMetadataError, read_photo_metadata
 from crossmodal.records import ERROR_TAG, METADATA_TAG, MODEL_TAG
 from crossmodal.shards import shard_folders
@@ -237,16 +241,23 @@ class LibrarySync:
         live = [photo for photo in batch.photos if not photo.removed]
         vectors = read_vectors(self._image_index, [photo.photo_id for photo in live]) if live else {}
         model = self._stored_model() if vectors else None
+        stored = read_records(self._image_index, list(vectors)) if model else {}
         documents: list[CrossModalDoc] = []
         failed: dict[str, str] = {}
         for photo in live:
+            record = stored.get(photo.photo_id)
+            signature = record.tags.get(SIGNATURE_TAG) if record is not None else None
             try:
-                documents.append(self._document(photo, vectors.get(photo.photo_id) if model else None, model))
+                documents.append(self._document(photo, vectors.get(photo.photo_id) if model else None, model,
+                                                signature if isinstance(signature, str) else None))
             except (PhotoMetadataError, ImageDecodeError, OSError) as error:
                 failed[photo.photo_id] = str(error) or type(error).__name__
         return documents, failed
 
-    def _document(self, photo: PhotoChange, vector: Any, model: str | None) -> CrossModalDoc:
+    def _document(self, photo: PhotoChange, vector: Any, model: str | None,
+                  signature: str | None = None) -> CrossModalDoc:
+        """The photo's document: pre-embedded when its vector is stored (``signature``: its stored record's),
+        else with its bytes for the encoder."""
         assert photo.path is not None
         metadata = read_photo_metadata(self.root / photo.path, self.root).as_dict()
         metadata["paths"] = list(photo.paths)
@@ -254,14 +265,27 @@ class LibrarySync:
                 METADATA_TAG: json.dumps(metadata, ensure_ascii=False)}
         uri = str(self.root / photo.path)
         if vector is not None and model:
+            signature = signature or self._file_signature(photo)
             return CrossModalDoc(id=photo.photo_id, modality=IMAGE, uri=uri, embedding=vector,
-                                 tags={**tags, MODEL_TAG: model})
+                                 tags={**tags, MODEL_TAG: model, **({SIGNATURE_TAG: signature} if signature else {})})
         data = self._read(photo.path)
         if hashlib.sha256(data).hexdigest() != photo.sha256:
             raise ImageDecodeError("the file changed during the sync (indexed by the next one)")
-        decode_image_bytes(data)
+        signature = _signature(data, decode_image_bytes(data))
+        if signature:
+            tags[SIGNATURE_TAG] = signature
         return CrossModalDoc(id=photo.photo_id, modality=IMAGE, uri=uri,
                              image_b64=base64.b64encode(data).decode("ascii"), tags=tags)
+
+    def _file_signature(self, photo: PhotoChange) -> str | None:
+        """The signature of a stored photo whose record has none (stored before signatures were): read once; None
+        when the file changed since it was hashed or cannot be read (the photo keeps pairing by its vector)."""
+        assert photo.path is not None
+        try:
+            data = self._read(photo.path)
+        except (ImageDecodeError, OSError):
+            return None
+        return _signature(data) if hashlib.sha256(data).hexdigest() == photo.sha256 else None
 
     def _read(self, relative: str) -> bytes:
         with open_library_file(self.root, relative) as handle:
@@ -338,6 +362,14 @@ class FolderChanges(FileSystemEventHandler):
 
     def take(self) -> None:
         self.event.clear()
+
+
+def _signature(data: bytes, decoded: Any = None) -> str | None:
+    """A photo's perceptual signature, or None when its pixels do not decode (it still pairs by its vector)."""
+    try:
+        return bytes_signature(data, decoded)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
 
 
 def _text(path: str | bytes) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,8 @@ from PIL import Image
 from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.library import NOT_INDEXABLE, LibraryState, photo_id, photo_pair_id, sha256_file
 from crossmodal.modality import IMAGE, TEXT
+from crossmodal.perceptual_hash import bytes_signature
+from crossmodal.shards import shard_folder
 from crossmodal.store import Record, VectorStore, read_record, read_vectors, stored_ids
 from crossmodal.workspace import index_folder
 from serving.jobs.sync import FolderChanges, LibrarySync, library_state_path, watch_library
@@ -97,6 +101,8 @@ def test_a_plain_folder_is_indexed_with_metadata_and_content_ids(folder: Path, t
     assert (meta["path"], meta["folder"], meta["paths"]) == ("2023/summer/c.jpg", "2023/summer", ["2023/summer/c.jpg"])
     assert (meta["taken"], meta["taken_source"], meta["camera"]) == ("2023-07-14T16:20:05", "exif", "Canon EOS 5D")
     assert (meta["width"], meta["height"]) == (64, 48)
+    assert record.tags["phash"] == bytes_signature((folder / "2023/summer/c.jpg").read_bytes())  # outside metadata
+    assert "phash" not in meta and re.fullmatch(r"[0-9a-f]{16}", record.tags["phash"])
     assert library_state_path(workspace, LIBRARY).is_file()
 
 
@@ -151,12 +157,40 @@ def test_add_delete_rename_modify_copy(folder: Path, tmp_path: Path) -> None:
     assert after.tobytes() == before.tobytes()  # the vector is the stored one, bit for bit
     record = read_record(index_folder(workspace, IMAGE), renamed_id)
     assert record.uri == str(folder.resolve() / "copies/renamed-copy.jpg")
+    assert record.tags["phash"] == bytes_signature((folder / "renamed.jpg").read_bytes())  # kept from the store
     assert b_id not in stored_ids(index_folder(workspace, IMAGE)) and old_d not in indexed(workspace)
     assert stored_ids(text_index) == set()  # the deleted photo's caption went with it
     with LibraryState(library_state_path(workspace, LIBRARY), LIBRARY) as state:
         assert state.pending == {}
         assert {path: r.photo_id for path, r in state.records.items()} == {
             path: photo for photo, paths in on_disk(folder).items() for path in paths}
+
+
+def test_a_photo_stored_without_a_signature_gets_one_when_it_moves(folder: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo stored before signatures existed gets one from its file when a sync stores it again (a move), still
+    with no encoder call; a move of a photo whose record has one reads no file for it."""
+    workspace = tmp_path / "workspace"
+    run_sync(workspace, folder)
+    old, kept = pid(folder, "a.jpg"), pid(folder, "b.jpg")
+    image_index = index_folder(workspace, IMAGE)
+    record = read_record(image_index, old)
+    vector = read_vectors(image_index, [old])[old]
+    with VectorStore(shard_folder(image_index, 1, 0), IMAGE, MODEL, DIM) as store:  # as an older sync stored it
+        store.add([replace(record, tags={k: v for k, v in record.tags.items() if k != "phash"})], vector[None])
+    assert "phash" not in read_record(image_index, old).tags
+    (folder / "a.jpg").rename(folder / "moved-a.jpg")
+    (folder / "b.jpg").rename(folder / "moved-b.jpg")
+    import serving.jobs.sync as sync_module
+
+    read = []
+    real_read = sync_module.LibrarySync._read
+    monkeypatch.setattr(sync_module.LibrarySync, "_read", lambda self, path: read.append(path) or real_read(self, path))
+    summary, flow, _ = run_sync(workspace, folder)
+    assert flow.encoded == [] and summary.reused == 2 and read == ["moved-a.jpg"]
+    assert read_record(image_index, old).tags["phash"] == bytes_signature((folder / "moved-a.jpg").read_bytes())
+    assert read_record(image_index, kept).tags["phash"] == bytes_signature((folder / "moved-b.jpg").read_bytes())
+    assert read_vectors(image_index, [old])[old].tobytes() == vector.tobytes()
 
 
 def test_a_file_that_cannot_be_decoded_is_skipped_and_not_read_again(folder: Path, tmp_path: Path) -> None:
