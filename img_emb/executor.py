@@ -5,11 +5,11 @@ from typing import Any
 from docarray import DocList
 from PIL import Image
 
-from crossmodal.backends import DEFAULT_BACKEND, create_backend_from_config
+from crossmodal.backends import DEFAULT_BACKEND, backend_spec, create_backend_from_config, model_options_dict
 from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
 from crossmodal.modality import IMAGE
 from crossmodal.records import MODEL_TAG
-from serving.runtime.executor import CrossModalExecutor, requests
+from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
 from serving.wire import CrossModalDoc, is_embedded
 
 
@@ -24,7 +24,10 @@ class ImageEncoder(CrossModalExecutor):
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = create_backend_from_config(model, model_options, towers=(IMAGE,))  # its tower only
+        options = model_options_dict(model_options)
+        if any(option.name == "threads" for option in backend_spec(model).options):
+            options.setdefault("threads", encoder_threads())  # the two encoders share the cores
+        self.backend = create_backend_from_config(model, options, towers=(IMAGE,))  # its tower only
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.

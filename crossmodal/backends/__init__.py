@@ -76,9 +76,8 @@ def create_backend(name: str = DEFAULT_BACKEND, towers: Iterable[str] = TOWERS, 
     return backend_spec(name).factory(towers=tuple(towers), **options)
 
 
-def create_backend_from_config(name: str, options: dict | str | None = None,
-                               towers: Iterable[str] = TOWERS) -> ModelBackend:
-    """Like create_backend, with options as a dict or a JSON object string (how flow YAMLs pass them)."""
+def model_options_dict(options: dict | str | None) -> dict[str, Any]:
+    """Model options given as a dict or a JSON object string (how flow YAMLs pass them) as a new dict."""
     if isinstance(options, str):
         try:
             options = json.loads(options) if options.strip() else {}
@@ -86,7 +85,13 @@ def create_backend_from_config(name: str, options: dict | str | None = None,
             raise ValueError(f"model options must be a JSON object, got {options!r}: {error}") from None
     if not isinstance(options or {}, dict):
         raise ValueError(f"model options must be a JSON object, got {options!r}")
-    return create_backend(name, towers, **(options or {}))
+    return dict(options or {})
+
+
+def create_backend_from_config(name: str, options: dict | str | None = None,
+                               towers: Iterable[str] = TOWERS) -> ModelBackend:
+    """Like create_backend, with options as a dict or a JSON object string (how flow YAMLs pass them)."""
+    return create_backend(name, towers, **model_options_dict(options))
 
 
 __all__ = [
@@ -103,6 +108,7 @@ __all__ = [
     "create_backend",
     "create_backend_from_config",
     "l2_normalise",
+    "model_options_dict",
     "shared_options",
     "spec_of_model_name",
     "users_of",
