@@ -5,12 +5,14 @@ in about half of them. `crossmodal.duplicates` combines the Hamming distance of 
 two photos' vectors (a model that embeds *what* a photo shows moves a re-encoded copy further from its original than
 the pixels do).
 
-The hash is ImageHash's `phash` (hash_size 8, highfreq_factor 4): the image in grayscale, resized to 32 x 32
+The algorithm is ImageHash's `phash` (hash_size 8, highfreq_factor 4): the image in grayscale, resized to 32 x 32
 (Lanczos), a 2-D DCT-II, the 8 x 8 lowest frequencies compared with their median, bit i of the hash (most significant
-first) set when coefficient i (row-major) is above it. Written here over numpy and scipy (both installed) instead of
-depending on ImageHash, which would add PyWavelets for a 20-line function. Reading is cheap: a JPEG is decoded at a
-reduced scale by its own decoder (`Image.draft`, down to 1/8, in grayscale), other formats are decoded and reduced;
-EXIF orientation is applied, so a photo and its upright copy hash alike.
+first) set when coefficient i (row-major) is above it; the thumbnail is reduced differently (below), so a hash may
+differ from ImageHash's in a few bits. Written here over numpy and scipy (both installed) instead of depending on
+ImageHash, which would add PyWavelets for a 20-line function and decode every photo in full. Reading is cheap: a
+JPEG is decoded at a reduced scale by its own decoder (`Image.draft`, down to 1/8, in grayscale), other formats are
+decoded and reduced (or reduced from the decode a sync has already made); EXIF orientation is applied, so a photo and
+its upright copy hash alike.
 """
 from __future__ import annotations
 
