@@ -97,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     query_filters.add_argument("--sort", choices=("relevance", "taken"), default="relevance",
                                help="taken: the relevant photos, newest first")
     query_filters.add_argument("--offset", type=int, default=0, help="skip this many results (pages)")
+    query_filters.add_argument("--all-duplicates", action="store_true",
+                               help="list every near-duplicate photo instead of the best of each group")
     parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
     parser.add_argument("--scan-interval", type=float, default=60.0, metavar="SECONDS",
                         help="-t watch: a full scan of the folder this often, besides its file-system events")
@@ -304,7 +306,8 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
 def query_options(args: argparse.Namespace) -> dict:
     """The filter, sort and page flags of -t query as `POST /search` fields (the gateway validates them)."""
     return {"folder": args.folder, "taken_after": args.taken_after, "taken_before": args.taken_before,
-            "has_location": args.has_location, "camera": args.camera, "sort": args.sort, "offset": args.offset}
+            "has_location": args.has_location, "camera": args.camera, "sort": args.sort, "offset": args.offset,
+            "collapse_duplicates": not args.all_duplicates}
 
 
 def run_query(args: argparse.Namespace) -> None:

@@ -18,7 +18,8 @@ class SearchError(RuntimeError):
 
 
 def text_query(text: str, limit: int = 10, mode: str = "semantic") -> dict:
-    return {"text": text, "limit": limit, "mode": mode}
+    """A query of the evaluation protocol: semantic ranking, every photo ranked (no near-duplicate folded)."""
+    return {"text": text, "limit": limit, "mode": mode, "collapse_duplicates": False}
 
 
 def image_query(path: str | Path, limit: int = 10) -> dict:
@@ -40,7 +41,7 @@ def composed_query(texts: Sequence[str], images: Sequence[str | Path], not_texts
         body["plus"] = parts[1:]
     if minus:
         body["minus"] = minus
-    defaults = {"sort": "relevance", "offset": 0}
+    defaults = {"sort": "relevance", "offset": 0, "collapse_duplicates": True}
     body.update({key: value for key, value in (options or {}).items()
                  if value is not None and defaults.get(key, object()) != value})
     return body

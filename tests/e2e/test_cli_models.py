@@ -30,7 +30,7 @@ def test_index_with_the_model_records_its_name_and_dimension(model, model_indexe
 @pytest.mark.parametrize("model", MODELS)
 def test_query_by_text_with_the_model(model, model_indexes):
     index = model_indexes[model]
-    result = run_cli("-t", "query", "--text", "a cup of coffee", "--limit", "2", *index.flags,
+    result = run_cli("-t", "query", "--text", "a cup of coffee", "--limit", "2", "--all-duplicates", *index.flags,
                      "--workspace", index.workspace)
     assert result.returncode == 0, describe(result)
     lines = RESULT_LINE.findall(result.stdout)

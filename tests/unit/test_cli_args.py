@@ -49,11 +49,11 @@ def test_query_filter_sort_and_page_flags_become_search_fields():
 
     args = parse_args(["-t", "query", "--text", "the beach", "--folder", "2024/summer", "--taken-after", "2024-07-01",
                        "--taken-before", "2024-08-31T20:00", "--no-has-location", "--camera", "canon",
-                       "--sort", "taken", "--offset", "20", "--limit", "5"])
+                       "--sort", "taken", "--offset", "20", "--limit", "5", "--all-duplicates"])
     body = composed_query(args.text, args.image, limit=args.limit, mode=args.mode, options=query_options(args))
     assert body == {"text": "the beach", "limit": 5, "mode": "hybrid", "folder": "2024/summer",
                     "taken_after": "2024-07-01", "taken_before": "2024-08-31T20:00", "has_location": False,
-                    "camera": "canon", "sort": "taken", "offset": 20}
+                    "camera": "canon", "sort": "taken", "offset": 20, "collapse_duplicates": False}
     SearchRequest.model_validate(body)
     plain = parse_args(["-t", "query", "--text", "the beach"])
     assert composed_query(plain.text, [], options=query_options(plain)) == {"text": "the beach", "limit": 10,
