@@ -9,12 +9,22 @@ weights files written once per run (`model_weights`) and one workspace indexed w
 """
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+# The model caches (ONNX exports, the offline model's prompt embeddings) of a run go to a folder of its own, removed
+# at the end, unless CROSSMODAL_CACHE is set: the random-weight CLIP and VSE++ models differ from run to run, and each
+# would leave hundreds of MB of exports in ~/.cache/crossmodal. Flow subprocesses inherit it.
+if "CROSSMODAL_CACHE" not in os.environ:
+    os.environ["CROSSMODAL_CACHE"] = tempfile.mkdtemp(prefix="crossmodal-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CROSSMODAL_CACHE"], ignore_errors=True)
 
 from tests.model_weights import MODELS, model_flags, write_model_weights
 from tests.servers import INDEX_TIMEOUT, FlowProcess, IndexFlow, describe, run_cli, start_index_flow, start_query_server
