@@ -7,6 +7,7 @@ VSE++ VGG19 with 1024-d embeddings, both towers cosine >= 0.9999999.)"""
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import open_clip
 import pytest
