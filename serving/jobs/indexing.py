@@ -109,6 +109,7 @@ def index_dataset(flow, reader: DatasetReader, workspace: Path, batch_size: int,
                 _post(flow, [], waiting, summary)
             raise
         _post(flow, [], waiting, summary)
+        progress.set_postfix(captions=summary.captions, skipped=len(summary.skipped))  # the last captions too
     flow.post("/flush", inputs=DocList[CrossModalDoc]())
     summary.skipped = reader.skipped + summary.skipped
     summary.seconds = time.perf_counter() - started
