@@ -47,7 +47,7 @@ class FakeIndexFlow:
             self.stores[modality] = VectorStore(folder, modality, MODEL, DIM)
         return self.stores[modality]
 
-    def post(self, endpoint: str, inputs=(), request_size=None, return_type=None):
+    def post(self, endpoint: str, inputs=(), request_size=None, parameters=None, return_type=None):
         self.posts.append(endpoint)
         kill = self.kill_at is not None and self.kill_at == (endpoint, self.posts.count(endpoint))
         if kill and self.before:

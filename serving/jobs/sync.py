@@ -60,6 +60,7 @@ from crossmodal.records import ERROR_TAG, METADATA_TAG, MODEL_TAG
 from crossmodal.shards import shard_folders
 from crossmodal.store import read_records, read_vectors, stored_ids, stored_settings
 from crossmodal.workspace import index_folder
+from serving.jobs.indexing import ERRORS_ONLY
 from serving.wire import CrossModalDoc
 
 LIBRARY_FOLDER = "library"  # <workspace>/library/<library name>.sqlite: each library's sync state
@@ -220,7 +221,7 @@ class LibrarySync:
             encoded = {doc.id for doc in documents if doc.embedding is None}
             reused = {doc.id for doc in documents} - encoded
             results = flow.post("/index", inputs=DocList[CrossModalDoc](documents), request_size=len(documents),
-                                return_type=DocList[CrossModalDoc])
+                                parameters=dict(ERRORS_ONLY), return_type=DocList[CrossModalDoc])
             for doc in results:
                 if ERROR_TAG in doc.tags:
                     late[doc.id] = doc.tags[ERROR_TAG]
