@@ -64,7 +64,21 @@ class QueryPart(BaseModel):
     weight: float = Field(1.0, gt=0, le=10, description="how much this part counts beside the main query (1)")
 
 
-class SearchRequest(BaseModel):
+class PhotoResultOptions(BaseModel):
+    """The filters, order, page and near-duplicate folding of photo results: the same fields in JSON and in a
+    multipart upload."""
+
+    folder: Optional[str] = Field(None, description=_FILTER_DOCS["folder"])
+    taken_after: Optional[str] = Field(None, description=_FILTER_DOCS["taken_after"])
+    taken_before: Optional[str] = Field(None, description=_FILTER_DOCS["taken_before"])
+    has_location: Optional[bool] = Field(None, description=_FILTER_DOCS["has_location"])
+    camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
+    sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
+    offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
+    collapse_duplicates: bool = Field(True, description=_FILTER_DOCS["collapse_duplicates"])
+
+
+class SearchRequest(PhotoResultOptions):
     """One of `text`, `image` (base64 or a data URI) or `image_id` (a photo already indexed), and optionally
     `plus` and `minus` parts that steer it (at least one of the main query and `plus` is needed).
 
@@ -98,17 +112,9 @@ class SearchRequest(BaseModel):
         "`semantic`: by meaning (the embeddings); `keyword`: the query's words in captions, file and folder "
         "names (SQLite FTS5, BM25); `hybrid` (default): both rankings fused by reciprocal rank fusion. A query "
         "without words (a photo) is searched by meaning whatever the mode"))
-    folder: Optional[str] = Field(None, description=_FILTER_DOCS["folder"])
-    taken_after: Optional[str] = Field(None, description=_FILTER_DOCS["taken_after"])
-    taken_before: Optional[str] = Field(None, description=_FILTER_DOCS["taken_before"])
-    has_location: Optional[bool] = Field(None, description=_FILTER_DOCS["has_location"])
-    camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
-    sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
-    offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
-    collapse_duplicates: bool = Field(True, description=_FILTER_DOCS["collapse_duplicates"])
 
 
-class SearchUpload(BaseModel):
+class SearchUpload(PhotoResultOptions):
     """`multipart/form-data` body of `POST /search`: a photo file, or a `text` field (composed queries: JSON)."""
 
     image: Optional[bytes] = Field(None, description="the photo file", json_schema_extra={"format": "binary"})
@@ -116,14 +122,6 @@ class SearchUpload(BaseModel):
     limit: int = Field(10, ge=1)
     modality: Optional[Modality] = None
     mode: SearchMode = "hybrid"
-    folder: Optional[str] = Field(None, description=_FILTER_DOCS["folder"])
-    taken_after: Optional[str] = Field(None, description=_FILTER_DOCS["taken_after"])
-    taken_before: Optional[str] = Field(None, description=_FILTER_DOCS["taken_before"])
-    has_location: Optional[bool] = Field(None, description=_FILTER_DOCS["has_location"])
-    camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
-    sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
-    offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
-    collapse_duplicates: bool = Field(True, description=_FILTER_DOCS["collapse_duplicates"])
 
 
 class Why(BaseModel):

@@ -16,7 +16,6 @@ process does not need is dropped right after loading, so an encoder process keep
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..clip import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from ..fetching import one_line, unreachable
 from ..spec import check_runtime
 from .batching import batches, image_batches
-from .onnx_runtime import OnnxTower, TowerExport, image_check_inputs, onnx_tower, text_batches
+from .onnx_runtime import OnnxTower, TowerExport, file_sha1, image_check_inputs, onnx_tower, text_batches
 
 WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 # open_clip's own preference when a folder holds several weights files.
@@ -66,14 +65,6 @@ def hub_offline() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def file_sha1(path: str | Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _looks_like_path(value: str) -> bool:

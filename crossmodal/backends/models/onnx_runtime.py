@@ -90,6 +90,7 @@ def weights_key(module: nn.Module, variant: str = "fp32") -> str:
 
 
 def file_sha1(path: str | Path) -> str:
+    """The SHA-1 of a file, read in 1 MiB blocks: export cache keys and the model names an index records."""
     digest = hashlib.sha1()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -27,7 +27,6 @@ Tokenisation: the original used `nltk.word_tokenize(caption.lower())`, which nee
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import pickle
@@ -49,7 +48,7 @@ from crossmodal.modality import IMAGE, TEXT
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
 from ..spec import check_runtime
 from .batching import batches, image_batches
-from .onnx_runtime import OnnxTower, TowerExport, image_check_inputs, onnx_tower, text_batches
+from .onnx_runtime import OnnxTower, TowerExport, file_sha1, image_check_inputs, onnx_tower, text_batches
 
 WEIGHTS_HINT = (
     "the released VSE++ weights are runs.tar and vocab.tar from http://www.cs.toronto.edu/~faghri/vsepp/ "
@@ -332,14 +331,6 @@ def _load_strict(module: nn.Module, state: dict, what: str, path: Path) -> nn.Mo
     if leftover:
         raise ValueError(f"the {what} state in {path} lacks {', '.join(leftover[:5])}")
     return module.eval()
-
-
-def file_sha1(path: str | Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class VSEPPBackend(ModelBackend):
