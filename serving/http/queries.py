@@ -14,13 +14,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from fastapi import HTTPException
 
 from crossmodal.ids import DOC_ID_PATTERN
-from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64, read_image_file
+from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
-from crossmodal.records import TARGET_TAG
-from crossmodal.store import read_record
+from crossmodal.records import MODEL_TAG, TARGET_TAG
+from crossmodal.store import read_record, read_vectors, stored_settings
 from crossmodal.unicode_text import invalid_unicode
 from serving.wire import CrossModalDoc
 
@@ -40,8 +41,15 @@ class Query:
     mime_type: str = "text/plain"
     uri: str | None = None  # echoed back to jinabox (the data URI or URL it sent)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # An indexed photo's stored vector and the model that made it: searched as it is, with no file read, decode or
+    # encoder call (the encoders pass an embedded document on).
+    embedding: np.ndarray | None = None
+    model: str | None = None
 
     def to_doc(self) -> CrossModalDoc:
+        if self.embedding is not None:
+            return CrossModalDoc(id=self.id, modality=self.modality, embedding=self.embedding,
+                                 tags={TARGET_TAG: self.target, MODEL_TAG: self.model or ""})
         return CrossModalDoc(id=self.id, modality=self.modality, text=self.text, image_b64=self.image_b64,
                              tags={TARGET_TAG: self.target})
 
@@ -95,16 +103,16 @@ class QueryBuilder:
 
     def image_id(self, image_id: str, target: str | None = None, field_name: str = "image_id",
                  uri: str | None = None) -> Query:
-        photo = self.indexed_photo(image_id)
-        if photo is None:
+        """An indexed photo as a query: its stored vector (the photo file is neither read nor encoded again)."""
+        known = isinstance(image_id, str) and DOC_ID_PATTERN.match(image_id)
+        record = read_record(self.image_index, image_id) if known else None
+        vector = read_vectors(self.image_index, [image_id]).get(image_id) if record is not None else None
+        settings = stored_settings(self.image_index) if vector is not None else None
+        if record is None or record.modality != IMAGE or vector is None or settings is None:
             raise bad_request(f"'{field_name}': no indexed photo with id {image_id!r}", 404)
-        try:
-            data = read_image_file(photo, self.max_image_bytes)
-            decode_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
-        except ImageDecodeError as error:
-            raise bad_request(f"the indexed photo {image_id!r} cannot be read: {error}", 500) from None
-        return Query(modality=IMAGE, target=_target(IMAGE, target), image_b64=base64.b64encode(data).decode("ascii"),
-                     mime_type=_sniff_mime(data), uri=uri)
+        mime_type = mimetypes.guess_type(record.uri or "")[0] or "image/jpeg"
+        return Query(modality=IMAGE, target=_target(IMAGE, target), mime_type=mime_type, uri=uri, embedding=vector,
+                     model=settings.model_name)
 
     def _too_large(self, field_name: str, size: int) -> HTTPException:
         return bad_request(f"'{field_name}' is too large: {size:,} bytes, the limit is {self.max_image_bytes:,} bytes "

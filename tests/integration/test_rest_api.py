@@ -81,6 +81,21 @@ def test_indexed_photo_id_is_a_query(client):
     assert_error(client.post("/search", json={"image_id": "../../etc/passwd"}), 404)
 
 
+def test_an_indexed_photo_is_searched_by_its_stored_vector_as_if_uploaded(client, cat_png):
+    """The id query uses the vector stored at indexing (no file read, no encoder call): the same answer as an
+    upload of the same photo, in both directions and as a plus part."""
+    cat_id = image_doc_id(CAT)
+    for modality in ("text", "image"):
+        by_id = client.post("/search", json={"image_id": cat_id, "limit": 5, "modality": modality}).json()
+        uploaded = client.post("/search", files={"image": ("cat.png", cat_png, "image/png")},
+                               data={"limit": "5", "modality": modality}).json()
+        assert [m["id"] for m in by_id["matches"]] == [m["id"] for m in uploaded["matches"]]
+        assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(by_id["matches"], uploaded["matches"]))
+    steered = client.post("/search", json={"text": "an animal", "plus": [{"image_id": cat_id}], "limit": 3,
+                                           "mode": "semantic"}).json()
+    assert steered["matches"][0]["tags"]["pair_id"] == CAT
+
+
 def test_same_modality_search_text_to_captions_and_photo_to_photos(client):
     body = client.post("/search", json={"text": "a tabby cat with green eyes", "modality": "text", "limit": 3}).json()
     assert (body["query_modality"], body["modality"]) == ("text", "text")
