@@ -13,6 +13,7 @@ import io
 import os
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -69,22 +70,7 @@ def check_image_file(
     path = Path(path)
     try:
         with path.open("rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            _check_byte_count(size, max_bytes)
-            formats = _formats_for(file.read(16))
-            file.seek(0)
-            try:
-                with Image.open(file, formats=formats) as image:
-                    width, height = image.size
-                    kind = str(image.format)
-            except UnidentifiedImageError as exc:
-                raise ImageDecodeError(
-                    f"not an image (cannot identify image file; supported formats: {', '.join(formats)})"
-                ) from exc
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise ImageDecodeError(f"image too large: {exc}") from exc
-            except (SyntaxError, ValueError, EOFError, struct.error) as exc:  # a header Pillow cannot parse
-                raise ImageDecodeError(f"corrupt image: {exc}") from exc
+            return _check_header(file, os.fstat(file.fileno()).st_size, max_pixels, max_bytes)
     except FileNotFoundError as exc:
         raise ImageDecodeError(f"file not found: {path}") from exc
     except IsADirectoryError as exc:
@@ -93,6 +79,33 @@ def check_image_file(
         raise
     except OSError as exc:
         raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def check_image_bytes(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[str, tuple[int, int]]:
+    """`check_image_file` for bytes in memory (an upload the gateway checks before the encoder decodes it once)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise ImageDecodeError(f"expected image bytes, got {type(data).__name__}")
+    return _check_header(io.BytesIO(data), len(data), max_pixels, max_bytes)
+
+
+def _check_header(file: BinaryIO, size: int, max_pixels: int, max_bytes: int) -> tuple[str, tuple[int, int]]:
+    _check_byte_count(size, max_bytes)
+    formats = _formats_for(file.read(16))
+    file.seek(0)
+    try:
+        with Image.open(file, formats=formats) as image:
+            width, height = image.size
+            kind = str(image.format)
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(
+            f"not an image (cannot identify image file; supported formats: {', '.join(formats)})"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"image too large: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:  # a header Pillow cannot parse
+        raise ImageDecodeError(f"corrupt image: {exc}") from exc
     if width * height > max_pixels:
         raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
     return kind, (width, height)

@@ -7,13 +7,17 @@ dataset and split are columns of the store (`RECORD_TAGS`); every other tag is k
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from crossmodal.store import Record
 
 MODEL_TAG = "model"  # the backend (and weights) that produced a document's embedding
 ERROR_TAG = "error"  # why a stage could not process a document; the document then carries no embedding
+# The HTTP status the gateway answers when a query comes back with ERROR_TAG: "400" (bad input found by a stage, a
+# photo whose pixels are corrupt), "413" (too large), "409" (an index built by another model), "500" (a flow wired
+# wrong). Without it: 409, the old answer to every flow error.
+ERROR_STATUS_TAG = "error_status"
 TARGET_TAG = "target"  # the modality of the index a query searches; see flows/query.yml
 FILTER_TAG = "filter"  # a photo query's metadata filter, JSON (crossmodal.photo_filter.PhotoFilter.to_json)
 CANDIDATES_TAG = "candidates"  # "candidates:<shard>" on a query: how many records of that shard the filter allows
@@ -21,7 +25,13 @@ CANDIDATES_TAG = "candidates"  # "candidates:<shard>" on a query: how many recor
 # object in the stored record's tags (the store indexes it for filters), shown apart from the tags (`metadata`).
 METADATA_TAG = "metadata"
 RECORD_TAGS = ("pair_id", "dataset", "split")
-PIPELINE_TAGS = (MODEL_TAG, ERROR_TAG, TARGET_TAG, FILTER_TAG)
+PIPELINE_TAGS = (MODEL_TAG, ERROR_TAG, ERROR_STATUS_TAG, TARGET_TAG, FILTER_TAG)
+
+
+def refuse(tags: MutableMapping[str, str], reason: str, status: int) -> None:
+    """Mark a document a stage could not process: why, and the HTTP status a query refused so gets."""
+    tags[ERROR_TAG] = reason
+    tags[ERROR_STATUS_TAG] = str(status)
 
 
 def record_from_document(id: str, modality: str, text: str | None, uri: str | None,

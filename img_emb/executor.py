@@ -8,7 +8,7 @@ from PIL import Image
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, create_backend_from_config, model_options_dict
 from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
 from crossmodal.modality import IMAGE
-from crossmodal.records import MODEL_TAG
+from crossmodal.records import MODEL_TAG, refuse
 from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
 from serving.wire import CrossModalDoc, is_embedded
 
@@ -40,7 +40,7 @@ class ImageEncoder(CrossModalExecutor):
             if is_embedded(doc):
                 continue
             if doc.modality != IMAGE:
-                doc.tags["error"] = f"image encoder received a {doc.modality!r} document"
+                refuse(doc.tags, f"image encoder received a {doc.modality!r} document", 500)
                 continue
             try:
                 if not doc.image_b64:
@@ -48,7 +48,7 @@ class ImageEncoder(CrossModalExecutor):
                 image = decode_image_bytes(image_bytes_from_base64(doc.image_b64), max_pixels=self.max_pixels)
                 decoded.append((doc, image))
             except ImageDecodeError as error:
-                doc.tags["error"] = f"image unreadable: {error}"
+                refuse(doc.tags, f"image unreadable: {error}", 413 if str(error).startswith("image too large") else 400)
         for start in range(0, len(decoded), self.batch_size):
             batch = decoded[start : start + self.batch_size]
             vectors = self.backend.encode_images([image for _, image in batch])

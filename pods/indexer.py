@@ -13,6 +13,7 @@ from crossmodal.records import (
     FILTER_TAG,
     MODEL_TAG,
     record_from_document,
+    refuse,
     wire_tags_of_record,
 )
 from crossmodal.shards import shard_folder, shard_of
@@ -66,7 +67,7 @@ class Indexer(CrossModalExecutor):
         accepted = []
         for doc in docs:
             if doc.modality != self.modality:
-                doc.tags[ERROR_TAG] = f"{self.modality} index received a {doc.modality!r} document"
+                refuse(doc.tags, f"{self.modality} index received a {doc.modality!r} document", 500)
             elif doc.embedding is not None and ERROR_TAG not in doc.tags:
                 if shard_of(doc.id, self.num_shards) == self.shard_id:
                     accepted.append(doc)
@@ -85,7 +86,7 @@ class Indexer(CrossModalExecutor):
                     records.append(record_from_document(doc.id, doc.modality, doc.text, doc.uri, doc.tags))
                     kept.append(position)
                 except ValueError as error:  # a metadata tag that is not a JSON object
-                    doc.tags[ERROR_TAG] = str(error)
+                    refuse(doc.tags, str(error), 400)
             if records:
                 store.add(records, vectors[kept])
         for doc in docs:
@@ -109,9 +110,9 @@ class Indexer(CrossModalExecutor):
                 continue
             model = doc.tags.get(MODEL_TAG)
             if model != store.model_name:
-                doc.tags[ERROR_TAG] = (f"the {self.modality} index in {self.folder} was built with model "
-                                       f"{store.model_name!r}, but this query was embedded with {model!r}; "
-                                       "query with the model that built it, or index into another workspace")
+                refuse(doc.tags, f"the {self.modality} index in {self.folder} was built with model "
+                                 f"{store.model_name!r}, but this query was embedded with {model!r}; "
+                                 "query with the model that built it, or index into another workspace", 409)
             else:
                 queries.append(doc)
         by_filter: dict[str, list[CrossModalDoc]] = {}  # one search per filter (a /search/batch mixes them)
@@ -124,7 +125,7 @@ class Indexer(CrossModalExecutor):
                 photo_filter = PhotoFilter.from_json(filter_json)
             except (TypeError, ValueError) as error:
                 for doc in group:
-                    doc.tags[ERROR_TAG] = f"unusable photo filter: {error}"
+                    refuse(doc.tags, f"unusable photo filter: {error}", 400)
                 continue
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in group])
             found, candidates = store.search_counted(vectors, limit, photo_filter)
@@ -151,7 +152,7 @@ class Indexer(CrossModalExecutor):
         store = self.store or self._open_existing_store()
         if self.read_only:
             for doc in docs:
-                doc.tags[ERROR_TAG] = f"the {self.modality} index in {self.folder} is opened read-only"
+                refuse(doc.tags, f"the {self.modality} index in {self.folder} is opened read-only", 409)
         elif store is not None and (ids or pair_ids):
             store.delete(ids, pair_ids)
         for doc in docs:

@@ -6,7 +6,7 @@ from docarray import DocList
 
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, create_backend_from_config, model_options_dict
 from crossmodal.modality import TEXT
-from crossmodal.records import MODEL_TAG
+from crossmodal.records import MODEL_TAG, refuse
 from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
 from serving.wire import CrossModalDoc, is_embedded
 
@@ -39,9 +39,9 @@ class TextEncoder(CrossModalExecutor):
             if is_embedded(doc):
                 continue
             if doc.modality != TEXT:
-                doc.tags["error"] = f"text encoder received a {doc.modality!r} document"
+                refuse(doc.tags, f"text encoder received a {doc.modality!r} document", 500)
             elif not (doc.text or "").strip():
-                doc.tags["error"] = "empty text"
+                refuse(doc.tags, "empty text", 400)
             else:
                 valid.append(doc)
         # The backend batches by itself (the offline model's ONNX tower by similar lengths, which pads least): it

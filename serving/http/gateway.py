@@ -31,7 +31,7 @@ from crossmodal.composition import compose
 from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
 from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
-from crossmodal.records import ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
+from crossmodal.records import ERROR_STATUS_TAG, ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
 from crossmodal.store import (
     StoreError,
     read_record,
@@ -358,7 +358,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                 _raise_for_status(response)
                 for result in response.docs:
                     if ERROR_TAG in result.tags:
-                        raise HTTPException(409, result.tags[ERROR_TAG])
+                        raise HTTPException(_error_status(result.tags), result.tags[ERROR_TAG])
                     previous = found.get(result.id)
                     matches = [*(previous.matches if previous else []), *(result.matches or [])]
                     vector = None if result.embedding is None else np.asarray(result.embedding, dtype=np.float32)
@@ -484,6 +484,12 @@ def _combined(plan: SearchPlan, encoded: dict[str, FlowResult]) -> tuple[np.ndar
         return compose(vectors), str(models_used.pop())
     except ValueError as error:
         raise HTTPException(400, str(error)) from None
+
+
+def _error_status(tags: dict) -> int:
+    """The status a stage gave the query it refused (crossmodal.records.ERROR_STATUS_TAG); 409 when it gave none."""
+    status = str(tags.get(ERROR_STATUS_TAG, ""))
+    return int(status) if status in ("400", "409", "413", "500") else 409
 
 
 def _plural(modality: str) -> str:

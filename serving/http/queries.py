@@ -1,7 +1,9 @@
 """Turns what a client sent (a text, image bytes, base64, a data URI, an indexed photo's id) into validated queries.
 
-Everything is checked here, in the gateway, so the executors only ever see a non-empty text or a decodable image,
-and bad input costs a 4xx with a message and nothing else.
+Everything that needs no pixels is checked here, in the gateway (sizes, format, dimensions, a decompression bomb
+from the header), so the executors only ever see a non-empty text or a photo of a usable size; the image encoder
+decodes a photo once, and one whose pixel data is corrupt comes back refused with status 400. Bad input costs a 4xx
+with a message and nothing else.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from crossmodal.ids import DOC_ID_PATTERN
-from crossmodal.imaging import ImageDecodeError, decode_image_bytes, image_bytes_from_base64
+from crossmodal.imaging import ImageDecodeError, check_image_bytes, image_bytes_from_base64
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
 from crossmodal.records import MODEL_TAG, TARGET_TAG
 from crossmodal.store import read_record, read_vectors, stored_settings
@@ -83,8 +85,8 @@ class QueryBuilder:
             raise bad_request(f"'{field_name}' is empty")
         if len(data) > self.max_image_bytes:
             raise self._too_large(field_name, len(data))
-        try:
-            decode_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
+        try:  # the header only: the image encoder decodes the pixels once (corrupt ones: 400 from the flow)
+            check_image_bytes(data, max_pixels=self.max_pixels, max_bytes=self.max_image_bytes)
         except ImageDecodeError as error:
             raise _unusable(field_name, error) from None
         return Query(modality=IMAGE, target=_target(IMAGE, target), image_b64=base64.b64encode(data).decode("ascii"),

@@ -13,6 +13,8 @@ from PIL import Image
 
 from crossmodal.imaging import (
     ImageDecodeError,
+    check_image_bytes,
+    check_image_file,
     decode_base64_image,
     decode_image_bytes,
     image_bytes_from_base64,
@@ -247,3 +249,46 @@ def test_large_file_is_refused_without_reading_it_all(tmp_path):
 def test_non_ascii_base64_is_a_decode_error():
     with pytest.raises(ImageDecodeError, match="invalid base64"):
         image_bytes_from_base64("iVBORw0KGgo\u00e9\u00e9")
+
+
+# --- header checks without a decode (the gateway's uploads, the dataset readers' files) -----------------------------
+
+@pytest.fixture(params=["bytes", "file"])
+def check_header(request, tmp_path):
+    """check_image_bytes, or check_image_file on the same bytes written to a file: the same rules either way."""
+    def check(data: bytes, **limits):
+        if request.param == "bytes":
+            return check_image_bytes(data, **limits)
+        path = tmp_path / "photo"
+        path.write_bytes(data)
+        return check_image_file(path, **limits)
+    return check
+
+
+def test_the_header_gives_format_and_size_and_truncated_pixels_pass(check_header):
+    data = encode(Image.effect_noise((256, 128), 64).convert("RGB"), "JPEG")
+    assert check_header(data) == ("JPEG", (256, 128))
+    assert check_header(data[: len(data) // 2]) == ("JPEG", (256, 128))  # found by the one decode, later
+    assert check_header(RED_PNG) == ("PNG", (8, 6))
+
+
+@pytest.mark.parametrize("data, limits, message", [
+    (b"", {}, "empty image data"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, {}, "corrupt image|not an image"),
+    (encode(Image.new("RGB", (4, 4)), "PCX"), {}, "supported formats: JPEG, PNG"),
+    (png_header_only(100_000, 100_000), {}, "image too large"),
+    (png_header_only(3000, 3000), {"max_pixels": 1_000_000}, "3000x3000 pixels exceeds the limit of 1000000"),
+    (RED_PNG, {"max_bytes": 10}, "too large|limit"),
+])
+def test_what_the_header_refuses(check_header, data, limits, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        check_header(data, **limits)
+
+
+def test_header_check_of_what_is_not_bytes_or_not_a_file(tmp_path):
+    with pytest.raises(ImageDecodeError, match="expected image bytes"):
+        check_image_bytes("/etc/passwd")  # type: ignore[arg-type]
+    with pytest.raises(ImageDecodeError, match="file not found"):
+        check_image_file(tmp_path / "missing.jpg")
+    with pytest.raises(ImageDecodeError, match="is a directory"):
+        check_image_file(tmp_path)
