@@ -1310,7 +1310,9 @@
     duplicatesPage = { next: typeof body.next_offset === 'number' ? body.next_offset : null };
     ui.duplicatesMore.hidden = duplicatesPage.next === null;
     const shown = ui.duplicateGroups.children.length;
-    const threshold = typeof body.threshold === 'number' ? ' (similarity at least ' + body.threshold + ')' : '';
+    // A pair is a near-duplicate by its similarity alone (the threshold) or by matching pixel fingerprints.
+    const threshold = typeof body.threshold === 'number'
+      ? ' (similarity at least ' + body.threshold + ', or the same picture by its pixel fingerprint)' : '';
     const total = typeof body.total === 'number' ? body.total : shown;
     ui.duplicatesStatus.textContent = total === 0
       ? 'No near-duplicates in the collection' + threshold + '.'

@@ -227,9 +227,11 @@ class DuplicateGroup(BaseModel):
 
 
 class DuplicatesResponse(BaseModel):
-    """Groups of near-duplicate photos (resized, re-encoded, slightly cropped or brightened copies): every member
-    has a cosine of at least `threshold` to its group's representative. Exact copies are not listed: they are one
-    photo with several `metadata.paths`."""
+    """Groups of near-duplicate photos (resized, re-encoded, slightly cropped or brightened copies): every member is
+    a near-duplicate of its group's representative, by a cosine of at least `threshold` or, for photos of a photo
+    folder, by a perceptual signature (`tags.phash`) within a few bits and a cosine that still says "the same
+    subject" (crossmodal/duplicates.py). Exact copies are not listed: they are one photo with several
+    `metadata.paths`."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "groups": [{"id": "img-1f2e3d4c5b6a7980", "size": 2, "members": [
@@ -242,8 +244,9 @@ class DuplicatesResponse(BaseModel):
     total: int = Field(description="groups in the collection")
     offset: int
     next_offset: Optional[int] = Field(None, description="the `offset` of the next page; null at the end")
-    threshold: float = Field(description="the cosine similarity a member has to its representative at least "
-                                         "(per model)")
+    threshold: float = Field(description="the cosine similarity at which two photos are near-duplicates by their "
+                                         "vectors alone (per model); photos with matching signatures may be less "
+                                         "similar")
 
 
 class Caption(BaseModel):
