@@ -19,3 +19,39 @@ def wait_for(driver, css: str, count: int = 1):
     except TimeoutException:
         error = driver.find_element(By.ID, "error")
         raise AssertionError(f"no {css!r} results; error shown: {error.text!r}") from None
+
+
+RECORD_SEARCHES = """
+    window.__searches = [];
+    const original = window.fetch;
+    window.fetch = function (url, options) {
+        const answer = original.apply(this, arguments);
+        if (String(url).endsWith('/search')) {
+            const record = {body: options && typeof options.body === 'string' ? JSON.parse(options.body) : null};
+            window.__searches.push(record);
+            answer.then((response) => response.clone().json()).then(
+                (json) => { record.answer = json; }, () => { record.answer = null; });
+        }
+        return answer;
+    };"""
+
+SHOWN = """
+    const searches = window.__searches, count = arguments[0];
+    const busy = document.getElementById('results').getAttribute('aria-busy') === 'true';
+    return searches.length >= count && searches[count - 1].answer !== undefined && !busy
+        ? searches[count - 1] : null;"""
+
+
+def record_searches(driver) -> None:
+    """From now on the page's POST /search requests (their JSON bodies) and answers are kept in the page."""
+    driver.execute_script(RECORD_SEARCHES)
+
+
+def shown_search(driver, count: int) -> dict:
+    """The `count`-th search since `record_searches`, once its answer is on the page: {"body", "answer"}."""
+    try:
+        return WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(SHOWN, count))
+    except TimeoutException:
+        sent = driver.execute_script("return window.__searches.map(s => s.body)")
+        error = driver.find_element(By.ID, "error").text
+        raise AssertionError(f"search {count} not shown; sent {sent!r}; error shown: {error!r}") from None

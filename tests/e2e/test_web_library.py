@@ -33,7 +33,7 @@ from crossmodal.library import photo_id
 from dataset import DemoReader
 from tests.chromium import chromium
 from tests.servers import INDEX_TIMEOUT, describe, run_cli, start_query_server
-from tests.web_page import WAIT
+from tests.web_page import WAIT, record_searches, shown_search
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,41 +154,6 @@ def console_errors(driver) -> list:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
             and "the server responded with a status of 400" not in entry["message"]
             and "/favicon.ico" not in entry["message"]]
-
-
-RECORD_SEARCHES = """
-    window.__searches = [];
-    const original = window.fetch;
-    window.fetch = function (url, options) {
-        const answer = original.apply(this, arguments);
-        if (String(url).endsWith('/search')) {
-            const record = {body: options && typeof options.body === 'string' ? JSON.parse(options.body) : null};
-            window.__searches.push(record);
-            answer.then((response) => response.clone().json()).then(
-                (json) => { record.answer = json; }, () => { record.answer = null; });
-        }
-        return answer;
-    };"""
-
-SHOWN = """
-    const searches = window.__searches, count = arguments[0];
-    const busy = document.getElementById('results').getAttribute('aria-busy') === 'true';
-    return searches.length >= count && searches[count - 1].answer !== undefined && !busy
-        ? searches[count - 1] : null;"""
-
-
-def record_searches(driver) -> None:
-    driver.execute_script(RECORD_SEARCHES)
-
-
-def shown_search(driver, count: int) -> dict:
-    """The `count`-th search since `record_searches`, once its answer is on the page: {"body", "answer"}."""
-    try:
-        return WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(SHOWN, count))
-    except TimeoutException:
-        sent = driver.execute_script("return window.__searches.map(s => s.body)")
-        error = driver.find_element(By.ID, "error").text
-        raise AssertionError(f"search {count} not shown; sent {sent!r}; error shown: {error!r}") from None
 
 
 CARDS = """

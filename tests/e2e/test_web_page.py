@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
 from tests.chromium import chromium
-from tests.web_page import WAIT, wait_for
+from tests.web_page import WAIT, record_searches, shown_search, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
@@ -295,42 +295,6 @@ def test_the_api_docs_link_opens_swagger_ui_served_by_the_gateway(desktop, demo_
 
 
 # --- relevance: weak matches dimmed after a divider, "No good match" --------------------------------------------------
-
-RECORD_SEARCHES = """
-    window.__searches = [];
-    const original = window.fetch;
-    window.fetch = function (url, options) {
-        const answer = original.apply(this, arguments);
-        if (String(url).endsWith('/search')) {
-            const record = {body: options && typeof options.body === 'string' ? JSON.parse(options.body) : null};
-            window.__searches.push(record);
-            answer.then((response) => response.clone().json()).then(
-                (json) => { record.answer = json; }, () => { record.answer = null; });
-        }
-        return answer;
-    };"""
-
-SHOWN = """
-    const searches = window.__searches, count = arguments[0];
-    const busy = document.getElementById('results').getAttribute('aria-busy') === 'true';
-    return searches.length >= count && searches[count - 1].answer !== undefined && !busy
-        ? searches[count - 1] : null;"""
-
-
-def record_searches(driver) -> None:
-    """From now on the page's POST /search requests (their JSON bodies) and answers are kept in the page."""
-    driver.execute_script(RECORD_SEARCHES)
-
-
-def shown_search(driver, count: int) -> dict:
-    """The `count`-th search since `record_searches`, once its answer is on the page: {"body", "answer"}."""
-    try:
-        return WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(SHOWN, count))
-    except TimeoutException:
-        sent = driver.execute_script("return window.__searches.map(s => s.body)")
-        error = driver.find_element(By.ID, "error").text
-        raise AssertionError(f"search {count} not shown; sent {sent!r}; error shown: {error!r}") from None
-
 
 RESULTS = """
     return [...document.querySelectorAll('#result-list > li')].map((item) => ({
