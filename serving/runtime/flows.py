@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.workspace import check_workspace
@@ -85,7 +86,28 @@ def running(flow) -> Iterator:
     `serving.runtime.stop_signals`).
     """
     with handle_stop_signals() as stop, _started(flow, stop):
-        yield flow
+        yield StoppableFlow(flow, stop)
+
+
+class StoppableFlow:
+    """The running flow, whose `post` honours a stop signal that Jina's client swallowed.
+
+    Jina's client catches the KeyboardInterrupt of Ctrl-C or SIGTERM that arrives during a request ("user cancel the
+    process") and returns, so a job posting request after request (indexing, a folder sync) went on to the end. The
+    stop is recorded (`StopRequest`) and raised here, after the request it cut short."""
+
+    def __init__(self, flow: Any, stop: StopRequest) -> None:
+        self._flow = flow
+        self._stop = stop
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        self._stop.raise_if_requested()
+        result = self._flow.post(*args, **kwargs)
+        self._stop.raise_if_requested()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._flow, name)
 
 
 def serve_until_stopped(flow, on_ready: Callable[[], None] = lambda: None) -> None:

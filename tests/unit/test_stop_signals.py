@@ -81,3 +81,33 @@ def test_outside_the_main_thread_nothing_is_installed():
     worker.start()
     worker.join()
     assert seen == [(before, False)]
+
+
+class SwallowingFlow:
+    """A flow whose client catches the KeyboardInterrupt of a stop signal during a request, as Jina's does."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+        self.port = 1234
+
+    def post(self, endpoint: str) -> list:
+        self.posts += 1
+        if self.posts == 2:
+            try:
+                send_to_self(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass  # "user cancel the process"
+        return [endpoint]
+
+
+def test_a_stop_that_the_client_swallowed_ends_the_job_after_that_request():
+    from serving.runtime.flows import StoppableFlow
+
+    flow = SwallowingFlow()
+    with handle_stop_signals() as stop:
+        stoppable = StoppableFlow(flow, stop)
+        assert stoppable.post("/index") == ["/index"] and stoppable.port == 1234
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(10):  # an indexing job's loop of requests
+                stoppable.post("/index")
+    assert flow.posts == 2
