@@ -20,7 +20,6 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
-from tests.chromium import chromium
 from tests.web_page import WAIT, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +35,6 @@ def demo_captions(name: str) -> list[str]:
 def server(demo_server, demo_workspace):
     """The run's shared query server on the indexed demo collection (tests/conftest.py)."""
     return {"url": demo_server, "workspace": demo_workspace}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium("--hide-scrollbars") as driver:
-        yield driver
 
 
 @pytest.fixture

