@@ -1,6 +1,10 @@
 """Reading the product's web page (web/) in a browser test: waiting for its results the way a user waits."""
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -55,3 +59,18 @@ def shown_search(driver, count: int) -> dict:
         sent = driver.execute_script("return window.__searches.map(s => s.body)")
         error = driver.find_element(By.ID, "error").text
         raise AssertionError(f"search {count} not shown; sent {sent!r}; error shown: {error!r}") from None
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def keep_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    """The window as it is, saved in the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 it also replaces
+    docs/<name> (the README's screenshots)."""
+    path = tmp_path / name
+    assert driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(path, DOCS / name)
+    return path

@@ -8,8 +8,6 @@ CROSSMODAL_UPDATE_SCREENSHOTS=1 they also replace docs/screenshot-text-query.png
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +18,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
-from tests.web_page import WAIT, wait_for
+from tests.web_page import WAIT, keep_screenshot, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
@@ -60,13 +58,8 @@ def console_errors(driver) -> list:
 
 
 def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
     driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
-    assert driver.save_screenshot(str(path))
-    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
-        (REPO_ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, REPO_ROOT / "docs" / name)
-    return path
+    return keep_screenshot(driver, tmp_path, name)
 
 
 def test_typing_a_query_shows_the_coffee_photo_first(page, server, tmp_path):

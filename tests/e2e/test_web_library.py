@@ -16,7 +16,6 @@ docs/screenshot-library.png (newest first) and docs/screenshot-duplicates.png.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -32,9 +31,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from crossmodal.library import photo_id
 from dataset import DemoReader
 from tests.servers import INDEX_TIMEOUT, describe, run_cli, start_query_server
-from tests.web_page import WAIT, record_searches, shown_search
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.web_page import WAIT, keep_screenshot, record_searches, shown_search
 
 # path in the library -> (demo photo, EXIF DateTimeOriginal, GPS (lat, lon) or None)
 LIBRARY = {
@@ -188,15 +185,9 @@ def type_date(driver, element_id: str, day: str) -> None:
 
 def save_screenshot(driver, tmp_path: Path, name: str, top: str) -> Path:
     """The window scrolled to element `top` (its id), under the page header."""
-    path = tmp_path / name
     driver.execute_script("document.activeElement.blur(); window.scrollTo(0, document.getElementById(arguments[0])"
                           ".getBoundingClientRect().top + scrollY - 12);", top)
-    assert driver.save_screenshot(str(path))
-    assert path.stat().st_size > 10_000
-    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
-        (REPO_ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, REPO_ROOT / "docs" / name)
-    return path
+    return keep_screenshot(driver, tmp_path, name)
 
 
 # --- filters ---------------------------------------------------------------------------------------------------------

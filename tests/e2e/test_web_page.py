@@ -13,8 +13,6 @@ docs/screenshot-no-good-match.png).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -25,7 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from crossmodal.ids import image_doc_id
-from tests.web_page import WAIT, record_searches, shown_search, wait_for
+from tests.web_page import WAIT, keep_screenshot, record_searches, shown_search, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAT, COFFEE = "demo/chelsea_cat.png", "demo/coffee.png"
@@ -78,14 +76,8 @@ def loaded(driver, image) -> bool:
 
 
 def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
     driver.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
-    assert driver.save_screenshot(str(path))
-    assert path.stat().st_size > 10_000
-    if os.environ.get("CROSSMODAL_UPDATE_SCREENSHOTS"):
-        (REPO_ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, REPO_ROOT / "docs" / name)
-    return path
+    return keep_screenshot(driver, tmp_path, name)
 
 
 # --- photo results: what is in the photo first, the file name second ------------------------------------------------
