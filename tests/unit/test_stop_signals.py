@@ -105,7 +105,7 @@ def test_a_stop_that_the_client_swallowed_ends_the_job_after_that_request():
 
     flow = SwallowingFlow()
     with handle_stop_signals() as stop:
-        stoppable = StoppableFlow(flow, stop)
+        stoppable = StoppableFlow(flow, stop, client=flow)
         assert stoppable.post("/index") == ["/index"] and stoppable.port == 1234
         with pytest.raises(KeyboardInterrupt):
             for _ in range(10):  # an indexing job's loop of requests
