@@ -550,10 +550,11 @@ class VectorStore:
             k = min(int(limit), candidates)
             if k == 0 or len(matrix) == 0:
                 return [[] for _ in range(len(matrix))], candidates
-            if allowed is None:
-                scores, labels = index.search(matrix, k)
-            else:
-                scores, labels = self._search_allowed(index, matrix, k, allowed)
+            with faiss_threads_for(len(matrix)):
+                if allowed is None:
+                    scores, labels = index.search(matrix, k)
+                else:
+                    scores, labels = self._search_allowed(index, matrix, k, allowed)
             records = self._records_by_num({int(label) for label in labels.ravel() if label >= 0})
         hits = [
             [Hit(records[int(label)], float(score)) for score, label in zip(row_scores, row_labels)
@@ -1080,6 +1081,26 @@ def _caption_order(id_: str) -> tuple[int, str]:
 
 def _to_vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=_VECTOR_DTYPE).astype(np.float32)
+
+
+@contextlib.contextmanager
+def faiss_threads_for(queries: int) -> Iterator[None]:
+    """FAISS on one OpenMP thread for a single query, on all of them for a batch.
+
+    A single query is one scan that FAISS splits over its threads, which sleep between the queries of a server: waking
+    them costs more than the scan. Measured on 2 cores, flat index of 384-d vectors, one query every 20 ms: 20
+    vectors 0.05 ms on one thread against 4.5 ms on two, 100,000 vectors 5.3 against 13.2 ms; a batch of 4 queries
+    over 100,000: 21 against 11 ms. The setting is per process and put back afterwards (a store's searches hold its
+    lock; another store of the same process searching meanwhile only runs on fewer threads)."""
+    if queries > 1:
+        yield
+        return
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _check_limit(limit: int) -> None:

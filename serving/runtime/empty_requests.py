@@ -18,8 +18,13 @@ DOCUMENT_ENDPOINTS = frozenset({"/search", "/encode", "/index"})
 
 
 def _holds_no_documents(request) -> bool:
+    """Counted in the protobuf message, not by parsing the documents: Jina drops its parsed copy whenever it sets a
+    request's documents (after a `when` filter, for one), and parsing them again cost ~5 % of the gateway's CPU."""
     try:
-        return len(request.docs) == 0
+        content = request.data._content
+        if content.WhichOneof("documents") == "docs_bytes":
+            return len(request.docs) == 0
+        return len(content.docs.docs) == 0
     except Exception:  # not a data request, or not readable here: let Jina send it
         return False
 

@@ -1,7 +1,7 @@
 """Lean processes and fast start (issue 10, items 3 and 4), checked on real runs of app.py.
 
-- In a running query flow no process maps libtorch: app.py (the waiting parent), the gateway, the indexers and the
-  merger run no model and never import it, and the encoders run their towers in ONNX Runtime (the default runtime)
+- In a running query flow no process maps libtorch: app.py (the waiting parent), the gateway and the indexers run no
+  model and never import it, and the encoders run their towers in ONNX Runtime (the default runtime)
   from the exports the demo index run cached, so they load onnxruntime and not torch (/proc/<pid>/maps of every
   process of the flow). Only an encoder's first use, which exports, loads torch.
 - `-t index` on an up-to-date workspace says so and exits 0 without starting a flow: no process is forked and no
@@ -20,7 +20,7 @@ from processes import descendants, listening_ports
 from tests.servers import APP, REPO_ROOT, cli_env
 
 ENCODERS = ("text_encoder", "image_encode")  # process names are cut at 15 characters (serving.runtime.processes)
-NO_MODEL = ("gateway", "merge", "image_indexe", "text_indexer")
+NO_MODEL = ("gateway", "image_indexe", "text_indexer")
 
 
 def process_name(pid: int) -> str:

@@ -1,6 +1,8 @@
 """The gateway answers a request that a `when` condition emptied itself, for the document endpoints only."""
 import asyncio
 
+import pytest
+
 from docarray import DocList
 from jina.types.request.data import DataRequest
 
@@ -39,6 +41,15 @@ def test_a_request_with_documents_or_a_control_endpoint_is_sent():
     assert sent_through(calls, "/search", [request_with(1)]) == "sent"
     assert sent_through(calls, "/flush", [request_with(0)]) == "sent"  # carries no document on purpose
     assert calls == [("image_encoder", "/search"), ("image_encoder", "/flush")]
+
+
+def test_documents_are_counted_without_parsing_them(monkeypatch):
+    """Jina drops its parsed documents whenever it sets them (after a `when` filter): the count reads the message."""
+    forwarded = DataRequest(request_with(2).proto.SerializeToString())
+    emptied = DataRequest(request_with(0).proto.SerializeToString())
+    monkeypatch.setattr(DocList, "from_protobuf", classmethod(lambda *a, **k: pytest.fail("documents parsed")))
+    forwarded.document_array_cls = emptied.document_array_cls = DocList[CrossModalDoc]
+    assert not empty_requests._holds_no_documents(forwarded) and empty_requests._holds_no_documents(emptied)
 
 
 def test_apply_is_idempotent():

@@ -12,7 +12,7 @@ from serving.runtime.processes import COMM_CHARS, short_name
 
 @pytest.mark.parametrize("name, expected", [
     ("gateway", "gateway"),
-    ("merge", "merge"),
+    ("text_indexer", "text_indexer"),
     ("text_encoder/rep-0", "text_encoder:r0"),
     ("image_indexer/shard-1/rep-0", "image_inde:s1r0"),
     ("a_very_long_deployment_name", "a_very_long_dep"),

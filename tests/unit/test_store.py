@@ -77,6 +77,21 @@ def test_search_several_queries_and_1d_query(store):
     assert [ids(hits) for hits in store.search(unit(0, 1, 0.1, 0), limit=2)] == [["b", "c"]]
 
 
+def test_a_single_query_searches_on_one_thread_and_a_batch_on_all(store, monkeypatch):
+    import faiss
+
+    add_abc(store)
+    faiss.omp_set_num_threads(2)
+    seen = []
+    real_search = faiss.IndexIDMap.search
+    monkeypatch.setattr(faiss.IndexIDMap, "search",
+                        lambda self, *a, **k: seen.append(faiss.omp_get_max_threads()) or real_search(self, *a, **k))
+    single = store.search(unit(1, 0, 0, 0), limit=2)
+    batch = store.search(np.stack([unit(1, 0, 0, 0), unit(0, 1, 0, 0)]), limit=2)
+    assert seen == [1, 2] and faiss.omp_get_max_threads() == 2  # put back after the single query
+    assert [ids(hits) for hits in single] == [["a", "c"]] and [ids(hits) for hits in batch] == [["a", "c"], ["b", "c"]]
+
+
 def test_limit_larger_than_count_returns_everything(store):
     add_abc(store)
     [hits] = store.search(unit(1, 0, 0, 0), limit=100)
