@@ -1019,13 +1019,9 @@ def _query_read_only(folder: str | Path, sql: str, params: tuple[Any, ...] = ())
 
 
 def _query_one_store(db: Path, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    try:
-        with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True)) as conn:
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
-                return []  # a process was killed between creating the file and committing the schema: no data yet
-            return conn.execute(sql, params).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read vector store {db}: {exc}") from exc
+    with _read_only_db(db) as conn:
+        # None: a process was killed between creating the file and committing the schema: no data yet
+        return [] if conn is None else conn.execute(sql, params).fetchall()
 
 
 def _store_dbs(folder: str | Path) -> list[Path]:
@@ -1035,12 +1031,68 @@ def _store_dbs(folder: str | Path) -> list[Path]:
 @contextlib.contextmanager
 def _read_only_db(db: Path) -> Iterator[sqlite3.Connection | None]:
     """A read-only connection to one store (it never creates or changes anything); None while the store has no
-    tables yet (a process was killed between creating the file and committing the schema)."""
+    tables yet (a process was killed between creating the file and committing the schema). The connection is this
+    thread's (`_ReadOnlyConnections`)."""
     try:
-        with contextlib.closing(sqlite3.connect(_read_only_uri(db), uri=True, isolation_level=None)) as conn:
+        conn = _readers.get(db)
+        try:
             yield conn if _has_table(conn, "records") else None
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
     except sqlite3.DatabaseError as exc:
+        _readers.drop(db)
         raise StoreError(f"cannot read vector store {db}: {exc}") from exc
+
+
+class _ReadOnlyConnections(threading.local):
+    """Each thread's read-only connections, by database file, reused while the file stays the same one.
+
+    The query server reads the stores for every answer (records, captions, generations, duplicates): connecting
+    anew each time (resolving the path, opening the file and its WAL index, reading the schema) was a quarter of the
+    gateway's CPU per text query (py-spy). A connection in autocommit mode starts a read transaction per statement,
+    so it sees every commit of the indexers as a new connection would. It is reused only while the file has the same
+    device, inode and change time: a store deleted, re-created or checkpointed gets a new connection. At most
+    `READERS_PER_THREAD` are kept, the least recently used closed first."""
+
+    READERS_PER_THREAD = 16
+
+    def __init__(self) -> None:
+        self.open: dict[Path, tuple[tuple[int, int, int], sqlite3.Connection]] = {}
+
+    def get(self, db: Path) -> sqlite3.Connection:
+        identity = _file_identity(db)
+        known = self.open.pop(db, None)
+        if known is not None:
+            if identity is not None and known[0] == identity:
+                self.open[db] = known  # most recently used last
+                return known[1]
+            known[1].close()
+        conn = sqlite3.connect(_read_only_uri(db), uri=True, isolation_level=None, check_same_thread=False)
+        identity = identity or _file_identity(db)  # created meanwhile
+        if identity is None:
+            conn.close()
+            raise sqlite3.OperationalError("unable to open database file")
+        self.open[db] = (identity, conn)
+        while len(self.open) > self.READERS_PER_THREAD:
+            self.open.pop(next(iter(self.open)))[1].close()
+        return conn
+
+    def drop(self, db: Path) -> None:
+        known = self.open.pop(db, None)
+        if known is not None:
+            known[1].close()
+
+
+def _file_identity(db: Path) -> tuple[int, int, int] | None:
+    try:
+        status = os.stat(db)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_ctime_ns
+
+
+_readers = _ReadOnlyConnections()
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

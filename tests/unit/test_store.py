@@ -443,3 +443,36 @@ def test_a_store_killed_before_its_schema_was_committed_reads_as_empty(tmp_path)
     with open_store(folder) as store:  # and the next run creates the store in it
         add_abc(store)
     assert stored_ids(folder) == {"a", "b", "c"}
+
+
+def test_a_reused_reader_sees_every_commit_and_a_recreated_store(tmp_path):
+    """The read functions keep one connection per store and thread (the query server's answers): they must still
+    see what a writer commits later, and a store deleted and written anew must not be read through the old file."""
+    import shutil
+
+    folder = tmp_path / "ws"
+    with open_store(folder) as writer:
+        writer.add([text("a", text="cat")], unit(1, 0, 0, 0)[None, :])
+        assert read_record(folder, "a").text == "cat" and read_record(folder, "b") is None
+        for number in range(3):  # commits that stay in the WAL: the file is the same one
+            writer.add([text(f"b{number}", text=f"dog {number}")], unit(0, 1, 0, number)[None, :])
+            assert read_record(folder, f"b{number}").text == f"dog {number}"
+        writer.add([text("a", text="lion")], unit(1, 0, 0, 0)[None, :])
+        assert read_record(folder, "a").text == "lion"
+    assert stored_ids(folder) == {"a", "b0", "b1", "b2"}
+    shutil.rmtree(folder)
+    assert read_record(folder, "a") is None  # no store: nothing, not the deleted file's rows
+    with open_store(folder) as writer:
+        writer.add([text("z", text="zebra")], unit(0, 0, 1, 0)[None, :])
+    assert stored_ids(folder) == {"z"} and read_record(folder, "a") is None
+
+
+def test_readers_per_thread_are_bounded(tmp_path):
+    from crossmodal import store as store_module
+
+    readers = store_module._readers
+    for number in range(store_module._ReadOnlyConnections.READERS_PER_THREAD + 5):
+        with open_store(tmp_path / f"ws{number}") as writer:
+            writer.add([text(f"r{number}")], unit(1, 0, 0, 0)[None, :])
+        assert read_record(tmp_path / f"ws{number}", f"r{number}") is not None
+    assert len(readers.open) == store_module._ReadOnlyConnections.READERS_PER_THREAD
