@@ -1053,14 +1053,20 @@ class _ReadOnlyConnections(threading.local):
     gateway's CPU per text query (py-spy). A connection in autocommit mode starts a read transaction per statement,
     so it sees every commit of the indexers as a new connection would. It is reused only while the file has the same
     device, inode and change time: a store deleted, re-created or checkpointed gets a new connection. At most
-    `READERS_PER_THREAD` are kept, the least recently used closed first."""
+    `READERS_PER_THREAD` are kept, the least recently used closed first. A forked process (Jina forks its executors
+    and gateway from the process that loads the flow) starts with none: SQLite connections must be neither used nor
+    closed across a fork, so the parent's are left as they are."""
 
     READERS_PER_THREAD = 16
 
     def __init__(self) -> None:
         self.open: dict[Path, tuple[tuple[int, int, int], sqlite3.Connection]] = {}
+        self.pid = os.getpid()
 
     def get(self, db: Path) -> sqlite3.Connection:
+        if self.pid != os.getpid():
+            _FORKED_AWAY.append(self.open)  # kept referenced, so never closed here
+            self.open, self.pid = {}, os.getpid()
         identity = _file_identity(db)
         known = self.open.pop(db, None)
         if known is not None:
@@ -1079,6 +1085,8 @@ class _ReadOnlyConnections(threading.local):
         return conn
 
     def drop(self, db: Path) -> None:
+        if self.pid != os.getpid():
+            return
         known = self.open.pop(db, None)
         if known is not None:
             known[1].close()
@@ -1093,6 +1101,7 @@ def _file_identity(db: Path) -> tuple[int, int, int] | None:
 
 
 _readers = _ReadOnlyConnections()
+_FORKED_AWAY: list[dict] = []  # a parent process's connections in a forked child
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

@@ -18,4 +18,4 @@ def _id_from_protobuf(cls: type[ID], pb_msg: Any) -> ID:
 
 def apply() -> None:
     """Idempotent."""
-    ID.from_protobuf = classmethod(_id_from_protobuf)  # type: ignore[method-assign, assignment]
+    ID.from_protobuf = classmethod(_id_from_protobuf)

@@ -26,7 +26,7 @@ from jina import Flow
 from jina.serve.runtimes.gateway.graph.topology_graph import TopologyGraph
 from jina.serve.runtimes.worker.request_handling import WorkerRequestHandler
 
-_End = TopologyGraph._EndGatewayNode
+_End: Any = TopologyGraph._EndGatewayNode
 
 
 class _JoinedEnd(_End):
@@ -124,7 +124,6 @@ def _with_every_leaf_answering(original):
 def apply() -> None:
     """Idempotent."""
     if not getattr(TopologyGraph.__init__, "joins_at_the_end", False):
-        TopologyGraph.__init__ = _with_one_end(TopologyGraph.__init__)  # type: ignore[method-assign]
+        TopologyGraph.__init__ = _with_one_end(TopologyGraph.__init__)
     if not getattr(Flow._get_graph_representation, "joins_at_the_end", False):
-        Flow._get_graph_representation = _with_every_leaf_answering(  # type: ignore[method-assign]
-            Flow._get_graph_representation)
+        Flow._get_graph_representation = _with_every_leaf_answering(Flow._get_graph_representation)

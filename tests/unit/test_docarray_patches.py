@@ -1,4 +1,5 @@
-"""docarray ids read from protobuf without a pydantic TypeAdapter built for each (serving/runtime/docarray_patches.py)."""
+"""docarray ids read from protobuf without a pydantic TypeAdapter built for each (serving/runtime/docarray_patches.py).
+"""
 import pydantic
 from docarray import DocList
 from docarray.typing.id import ID
@@ -16,7 +17,8 @@ def test_ids_round_trip_as_before_and_build_no_type_adapter(monkeypatch):
     docarray_patches.apply()
     built = []
     original = pydantic.TypeAdapter.__init__
-    monkeypatch.setattr(pydantic.TypeAdapter, "__init__", lambda self, *a, **k: built.append(a) or original(self, *a, **k))
+    monkeypatch.setattr(pydantic.TypeAdapter, "__init__",
+                        lambda self, *a, **k: built.append(a) or original(self, *a, **k))
     after = DocList[CrossModalDoc].from_protobuf(message)
     assert [(doc.id, type(doc.id)) for doc in after] == before
     assert [doc.text for doc in after] == [f"t{n}" for n in range(5)]

@@ -2,7 +2,6 @@
 import asyncio
 
 import pytest
-
 from docarray import DocList
 from jina.types.request.data import DataRequest
 

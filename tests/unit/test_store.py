@@ -476,3 +476,27 @@ def test_readers_per_thread_are_bounded(tmp_path):
             writer.add([text(f"r{number}")], unit(1, 0, 0, 0)[None, :])
         assert read_record(tmp_path / f"ws{number}", f"r{number}") is not None
     assert len(readers.open) == store_module._ReadOnlyConnections.READERS_PER_THREAD
+
+
+def test_a_forked_process_opens_its_own_readers(tmp_path):
+    """SQLite connections must not cross a fork: the child reads through connections of its own."""
+    import os
+
+    from crossmodal import store as store_module
+
+    folder = tmp_path / "ws"
+    with open_store(folder) as writer:
+        writer.add([text("a", text="cat")], unit(1, 0, 0, 0)[None, :])
+    assert read_record(folder, "a") is not None
+    parents = {id(conn) for _, conn in store_module._readers.open.values()}
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (runs in the child)
+        found = read_record(folder, "a") is not None
+        own = {id(conn) for _, conn in store_module._readers.open.values()}
+        ok = found and len(own) == 1 and not parents & own
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 1) == b"1"
+    assert {id(conn) for _, conn in store_module._readers.open.values()} == parents  # the parent's stay in use
