@@ -58,3 +58,30 @@ def test_apply_is_idempotent():
     once = GrpcConnectionPool.send_requests_once
     empty_requests.apply()
     assert GrpcConnectionPool.send_requests_once is once and once.answers_empty_requests
+
+
+def test_joining_an_empty_branch_parses_nothing_and_keeps_the_other(monkeypatch):
+    from jina.serve.runtimes.worker.request_handling import WorkerRequestHandler
+
+    empty_requests.apply()
+    holding = DataRequest(request_with(2).proto.SerializeToString())
+    emptied = DataRequest(request_with(0).proto.SerializeToString())
+    for part in (holding, emptied):
+        part.document_array_cls = DocList[CrossModalDoc]
+        part.parameters = {"limit": 5}
+    monkeypatch.setattr(DocList, "from_protobuf", classmethod(lambda *a, **k: pytest.fail("documents parsed")))
+    reduced = WorkerRequestHandler.reduce_requests([emptied, holding])
+    assert reduced is holding and reduced.parameters["limit"] == 5 and "__results__" in reduced.parameters
+    monkeypatch.undo()
+    assert [doc.text for doc in reduced.docs] == ["t0", "t1"]
+
+
+def test_two_branches_with_documents_are_still_merged_by_jina():
+    from jina.serve.runtimes.worker.request_handling import WorkerRequestHandler
+
+    empty_requests.apply()
+    first, second = request_with(1), request_with(2)
+    second.docs[0].id = "other"
+    second.data.docs = second.docs
+    reduced = WorkerRequestHandler.reduce_requests([first, second])
+    assert sorted(doc.text for doc in reduced.docs) == ["t0", "t0", "t1"]
