@@ -6,11 +6,13 @@
 
 The flow YAML is not copied by hand: its text is loaded, and only what a container deployment changes is changed:
   * each executor's `uses:` becomes its image (IMAGES below): `docker://crossmodal-txt-emb:<encoder-tag>`,
-    `docker://crossmodal-img-emb:<encoder-tag>`, `docker://crossmodal-indexer:<tag>`,
-    `docker://crossmodal-merger:<tag>`;
+    `docker://crossmodal-img-emb:<encoder-tag>`, `docker://crossmodal-indexer:<tag>`;
     the gateway becomes `docker://crossmodal-gateway:<tag>` (Jina 3.34 then runs `jina gateway --uses config.yml` in
     that image, deploy/pods/gateway/config.yml); JINA_GATEWAY_IMAGE names the same image, which Jina uses for the
     shard heads (and would otherwise look up on its hub);
+  * the flow's two leaves (image_indexer, text_indexer) both answer the gateway, which joins the branches
+    (serving/runtime/end_join.py, applied while the flow is exported: the gateway's `--graph-description` links
+    every leaf to "end-gateway", where Jina alone would link only the last executor);
   * `host: 127.0.0.1` is dropped (containers listen on 0.0.0.0);
   * the encoders' `model` and `model_options` are dropped from `uses_with`: each encoder image (one per tower, both
     from deploy/Dockerfile.encoder) bakes one model's weights and its config (so the image tag chooses the model);
@@ -50,7 +52,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGES = {
     **{encoder.flow_uses: encoder.image for encoder in ENCODERS.values()},
     "pods/config.yml": "crossmodal-indexer",
-    "pods/merger.yml": "crossmodal-merger",
 }
 ENCODER_IMAGES = tuple(encoder.image for encoder in ENCODERS.values())
 INDEXER_IMAGE = "crossmodal-indexer"
@@ -176,6 +177,24 @@ def without_network() -> Iterator[None]:
             setattr(module, name, value)
 
 
+@contextlib.contextmanager
+def gateway_joins_the_branches() -> Iterator[None]:
+    """The flow's graph as the served flow has it (serving/runtime/end_join.py): every leaf answers the gateway.
+    Jina's export writes that graph into the gateway's `--graph-description`; the gateway image applies the rest of
+    the join at run time (serving.runtime.prepare_child_process). Jina's own code is restored afterwards."""
+    from jina import Flow
+    from jina.serve.runtimes.gateway.graph.topology_graph import TopologyGraph
+
+    from serving.runtime import end_join
+
+    saved = Flow._get_graph_representation, TopologyGraph.__init__
+    try:
+        end_join.apply()
+        yield
+    finally:
+        Flow._get_graph_representation, TopologyGraph.__init__ = saved
+
+
 def load_flow(config: dict):
     from jina import Flow
 
@@ -298,7 +317,8 @@ def dump(documents: list[dict], options: Options) -> str:
 def export(options: Options, output_dir: Path) -> list[Path]:
     """Write output_dir/docker-compose.yml and output_dir/k8s/ (replaced whole). Returns the files written."""
     output_dir = Path(output_dir)
-    with export_environment(options), without_network(), tempfile.TemporaryDirectory() as folder:
+    with export_environment(options), without_network(), gateway_joins_the_branches(), \
+            tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         load_flow(container_flow(options)).to_docker_compose_yaml(str(tmp / "docker-compose.yml"))
         load_flow(container_flow(options, volumes=False)).to_kubernetes_yaml(str(tmp / "k8s"),
@@ -325,7 +345,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path]:
     parser.add_argument("--shards", type=int, default=defaults.shards, help="shards per indexer")
     parser.add_argument("--replicas", type=int, default=defaults.replicas, help="replicas per encoder")
     parser.add_argument("--tag", default=defaults.tag,
-                        help="tag of crossmodal-gateway, crossmodal-indexer and crossmodal-merger")
+                        help="tag of crossmodal-gateway and crossmodal-indexer")
     parser.add_argument("--encoder-tag", default=defaults.encoder_tag,
                         help="tag of crossmodal-img-emb, crossmodal-txt-emb and crossmodal-index (it picks the model)")
     parser.add_argument("--index-type", choices=("flat", "hnsw"), default=defaults.index_type)

@@ -35,7 +35,6 @@ EXPECTED_IMAGES = {
     "gateway": f"crossmodal-gateway:{TAG}",
     "text-encoder": f"crossmodal-txt-emb:{DEFAULTS.encoder_tag}",
     "image-encoder": f"crossmodal-img-emb:{DEFAULTS.encoder_tag}",
-    "merge": f"crossmodal-merger:{TAG}",
     **{f"{kind}-indexer-head": f"crossmodal-gateway:{TAG}" for kind in ("image", "text")},
     **{f"{kind}-indexer-{shard}": f"crossmodal-indexer:{TAG}" for kind in ("image", "text")
        for shard in range(DEFAULTS.shards)},
@@ -93,7 +92,9 @@ def test_export_is_deterministic_and_follows_the_cli(tmp_path):
     assert {f"image-indexer-{shard}" for shard in range(3)} <= set(services)
     assert {"text-encoder-rep-0", "text-encoder-rep-1"} <= set(services)
     assert services["image-encoder-rep-1"]["image"] == "crossmodal-img-emb:clip"
-    assert services["merge"]["image"] == "crossmodal-merger:1.0"
+    assert (services["gateway"]["image"], services["image-indexer-0"]["image"]) == (
+        "crossmodal-gateway:1.0", "crossmodal-indexer:1.0")
+    assert "merge" not in services
     assert (tmp_path / "one" / "docker-compose.yml").read_text().splitlines()[1].endswith(
         "export.py --shards 3 --replicas 2 --tag 1.0 --encoder-tag clip")
     addresses = json.loads(_arg(services["gateway"]["command"], "--deployments-addresses"))
@@ -106,10 +107,47 @@ def test_export_is_deterministic_and_follows_the_cli(tmp_path):
 
 def test_every_flow_executor_has_an_image():
     flow = yaml.safe_load((REPO_ROOT / "flows" / "query.yml").read_text())
-    assert {executor["uses"] for executor in flow["executors"]} <= set(export.IMAGES)
+    assert {executor["uses"] for executor in flow["executors"]} == set(export.IMAGES), "an image for each, no stale one"
     changed = export.container_flow(DEFAULTS)
     assert all("host" not in executor and executor["uses"].startswith("docker://") for executor in changed["executors"])
     assert changed["gateway"]["uses"] == f"docker://crossmodal-gateway:{TAG}"
+
+
+def _leaves(flow: dict) -> set[str]:
+    names = [executor["name"] for executor in flow["executors"]]
+    needed = {need for executor in flow["executors"] for need in
+              ([executor["needs"]] if isinstance(executor.get("needs"), str) else executor.get("needs") or [])}
+    previous = dict(zip(names[1:], names))  # an executor without `needs` follows the one listed before it
+    needed |= {previous[executor["name"]] for executor in flow["executors"]
+               if "needs" not in executor and executor["name"] in previous}
+    return {name for name in names if name not in needed}
+
+
+def test_the_gateway_joins_every_branch_at_the_end(compose, manifests):
+    """The flow has no merge executor: both indexers answer the gateway (serving/runtime/end_join.py), in the graph
+    that the export writes into the gateway's arguments. Jina alone would link only the last executor and drop the
+    other branch's answers."""
+    flow = yaml.safe_load((REPO_ROOT / "flows" / "query.yml").read_text())
+    leaves = _leaves(flow)
+    assert leaves == {"image_indexer", "text_indexer"}
+    gateway_args = _kinds(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    for args in (compose["services"]["gateway"]["command"], gateway_args):
+        graph = json.loads(_arg(args, "--graph-description"))
+        ends = {node for node, outgoing in graph.items() if "end-gateway" in outgoing}
+        assert ends == leaves, graph
+        assert all(outgoing for node, outgoing in graph.items()), f"a deployment answers nobody: {graph}"
+        assert set(json.loads(_arg(args, "--deployments-addresses"))) == {e["name"] for e in flow["executors"]}
+    assert not any("merge" in name for name in (*compose["services"], *_kinds(manifests, "Deployment")))
+
+
+def test_the_export_leaves_jina_unpatched(tmp_path):
+    """export() patches Jina's graph only while it exports (a process that imports deploy.export keeps Jina's own)."""
+    from jina import Flow
+    from jina.serve.runtimes.gateway.graph.topology_graph import TopologyGraph
+
+    before = Flow._get_graph_representation, TopologyGraph.__init__
+    export.export(DEFAULTS, tmp_path)
+    assert (Flow._get_graph_representation, TopologyGraph.__init__) == before
 
 
 # --- (b) the compose file against the Compose Specification ------------------------------------------------------
@@ -258,11 +296,14 @@ def test_dockerfile_pins_agree_with_requirements():
 
 def test_image_roles_and_runtime():
     stages = _stages(DOCKERFILE)
-    assert {"packages", "runtime", "gateway", "indexer", "merger", "index"} <= set(stages)
+    assert {"packages", "runtime", "gateway", "indexer", "index"} <= set(stages)
+    assert "merger" not in stages, "the gateway joins the branches: there is no merge executor to build"
     assert list(stages)[-1] == "indexer", "a plain `docker build` gives the indexer"
     # every role's working directory holds the config.yml that Jina's export runs (`--uses config.yml`)
-    for role in ("gateway", "indexer", "merger"):
+    workdirs = set()
+    for role in ("gateway", "indexer"):
         workdir = [args for instruction, args in stages[role] if instruction == "WORKDIR"][-1]
+        workdirs.add(Path(workdir).relative_to("/app"))
         config = REPO_ROOT / Path(workdir).relative_to("/app") / "config.yml"
         assert config.is_file(), f"{role}: {config} is missing"
         loaded = yaml.safe_load(config.read_text())
@@ -272,7 +313,10 @@ def test_image_roles_and_runtime():
     for name in ("runtime", "index"):
         users = [args for instruction, args in stages[name] if instruction == "USER"]
         assert users and users[-1].split(":")[0] not in ("0", "root"), f"{name} must end as a non-root user"
-    runtime_text = " ".join(args for stage in ("runtime", "gateway", "indexer", "merger")
+    # deploy/pods/ holds a folder for each role built here, and no other
+    roles = {path.relative_to(REPO_ROOT) for path in (REPO_ROOT / "deploy" / "pods").iterdir() if path.is_dir()}
+    assert roles <= workdirs, f"deploy/pods/ has config folders for no role: {roles - workdirs}"
+    runtime_text = " ".join(args for stage in ("runtime", "gateway", "indexer")
                             for _, args in stages[stage])
     for tool in ("gcc", "g++", "build-essential", "make ", "apt-get", "torch"):
         assert tool not in runtime_text, f"{tool!r} in the runtime image"

@@ -8,6 +8,7 @@ generates is loaded with Jina to prove it is valid.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -164,11 +165,32 @@ def test_copied_sources_exist_and_cover_what_the_executors_import():
         assert {name.split(".")[0] for name in local} == {"crossmodal", "serving"}
         assert {name for name in local if name.startswith("serving")} == {"serving.wire", "serving.runtime.executor"}
         assert {"crossmodal", encoder.folder} <= sources
-    # what those serving modules import of serving/ at module level, transitively, is copied too
+    # what those serving modules import of serving/ at module level, transitively, is copied too, and what
+    # prepare_child_process (which the executor base class calls at start) imports when it runs
     for module in ("serving/__init__.py", "serving/wire.py", "serving/runtime/__init__.py",
                    "serving/runtime/executor.py", "serving/runtime/jina_patches.py",
-                   "serving/runtime/empty_requests.py", "serving/runtime/processes.py"):
+                   "serving/runtime/docarray_patches.py", "serving/runtime/empty_requests.py",
+                   "serving/runtime/end_join.py", "serving/runtime/processes.py"):
         assert module in sources, module
+    assert child_process_modules() <= sources, child_process_modules() - sources
+
+
+def child_process_modules() -> set[str]:
+    """The files of the serving modules that serving.runtime.prepare_child_process imports in its body."""
+    tree = ast.parse((REPO_ROOT / "serving" / "runtime" / "__init__.py").read_text())
+    function = next(node for node in tree.body
+                    if isinstance(node, ast.FunctionDef) and node.name == "prepare_child_process")
+    modules = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("serving"):
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}".replace(".", "/") + ".py"
+                modules.add(candidate if (REPO_ROOT / candidate).is_file() else node.module.replace(".", "/") + ".py")
+        elif isinstance(node, ast.Import):
+            modules |= {alias.name.replace(".", "/") + ".py" for alias in node.names
+                        if alias.name.startswith("serving")}
+    assert modules, "prepare_child_process imports nothing of serving/: is this check still reading the right code?"
+    return modules
 
 
 @pytest.mark.parametrize("tower", EXECUTORS)
