@@ -59,10 +59,8 @@ async def joined(tasks: list[asyncio.Task]) -> tuple[Any, dict]:
         return errors[0]
     if len(unique) == 1:
         return unique[0]
-    metadata: dict = {}
-    for _, part in unique:
-        metadata.update(part)
-    return WorkerRequestHandler.reduce_requests([response for response, _ in unique]), metadata
+    # the metadata (gRPC trailing metadata) of the first: Jina reads only "is-error" there, and none has it
+    return WorkerRequestHandler.reduce_requests([response for response, _ in unique]), unique[0][1]
 
 
 def share_one_end(graph: TopologyGraph) -> None:

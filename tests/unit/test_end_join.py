@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 from docarray import DocList
 from jina.serve.runtimes.gateway.async_request_response_handling import AsyncRequestResponseHandler
@@ -46,7 +47,10 @@ class StandInExecutors:
             doc.tags[deployment] = "passed"
         request.data.docs = docs
         answer = asyncio.get_running_loop().create_future()
-        answer.set_result((request, {"is-error": "true"} if deployment == self.failing else {}))
+        # gRPC trailing metadata, as Jina's connection pool hands it over (a sharded deployment's head adds these)
+        metadata = grpc.aio.Metadata(("total_shards", "2"), *((("is-error", "true"),) if deployment == self.failing
+                                                             else ()))
+        answer.set_result((request, metadata))
         return answer
 
 
