@@ -32,9 +32,14 @@ class ImageDecodeError(ValueError):
 
 
 def decode_image_bytes(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES, min_side: int | None = None
 ) -> Image.Image:
-    """Decode encoded image bytes to an upright RGB image, enforcing the byte and pixel limits."""
+    """Decode encoded image bytes to an upright RGB image, enforcing the byte and pixel limits.
+
+    With `min_side` (what a model's preprocessing resizes the shorter side to), a JPEG whose shorter side is over
+    twice that is decoded at 1/2, 1/4 or 1/8 scale, the smallest that keeps the shorter side at least `min_side`
+    (libjpeg's DCT scaling, `Image.draft`): a 12-megapixel camera photo decodes and preprocesses in 26 ms instead
+    of 164 ms, for the same model input within 0.03 per pixel (bench/index_bench.py --megapixels)."""
     if not isinstance(data, (bytes, bytearray)):
         raise ImageDecodeError(f"expected image bytes, got {type(data).__name__}")
     _check_byte_count(len(data), max_bytes)
@@ -50,6 +55,9 @@ def decode_image_bytes(
     width, height = image.size
     if width * height > max_pixels:
         raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
+    shorter = min(width, height)
+    if min_side and image.format == "JPEG" and shorter > 2 * min_side:
+        image.draft("RGB", (-(-width * min_side // shorter), -(-height * min_side // shorter)))  # sizes rounded up
     try:
         image.load()
         image = _upright(image)

@@ -45,7 +45,8 @@ class ImageEncoder(CrossModalExecutor):
             try:
                 if not doc.image_b64:
                     raise ImageDecodeError("no image data in the document")
-                image = decode_image_bytes(image_bytes_from_base64(doc.image_b64), max_pixels=self.max_pixels)
+                image = decode_image_bytes(image_bytes_from_base64(doc.image_b64), max_pixels=self.max_pixels,
+                                           min_side=self.backend.image_side)
                 decoded.append((doc, image))
             except ImageDecodeError as error:
                 refuse(doc.tags, f"image unreadable: {error}", 413 if str(error).startswith("image too large") else 400)

@@ -38,6 +38,10 @@ class ModelBackend(ABC):
     name: str
     dim: int
     towers: frozenset[str] = frozenset({IMAGE, TEXT})
+    # The shorter side the image preprocessing resizes a photo to, when it resizes to a fixed size: a large JPEG
+    # may then be decoded at a reduced scale that still keeps this many pixels (crossmodal.imaging); None: decode
+    # photos whole.
+    image_side: int | None = None
 
     @abstractmethod
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:

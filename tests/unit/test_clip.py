@@ -196,3 +196,18 @@ def test_a_process_loads_only_its_own_tower_with_the_same_vectors(weights, backe
         text_only.encode_images(photos[:1])
     with pytest.raises(ValueError, match="towers must be"):
         create_backend("clip", towers=("audio",), arch=ARCH, pretrained=str(weights))
+
+
+def test_the_resize_side_of_open_clip_preprocessing():
+    """What a large JPEG may be decoded down to for CLIP: the side of its first Resize, else nothing."""
+    from torchvision import transforms
+
+    from crossmodal.backends.models.clip import resize_side
+
+    def compose(*steps):
+        return transforms.Compose([*steps, transforms.CenterCrop(224)])
+
+    assert resize_side(compose(transforms.Resize(224))) == 224
+    assert resize_side(compose(transforms.Resize([336]))) == 336
+    assert resize_side(compose(transforms.Resize((224, 224)))) is None  # squashed to a fixed shape
+    assert resize_side(compose()) is None and resize_side(object()) is None

@@ -151,6 +151,32 @@ def test_exif_orientation_is_applied():
     assert decoded.size == (20, 40)
 
 
+@pytest.mark.parametrize("size, orientation, expected", [
+    ((4000, 3000), 1, (500, 375)),  # 1/8: the smallest scale that keeps the shorter side >= 256
+    ((3000, 4000), 1, (375, 500)),
+    ((1000, 700), 1, (500, 350)),  # 1/2 (1/4 would leave 175 < 256)
+    ((4000, 3000), 6, (375, 500)),  # rotated for display after the reduced decode
+    ((600, 500), 1, (600, 500)),  # not over twice the side: decoded whole
+])
+def test_a_large_jpeg_is_decoded_at_the_scale_the_model_needs(size, orientation, expected):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.new("RGB", size, (200, 40, 40)), "JPEG", quality=90, exif=exif.tobytes())
+    reduced = decode_image_bytes(data, min_side=256)
+    assert reduced.size == expected and reduced.mode == "RGB"
+    assert decode_image_bytes(data).size == (size if orientation == 1 else size[::-1])  # whole without min_side
+    red, green, blue = pixel(reduced, (reduced.width // 2, reduced.height // 2))
+    assert red > 180 and green < 60 and blue < 60
+
+
+def test_other_formats_and_the_limits_are_unaffected_by_min_side():
+    png = encode(Image.new("RGB", (1200, 900), (0, 255, 0)), "PNG")
+    assert decode_image_bytes(png, min_side=256).size == (1200, 900)
+    jpeg = encode(Image.new("RGB", (1200, 900)), "JPEG")
+    with pytest.raises(ImageDecodeError, match="too large"):
+        decode_image_bytes(jpeg, max_pixels=1_000_000, min_side=256)  # the pixel limit reads the full size
+
+
 def test_a_broken_exif_block_does_not_refuse_the_photo():
     image = Image.new("RGB", (40, 20), (255, 0, 0))
     for exif in (b"Exif\0\0II*\0\xff\xff\xff\x7f", b"Exif\0\0MM\0*\0\0\0\x08\0\x01\x01\x12\0\x02"):

@@ -72,3 +72,22 @@ def test_each_tower_alone_gives_the_same_vectors_without_the_other_model(backend
         image_only.encode_texts(["a cat"])
     with pytest.raises(TowerNotLoadedError, match="cannot encode images"):
         text_only.encode_images([demo_photos["coffee"]])
+
+
+def test_a_camera_sized_photo_decoded_at_reduced_scale_embeds_as_decoded_whole(backend, demo_photos):
+    """The image encoder decodes a large JPEG at the scale the model needs (`image_side`): the vector must be the
+    one of the whole decode, to within the resampling difference."""
+    import io
+
+    from crossmodal.imaging import decode_image_bytes
+
+    assert backend.image_side == 256
+    for name in ("coffee", "chelsea_cat", "moon"):
+        large = demo_photos[name].resize((4032, 3024), Image.Resampling.BICUBIC)  # a 12-megapixel phone photo
+        buffer = io.BytesIO()
+        large.save(buffer, "JPEG", quality=92)
+        whole = decode_image_bytes(buffer.getvalue())
+        reduced = decode_image_bytes(buffer.getvalue(), min_side=backend.image_side)
+        assert reduced.size == (504, 378)
+        vectors = backend.encode_images([whole, reduced])
+        assert float(vectors[0] @ vectors[1]) >= 0.99, name

@@ -67,6 +67,20 @@ def hub_offline() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def resize_side(preprocess: Any) -> int | None:
+    """The shorter side open_clip's preprocessing resizes a photo to (its first step, a Resize to one size), else
+    None (another resize mode: decode photos whole)."""
+    from torchvision import transforms
+
+    first = next(iter(getattr(preprocess, "transforms", ())), None)
+    if not isinstance(first, transforms.Resize):
+        return None
+    size = first.size
+    if isinstance(size, (list, tuple)):
+        size = size[0] if len(size) == 1 else None
+    return size if isinstance(size, int) else None
+
+
 def _looks_like_path(value: str) -> bool:
     return os.sep in value or "/" in value or value.startswith(".") or value.lower().endswith(WEIGHT_SUFFIXES)
 
@@ -206,6 +220,7 @@ class ClipBackend(ModelBackend):
         model, _, preprocess = self._open_clip.create_model_and_transforms(
             model_name, pretrained=pretrained, cache_dir=self.cache_dir, **kwargs)
         self.model, self.preprocess = model, preprocess
+        self.image_side = resize_side(preprocess)
         self.tokenizer = self._open_clip.get_tokenizer(model_name, cache_dir=self.cache_dir)
 
     def _load_local(self, model_name: str, pretrained: str | None, what: Path, **kwargs: Any) -> None:

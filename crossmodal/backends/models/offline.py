@@ -293,6 +293,7 @@ class OfflineConSEBackend(ModelBackend):
 
     name = "offline"
     dim = MiniLMTextEncoder.dim
+    image_side = RESIZE_SIZE
 
     def __init__(self, towers: Iterable[str] = (IMAGE, TEXT), top_k: int = 10, batch_size: int = 32,
                  threads: int | None = None, cache_dir: str | Path | None = None,

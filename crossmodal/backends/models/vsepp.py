@@ -396,8 +396,9 @@ class VSEPPBackend(ModelBackend):
                      f":{self.vocab_path.name}:{file_sha1(self.vocab_path)[:10]}")
         from torchvision import transforms
 
+        self.image_side = 256
         self.preprocess = transforms.Compose([
-            transforms.Resize(256),
+            transforms.Resize(self.image_side),
             transforms.CenterCrop(224),
             transforms.ToTensor(),
             transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
