@@ -99,8 +99,11 @@ def test_sigkill_at_several_points_then_resume_matches_a_clean_run(clean_run, tm
     assert counts[0] == 0 and 2 <= counts[1] < 19 and counts[1] <= counts[2] < 19, counts
     output = run_to_completion(workspace)
     already = int(re.search(r"(\d+) images were already indexed", output).group(1))
-    # A photo whose captions were not all committed before the kill is sent again, nothing else is.
-    assert counts[2] - 1 <= already <= counts[2], (already, counts)
+    # A photo whose captions were not all committed before the kill is sent again, nothing else is. With one photo a
+    # request, those are the last request's photo (its captions go in the next request) and, when the kill lands
+    # after that request's photo branch committed and before its caption branch did (the branches commit on their
+    # own), the photo before it.
+    assert counts[2] - 2 <= already <= counts[2], (already, counts)
     assert_consistent(workspace, clean_run)
 
 
