@@ -277,13 +277,14 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     captions, or unreadable), or None when something must go through the flow.
 
     The flow's own rules, without the flow: `index_dataset` sends a photo unless all its documents are stored, and
-    skips one that does not decode. So the scan decodes at most one photo that is not stored (then a flow starts);
-    an index built by another model than --model takes the flow's path, as before."""
+    the reader has skipped the photos whose header is unreadable. So the scan decodes nothing and stops at the first
+    photo that is not stored (then a flow starts); an index built by another model than --model takes the flow's
+    path, as before."""
     from crossmodal.modality import IMAGE, TEXT
     from crossmodal.shards import shard_folders
     from crossmodal.store import stored_ids, stored_settings
     from crossmodal.workspace import check_workspace, index_folder
-    from serving.jobs.indexing import IndexSummary, _already_indexed, _documents_or_skip
+    from serving.jobs.indexing import IndexSummary, _already_indexed
 
     if args.reindex:
         return None
@@ -295,10 +296,9 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     known = set().union(*(stored_ids(folder) for folder in folders))
     summary = IndexSummary()
     for pair in (itertools.islice(reader, args.num_docs) if args.num_docs else reader):
-        if _already_indexed(pair, known):
-            summary.already_indexed += 1
-        elif _documents_or_skip(pair, summary):
-            return None  # a readable photo that is not stored: the flow must run
+        if not _already_indexed(pair, known):
+            return None  # a photo the reader found readable and that is not stored: the flow must run
+        summary.already_indexed += 1
     summary.skipped = reader.skipped + summary.skipped
     return summary
 

@@ -6,7 +6,13 @@ from docarray import DocList
 from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, create_backend_from_config, model_options_dict
-from crossmodal.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image_bytes, image_bytes_from_base64
+from crossmodal.imaging import (
+    DEFAULT_MAX_PIXELS,
+    ImageDecodeError,
+    decode_image_bytes,
+    image_bytes_from_base64,
+    read_image_file,
+)
 from crossmodal.modality import IMAGE
 from crossmodal.records import MODEL_TAG, refuse
 from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
@@ -17,12 +23,16 @@ class ImageEncoder(CrossModalExecutor):
     """Sets `embedding` on image docs; a doc whose bytes do not decode gets `tags['error']` and no embedding.
 
     A doc that arrives embedded already (a composed query the gateway combined from parts) passes through.
+    With `read_files` (the index flow only: its gateway and executors listen on the loopback, and only the indexing
+    job on the same machine or container sends to it), a photo without bytes is read from its `uri`, a file path, so
+    a camera's 3 MB photo no longer travels as 4 MB of base64 through the job, the gateway (which parses every
+    request to route it) and the encoder. The query flow never reads a file a request names.
     """
 
     runs_model = True  # torch is importable in its process (serving.runtime.processes)
 
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, **kwargs: Any) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, read_files: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         options = model_options_dict(model_options)
         if any(option.name == "threads" for option in backend_spec(model).options):
@@ -30,6 +40,7 @@ class ImageEncoder(CrossModalExecutor):
         self.backend = create_backend_from_config(model, options, towers=(IMAGE,))  # its tower only
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
+        self.read_files = bool(read_files)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_images([Image.new("RGB", (32, 32))])
 
@@ -43,9 +54,7 @@ class ImageEncoder(CrossModalExecutor):
                 refuse(doc.tags, f"image encoder received a {doc.modality!r} document", 500)
                 continue
             try:
-                if not doc.image_b64:
-                    raise ImageDecodeError("no image data in the document")
-                image = decode_image_bytes(image_bytes_from_base64(doc.image_b64), max_pixels=self.max_pixels,
+                image = decode_image_bytes(self._image_bytes(doc), max_pixels=self.max_pixels,
                                            min_side=self.backend.image_side)
                 decoded.append((doc, image))
             except ImageDecodeError as error:
@@ -58,6 +67,13 @@ class ImageEncoder(CrossModalExecutor):
                 doc.image_b64 = None
                 doc.tags[MODEL_TAG] = self.backend.name
         return docs
+
+    def _image_bytes(self, doc: CrossModalDoc) -> bytes:
+        if doc.image_b64:
+            return image_bytes_from_base64(doc.image_b64)
+        if self.read_files and doc.uri:
+            return read_image_file(doc.uri)
+        raise ImageDecodeError("no image data in the document")
 
     @requests(on="/delete")
     def pass_deletions(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:

@@ -1,7 +1,8 @@
 """Feeds a dataset into the index flow in batches, with a progress bar and a summary of what happened.
 
-One decode per photo: the reader checks each photo's header only (size, format, dimensions, decompression bomb:
-`crossmodal.imaging.check_image_file`), the job sends its bytes undecoded, and the image encoder decodes it once.
+One read and one decode per photo: the reader checks each photo's header only (size, format, dimensions,
+decompression bomb: `crossmodal.imaging.check_image_file`), the job sends its path (`uri`), and the image encoder of
+the index flow reads and decodes it once (`read_files`, img_emb/executor.py): its bytes never cross the flow.
 A photo whose pixels turn out unreadable there (a truncated file) must not leave its captions in the index pointing
 at a photo that is not there, so a photo's captions travel one request after it, once the flow has answered that
 the photo was stored: request k carries the photos of batch k and the captions of batch k-1, so both encoders still
@@ -13,7 +14,6 @@ stored. The indexers still receive every document.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import time
@@ -25,7 +25,6 @@ from docarray import DocList
 from tqdm import tqdm
 
 from crossmodal.ids import caption_doc_id, image_doc_id
-from crossmodal.imaging import ImageDecodeError, read_image_file
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.records import ERROR_TAG
 from crossmodal.store import stored_ids
@@ -56,11 +55,9 @@ class IndexSummary:
 
 
 def photo_document(pair: ImageCaptions) -> CrossModalDoc:
-    """The photo's document: its bytes as read (not decoded: the encoder decodes them once) and its location.
-    ImageDecodeError when the file cannot be read or is over the byte limit."""
-    data = read_image_file(pair.image_path)
-    return CrossModalDoc(id=image_doc_id(pair.pair_id), modality=IMAGE, uri=str(pair.image_path),
-                         image_b64=base64.b64encode(data).decode("ascii"), tags=_record_tags(pair))
+    """The photo's document: its location, which the index flow's image encoder reads and decodes once."""
+    return CrossModalDoc(id=image_doc_id(pair.pair_id), modality=IMAGE, uri=str(Path(pair.image_path).resolve()),
+                         tags=_record_tags(pair))
 
 
 def caption_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
@@ -71,8 +68,7 @@ def caption_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
 
 
 def pair_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
-    """One image doc (bytes + location) and one doc per caption; ids are stable so re-indexing replaces, not adds.
-    The photo is not decoded here (the encoder decodes it once); ImageDecodeError when it cannot be read."""
+    """One image doc (its location) and one doc per caption; ids are stable so re-indexing replaces, not adds."""
     return [photo_document(pair), *caption_documents(pair)]
 
 
@@ -97,7 +93,7 @@ def index_dataset(flow, reader: DatasetReader, workspace: Path, batch_size: int,
             for batch in _batches(pairs, batch_size):
                 todo = [pair for pair in batch if not _already_indexed(pair, known)]
                 summary.already_indexed += len(batch) - len(todo)
-                photos = [(pair, doc) for pair in todo if (doc := _photo_or_skip(pair, summary)) is not None]
+                photos = [(pair, photo_document(pair)) for pair in todo]
                 if photos or waiting:
                     waiting = _post(flow, photos, waiting, summary)
                 progress.update(len(batch))
@@ -140,23 +136,6 @@ def _post(flow, photos: list[tuple[ImageCaptions, CrossModalDoc]], waiting: list
 def _already_indexed(pair: ImageCaptions, known: set[str]) -> bool:
     ids = [image_doc_id(pair.pair_id)] + [caption_doc_id(pair.pair_id, n) for n in range(len(pair.captions))]
     return all(doc_id in known for doc_id in ids)
-
-
-def _photo_or_skip(pair: ImageCaptions, summary: IndexSummary) -> CrossModalDoc | None:
-    try:
-        return photo_document(pair)
-    except ImageDecodeError as error:
-        summary.skipped.append(Skipped(item=pair.pair_id, reason=f"image unreadable: {error}"))
-        return None
-
-
-def _documents_or_skip(pair: ImageCaptions, summary: IndexSummary) -> list[CrossModalDoc]:
-    """The pair's documents, or none (and the photo recorded as skipped) when its file cannot be read."""
-    try:
-        return pair_documents(pair)
-    except ImageDecodeError as error:
-        summary.skipped.append(Skipped(item=pair.pair_id, reason=f"image unreadable: {error}"))
-        return []
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:

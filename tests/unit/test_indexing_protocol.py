@@ -1,5 +1,6 @@
-"""The indexing job's protocol with the index flow, against a stand-in flow (no Jina): one decode per photo (the job
-reads bytes and never decodes; the reader checks headers only), captions one request after their photo was stored,
+"""The indexing job's protocol with the index flow, against a stand-in flow (no Jina): one read and one decode per
+photo (the job sends its path and neither reads nor decodes it; the reader checks headers only; the index flow's
+image encoder reads it), captions one request after their photo was stored,
 only refused documents come back (counts are what was sent minus what was refused)."""
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class StandInFlow:
         for doc in docs:
             if doc.modality == "image":
                 try:
-                    imaging.decode_base64_image(doc.image_b64)
+                    assert not doc.image_b64  # the encoder reads the file: no bytes travel
+                    imaging.decode_image_bytes(imaging.read_image_file(doc.uri))
                 except imaging.ImageDecodeError as error:
                     doc.tags["error"] = f"image unreadable: {error}"
                     refused.append(doc)
