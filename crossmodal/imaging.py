@@ -9,6 +9,7 @@ the bytes are HEIF and a decoder is installed (`crossmodal.library.register_heif
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import struct
@@ -147,8 +148,9 @@ def decode_base64_image(
     return decode_image_bytes(image_bytes_from_base64(value, max_bytes), max_pixels, max_bytes)
 
 
-def read_image_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Read an image file's bytes, at most ``max_bytes`` + 1 of them, with errors that name the problem."""
+def read_image_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, expected_sha256: str | None = None) -> bytes:
+    """Read an image file's bytes, at most ``max_bytes`` + 1 of them, with errors that name the problem. With
+    ``expected_sha256`` (the hash of the bytes a photo-folder sync read), a file that has changed since is refused."""
     path = Path(path)
     try:
         with path.open("rb") as file:
@@ -159,6 +161,8 @@ def read_image_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> byt
         raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > max_bytes:
         raise ImageDecodeError(f"image file too large: {path} is over the limit of {max_bytes} bytes")
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise ImageDecodeError(f"the file changed since it was scanned: {path} (indexed by the next sync)")
     return data
 
 

@@ -23,9 +23,12 @@ FILTER_TAG = "filter"  # a photo query's metadata filter, JSON (crossmodal.photo
 CANDIDATES_TAG = "candidates"  # "candidates:<shard>" on a query: how many records of that shard the filter allows
 # A photo's metadata (crossmodal.photo_metadata plus "paths"): JSON text on the wire (tags are strings), a JSON
 # object in the stored record's tags (the store indexes it for filters), shown apart from the tags (`metadata`).
+# A photo sent by path (a photo-folder sync): the sha256 of the bytes the sync hashed; the encoder refuses a file that
+# no longer has it, so a stored vector is always of the bytes its record's hash names. Not stored.
+CONTENT_SHA256_TAG = "content_sha256"
 METADATA_TAG = "metadata"
 RECORD_TAGS = ("pair_id", "dataset", "split")
-PIPELINE_TAGS = (MODEL_TAG, ERROR_TAG, ERROR_STATUS_TAG, TARGET_TAG, FILTER_TAG)
+PIPELINE_TAGS = (MODEL_TAG, ERROR_TAG, ERROR_STATUS_TAG, TARGET_TAG, FILTER_TAG, CONTENT_SHA256_TAG)
 
 
 def refuse(tags: MutableMapping[str, str], reason: str, status: int) -> None:

@@ -14,7 +14,7 @@ from crossmodal.imaging import (
     read_image_file,
 )
 from crossmodal.modality import IMAGE
-from crossmodal.records import MODEL_TAG, refuse
+from crossmodal.records import CONTENT_SHA256_TAG, MODEL_TAG, refuse
 from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
 from serving.wire import CrossModalDoc, is_embedded
 
@@ -72,7 +72,7 @@ class ImageEncoder(CrossModalExecutor):
         if doc.image_b64:
             return image_bytes_from_base64(doc.image_b64)
         if self.read_files and doc.uri:
-            return read_image_file(doc.uri)
+            return read_image_file(doc.uri, expected_sha256=doc.tags.pop(CONTENT_SHA256_TAG, None))
         raise ImageDecodeError("no image data in the document")
 
     @requests(on="/delete")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.imaging import decode_image_bytes, image_bytes_from_base64
+from crossmodal.imaging import decode_image_bytes, image_bytes_from_base64, read_image_file
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.records import ERROR_TAG, MODEL_TAG, record_from_document
+from crossmodal.records import CONTENT_SHA256_TAG, ERROR_TAG, MODEL_TAG, record_from_document
 from crossmodal.shards import shard_folder
 from crossmodal.store import VectorStore
 from crossmodal.workspace import index_folder
@@ -68,8 +68,10 @@ class FakeIndexFlow:
     def _index(self, docs) -> None:
         for doc in docs:
             if doc.modality == IMAGE and not is_embedded(doc):
-                try:
-                    doc.embedding = pixel_vector(image_bytes_from_base64(doc.image_b64 or ""))
+                try:  # bytes, or a path with the hash its bytes must have (as img_emb/executor.py reads it)
+                    data = (image_bytes_from_base64(doc.image_b64) if doc.image_b64 else
+                            read_image_file(doc.uri or "", expected_sha256=doc.tags.pop(CONTENT_SHA256_TAG, None)))
+                    doc.embedding = pixel_vector(data)
                 except ValueError as error:
                     doc.tags[ERROR_TAG] = f"image unreadable: {error}"
                     continue

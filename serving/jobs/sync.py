@@ -24,7 +24,6 @@ debounced) and on a periodic full scan, which also catches what events miss (net
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import threading
@@ -38,7 +37,7 @@ from docarray import DocList
 from PIL import Image
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from crossmodal.imaging import DEFAULT_MAX_BYTES, ImageDecodeError, decode_image_bytes
+from crossmodal.imaging import DEFAULT_MAX_BYTES, ImageDecodeError
 from crossmodal.library import (
     NOT_INDEXABLE,
     LibraryState,
@@ -56,7 +55,7 @@ from crossmodal.library import (
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
 from crossmodal.photo_metadata import PhotoMetadataError, read_photo_metadata
-from crossmodal.records import ERROR_TAG, METADATA_TAG, MODEL_TAG
+from crossmodal.records import CONTENT_SHA256_TAG, ERROR_TAG, METADATA_TAG, MODEL_TAG
 from crossmodal.shards import shard_folders
 from crossmodal.store import read_records, read_vectors, stored_ids, stored_settings
 from crossmodal.workspace import index_folder
@@ -258,7 +257,10 @@ class LibrarySync:
     def _document(self, photo: PhotoChange, vector: Any, model: str | None,
                   signature: str | None = None) -> CrossModalDoc:
         """The photo's document: pre-embedded when its vector is stored (``signature``: its stored record's),
-        else with its bytes for the encoder."""
+        else its path for the index flow's encoder to read (`read_files`), with the hash of the bytes read here:
+        the encoder refuses a file that has changed since, so the vector is always of the bytes hashed. The sync
+        reads each new photo once for its hash and its signature (a JPEG's at a reduced scale), and does not decode
+        it in full: corrupt pixels are refused by the encoder (see `_apply_batch`)."""
         assert photo.path is not None
         metadata = read_photo_metadata(self.root / photo.path, self.root).as_dict()
         metadata["paths"] = list(photo.paths)
@@ -272,11 +274,11 @@ class LibrarySync:
         data = self._read(photo.path)
         if hashlib.sha256(data).hexdigest() != photo.sha256:
             raise ImageDecodeError("the file changed during the sync (indexed by the next one)")
-        signature = _signature(data, decode_image_bytes(data))
+        signature = _signature(data)
         if signature:
             tags[SIGNATURE_TAG] = signature
         return CrossModalDoc(id=photo.photo_id, modality=IMAGE, uri=uri,
-                             image_b64=base64.b64encode(data).decode("ascii"), tags=tags)
+                             tags={**tags, CONTENT_SHA256_TAG: photo.sha256})
 
     def _file_signature(self, photo: PhotoChange) -> str | None:
         """The signature of a stored photo whose record has none (stored before signatures were): read once; None
@@ -365,10 +367,10 @@ class FolderChanges(FileSystemEventHandler):
         self.event.clear()
 
 
-def _signature(data: bytes, decoded: Any = None) -> str | None:
+def _signature(data: bytes) -> str | None:
     """A photo's perceptual signature, or None when its pixels do not decode (it still pairs by its vector)."""
     try:
-        return bytes_signature(data, decoded)
+        return bytes_signature(data)
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         return None
 

@@ -50,3 +50,18 @@ def test_a_missing_file_is_refused_and_the_others_encoded(encoders, photo, tmp_p
 def test_the_query_flow_encoder_never_reads_a_path(encoders, photo):
     doc = encode(encoders[False], CrossModalDoc(id="q", modality="image", uri=str(photo)))[0]
     assert doc.tags[ERROR_TAG] == "image unreadable: no image data in the document" and doc.embedding is None
+
+
+def test_a_photo_sent_by_path_must_still_have_the_bytes_the_sync_hashed(encoders, photo):
+    """A photo-folder sync sends the hash of the bytes it read: the vector is of those bytes or of none."""
+    import hashlib
+
+    from crossmodal.records import CONTENT_SHA256_TAG
+
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    same = encode(encoders[True], CrossModalDoc(id="same", modality="image", uri=str(photo),
+                                                tags={CONTENT_SHA256_TAG: digest}))[0]
+    assert same.embedding is not None and CONTENT_SHA256_TAG not in same.tags  # checked, not stored
+    changed = encode(encoders[True], CrossModalDoc(id="changed", modality="image", uri=str(photo),
+                                                   tags={CONTENT_SHA256_TAG: "0" * 64}))[0]
+    assert changed.embedding is None and "the file changed since it was scanned" in changed.tags[ERROR_TAG]

@@ -207,6 +207,29 @@ def test_a_file_that_cannot_be_decoded_is_skipped_and_not_read_again(folder: Pat
     assert summary.counts["new"] == 1 and summary.encoded == 1 and summary.skipped == []
 
 
+def test_a_photo_that_changes_after_the_sync_read_it_is_stored_by_the_next_sync_only(folder: Path,
+                                                                                   tmp_path: Path) -> None:
+    """The sync sends a new photo's path with the hash of the bytes it read; the encoder reads the file again, and a
+    file changed in between is refused: no vector of other bytes than its record's hash names is ever stored."""
+    workspace = tmp_path / "workspace"
+    scanned = pid(folder, "a.jpg")
+    flow = FakeIndexFlow(workspace)
+    post = flow.post
+
+    def post_after_a_change(endpoint, inputs=(), **kwargs):
+        if endpoint == "/index" and any((doc.uri or "").endswith("/a.jpg") for doc in inputs):
+            write(folder / "a.jpg", jpeg(99))  # saved again by an editor between the sync's read and the encoder's
+        return post(endpoint, inputs, **kwargs)
+
+    flow.post = post_after_a_change  # type: ignore[method-assign]
+    summary, _, _ = run_sync(workspace, folder, flow)
+    assert summary.encoded == 3 and [s.path for s in summary.skipped] == ["a.jpg"]
+    assert "changed since it was scanned" in summary.skipped[0].detail
+    assert scanned not in indexed(workspace) and "a.jpg" not in str(indexed(workspace))
+    summary, flow, needed = run_sync(workspace, folder)
+    assert needed and summary.encoded == 1 and summary.skipped == [] and indexed(workspace) == on_disk(folder)
+
+
 def test_photos_indexed_with_path_ids_before_are_replaced_by_the_first_sync(folder: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     flow = FakeIndexFlow(workspace)
