@@ -33,7 +33,7 @@ class TextEncoder(CrossModalExecutor):
         self.backend.encode_texts(["warm up"])
 
     @requests(on=["/index", "/search", "/encode"])
-    def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+    async def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         valid = []
         for doc in docs:
             if is_embedded(doc):
