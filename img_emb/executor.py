@@ -45,7 +45,7 @@ class ImageEncoder(CrossModalExecutor):
         self.backend.encode_images([Image.new("RGB", (32, 32))])
 
     @requests(on=["/index", "/search", "/encode"])
-    async def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+    def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         decoded = []
         for doc in docs:
             if is_embedded(doc):

@@ -100,8 +100,8 @@ class Indexer(CrossModalExecutor):
         return docs
 
     @requests(on="/search")
-    async def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None,
-                     **kwargs: Any) -> DocList[CrossModalDoc]:
+    def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None,
+               **kwargs: Any) -> DocList[CrossModalDoc]:
         limit = int((parameters or {}).get("limit", 10))
         store = self.store or self._open_existing_store()
         queries = []

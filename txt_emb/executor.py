@@ -33,7 +33,7 @@ class TextEncoder(CrossModalExecutor):
         self.backend.encode_texts(["warm up"])
 
     @requests(on=["/index", "/search", "/encode"])
-    async def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+    def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         valid = []
         for doc in docs:
             if is_embedded(doc):

@@ -32,11 +32,6 @@ def encoder_threads() -> int:
 class CrossModalExecutor(Executor):
     """A Jina Executor; subclasses declare their endpoints with `requests` as usual.
 
-    The endpoints on a query's path (the encoders' `encode`, the indexer's `search`) are coroutines with nothing to
-    await: Jina then runs them in its event loop instead of handing each request to a worker thread and back
-    (Jina runs one request of an executor at a time either way). That hand-off cost a text query 1-1.5 ms on 2 cores
-    (bench/query_path.py: p50 14.8-15.6 -> 13.5-14.8 ms, 16 clients 93 -> 108-128 queries/s).
-
     An executor that loads a model sets `runs_model = True`: torch, kept out of the flow's processes
     (`serving.runtime.processes`), is importable again in its process before its `__init__` goes on.
     """

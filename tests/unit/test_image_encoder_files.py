@@ -1,8 +1,6 @@
 """The image encoder reads a photo's file only in the index flow (`read_files`), and never a path a query names."""
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
 from docarray import DocList
@@ -29,7 +27,7 @@ def photo(tmp_path):
 
 
 def encode(encoder, *docs: CrossModalDoc) -> DocList[CrossModalDoc]:
-    return asyncio.run(encoder.encode(DocList[CrossModalDoc](list(docs))))
+    return encoder.encode(DocList[CrossModalDoc](list(docs)))
 
 
 def test_the_index_flow_encoder_reads_the_file_once_and_embeds_as_from_bytes(encoders, photo):
