@@ -11,8 +11,7 @@ first) set when coefficient i (row-major) is above it; the thumbnail is reduced 
 differ from ImageHash's in a few bits. Written here over numpy and scipy (both installed) instead of depending on
 ImageHash, which would add PyWavelets for a 20-line function and decode every photo in full. Reading is cheap: a
 JPEG is decoded at a reduced scale by its own decoder (`Image.draft`, down to 1/8, in grayscale), other formats are
-decoded and reduced (or reduced from the decode a sync has already made); EXIF orientation is applied, so a photo and
-its upright copy hash alike.
+decoded and reduced; EXIF orientation is applied, so a photo and its upright copy hash alike.
 """
 from __future__ import annotations
 
@@ -45,14 +44,11 @@ def image_signature(image: Image.Image) -> str:
     return f"{int((bits.astype(np.uint64) * _WEIGHTS).sum()):016x}"
 
 
-def bytes_signature(data: bytes, decoded: Image.Image | None = None) -> str:
-    """The signature of an encoded photo (its file's bytes). A JPEG is decoded again at a reduced scale (cheaper than
-    reducing its full decode); another format is reduced from ``decoded``, its full decode (upright, as
-    `crossmodal.imaging.decode_image_bytes` gives it), when the caller has one, else decoded here."""
+def bytes_signature(data: bytes) -> str:
+    """The signature of an encoded photo (its file's bytes): a JPEG decoded at a reduced scale, another format
+    decoded here (a photo-folder sync decodes nothing else: the encoder reads and decodes the photo itself)."""
     with Image.open(io.BytesIO(data)) as image:
-        if decoded is None or image.format == "JPEG":
-            return image_signature(image)
-    return image_signature(decoded)
+        return image_signature(image)
 
 
 def signature_bits(signatures: list[str | None]) -> tuple[np.ndarray, np.ndarray]:

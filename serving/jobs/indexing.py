@@ -67,11 +67,6 @@ def caption_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
             for number, caption in enumerate(pair.captions)]
 
 
-def pair_documents(pair: ImageCaptions) -> list[CrossModalDoc]:
-    """One image doc (its location) and one doc per caption; ids are stable so re-indexing replaces, not adds."""
-    return [photo_document(pair), *caption_documents(pair)]
-
-
 def _record_tags(pair: ImageCaptions) -> dict[str, str]:
     return {"pair_id": pair.pair_id, "dataset": pair.dataset, "split": pair.split}
 
