@@ -33,16 +33,17 @@ def check_jina_version(installed: str | None = None) -> None:
 
 def prepare_child_process() -> None:
     """Set up a process that speaks gRPC in a flow: Jina's serializers without their memory leak, docarray's ids
-    read without a pydantic schema each, no request without documents sent to an executor, and the flow's branches
-    joined at its end by the gateway (idempotent)."""
+    read without a pydantic schema each, no request without documents sent to an executor, the flow's branches
+    joined at its end by the gateway, and `when` conditions read from the message (idempotent)."""
     os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
     check_jina_version()
-    from serving.runtime import docarray_patches, empty_requests, end_join, jina_patches
+    from serving.runtime import docarray_patches, empty_requests, end_join, jina_patches, routing_conditions
 
     jina_patches.apply()
     docarray_patches.apply()
     empty_requests.apply()
     end_join.apply()
+    routing_conditions.apply()
 
 
 def prepare_parent_process() -> None:
