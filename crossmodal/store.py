@@ -1031,65 +1031,88 @@ def _store_dbs(folder: str | Path) -> list[Path]:
 @contextlib.contextmanager
 def _read_only_db(db: Path) -> Iterator[sqlite3.Connection | None]:
     """A read-only connection to one store (it never creates or changes anything); None while the store has no
-    tables yet (a process was killed between creating the file and committing the schema). The connection is this
-    thread's (`_ReadOnlyConnections`)."""
+    tables yet (a process was killed between creating the file and committing the schema). The connection comes from
+    `_readers` and goes back there when the block ends normally; after an error it is closed."""
     try:
-        conn = _readers.get(db)
-        try:
-            yield conn if _has_table(conn, "records") else None
-        finally:
-            if conn.in_transaction:
-                conn.rollback()
+        conn, identity = _readers.take(db)
     except sqlite3.DatabaseError as exc:
-        _readers.drop(db)
         raise StoreError(f"cannot read vector store {db}: {exc}") from exc
+    try:
+        yield conn if _has_table(conn, "records") else None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot read vector store {db}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    if conn.in_transaction:
+        conn.rollback()
+    _readers.give_back(db, conn, identity)
 
 
-class _ReadOnlyConnections(threading.local):
-    """Each thread's read-only connections, by database file, reused while the file stays the same one.
+class _ReadOnlyConnections:
+    """The process's idle read-only connections, by database file: a read takes one (or opens one) and gives it back.
 
     The query server reads the stores for every answer (records, captions, generations, duplicates): connecting
     anew each time (resolving the path, opening the file and its WAL index, reading the schema) was a quarter of the
     gateway's CPU per text query (py-spy). A connection in autocommit mode starts a read transaction per statement,
     so it sees every commit of the indexers as a new connection would. It is reused only while the file has the same
-    device, inode and change time: a store deleted, re-created or checkpointed gets a new connection. At most
-    `READERS_PER_THREAD` are kept, the least recently used closed first. A forked process (Jina forks its executors
-    and gateway from the process that loads the flow) starts with none: SQLite connections must be neither used nor
-    closed across a fork, so the parent's are left as they are."""
+    device, inode and change time: a store deleted, re-created or checkpointed gets new connections. At most
+    `IDLE_PER_STORE` are kept per file (as many as the reads that run at once, each with SQLite's page cache, when
+    more threads read: those are closed after use) and `STORES` files (the least recently used closed first). A
+    forked process (Jina forks its executors and gateway from the process that loads the flow) starts with none:
+    SQLite connections must be neither used nor closed across a fork, so the parent's are left as they are."""
 
-    READERS_PER_THREAD = 16
+    IDLE_PER_STORE = 16
+    STORES = 16
 
     def __init__(self) -> None:
-        self.open: dict[Path, tuple[tuple[int, int, int], sqlite3.Connection]] = {}
-        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self.idle: dict[Path, tuple[tuple[int, int, int], list[sqlite3.Connection]]] = {}
 
-    def get(self, db: Path) -> sqlite3.Connection:
-        if self.pid != os.getpid():
-            _FORKED_AWAY.append(self.open)  # kept referenced, so never closed here
-            self.open, self.pid = {}, os.getpid()
+    def take(self, db: Path) -> tuple[sqlite3.Connection, tuple[int, int, int]]:
         identity = _file_identity(db)
-        known = self.open.pop(db, None)
-        if known is not None:
-            if identity is not None and known[0] == identity:
-                self.open[db] = known  # most recently used last
-                return known[1]
-            known[1].close()
+        stale: list[sqlite3.Connection] = []
+        with self._lock:
+            known = self.idle.pop(db, None)
+            if known is not None and identity is not None and known[0] == identity:
+                self.idle[db] = known  # most recently used last
+                if known[1]:
+                    return known[1].pop(), identity
+            elif known is not None:
+                stale = known[1]
+        for conn in stale:
+            conn.close()
         conn = sqlite3.connect(_read_only_uri(db), uri=True, isolation_level=None, check_same_thread=False)
         identity = identity or _file_identity(db)  # created meanwhile
         if identity is None:
             conn.close()
             raise sqlite3.OperationalError("unable to open database file")
-        self.open[db] = (identity, conn)
-        while len(self.open) > self.READERS_PER_THREAD:
-            self.open.pop(next(iter(self.open)))[1].close()
-        return conn
+        return conn, identity
 
-    def drop(self, db: Path) -> None:
-        if self.pid != os.getpid():
-            return
-        known = self.open.pop(db, None)
-        if known is not None:
-            known[1].close()
+    def give_back(self, db: Path, conn: sqlite3.Connection, identity: tuple[int, int, int]) -> None:
+        closing: list[sqlite3.Connection] = []
+        with self._lock:
+            known = self.idle.pop(db, None)
+            if known is not None and known[0] != identity:  # opened on another file than these: the next take
+                closing += known[1]  # compares with the file that is there now
+                known = None
+            entry = known or (identity, [])
+            if len(entry[1]) < self.IDLE_PER_STORE:
+                entry[1].append(conn)
+            else:
+                closing.append(conn)
+            self.idle[db] = entry
+            while len(self.idle) > self.STORES:
+                closing += self.idle.pop(next(iter(self.idle)))[1]
+        for stale in closing:
+            stale.close()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: a new lock, no connections (the parent's stay referenced, never used or closed)."""
+        _FORKED_AWAY.append(self.idle)
+        self._lock = threading.Lock()
+        self.idle = {}
 
 
 def _file_identity(db: Path) -> tuple[int, int, int] | None:
@@ -1102,6 +1125,7 @@ def _file_identity(db: Path) -> tuple[int, int, int] | None:
 
 _readers = _ReadOnlyConnections()
 _FORKED_AWAY: list[dict] = []  # a parent process's connections in a forked child
+os.register_at_fork(after_in_child=_readers.forget_after_fork)
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
