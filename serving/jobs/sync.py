@@ -11,12 +11,14 @@ begin -> index write -> commit (see crossmodal/library.py, "Crash safety"). Per 
   model), so the encoders pass them on (`serving.wire.is_embedded`) and the indexer upserts them with their new
   paths: no encoder call;
 - other photos: read through `open_library_file`, checked against the planned sha256 (a file rewritten since it was
-  hashed is left for the next sync), decoded once to refuse what the encoder would refuse, and sent as bytes.
+  hashed is left for the next sync), and sent by path with that sha256 (`tags["content_sha256"]`): the index flow's
+  image encoder reads and decodes the file once and refuses it when its bytes have changed since, or when its
+  pixels do not decode (a refusal after the begin: see `_apply_batch`).
 
 Every photo document carries `tags["metadata"]`: `read_photo_metadata(...).as_dict()` plus `"paths"` (all its paths,
 sorted), `tags["phash"]`: its perceptual signature (crossmodal/perceptual_hash.py, for near-duplicates; from the
-bytes read for the encoder, or the stored record's for a photo sent pre-embedded, or read once from the file when
-that record has none), and `uri` = the absolute path of its first path (what the gateway serves as `/images/{id}`).
+bytes read for the hash, or the stored record's for a photo sent pre-embedded, or read once from the file when that
+record has none), and `uri` = the absolute path of its first path (what the gateway serves as `/images/{id}`).
 
 When the plan holds no photo work the sync needs no flow (`LibrarySync.needs_flow`): `-t index` then says the library
 is up to date without starting one. `watch_library` keeps one flow and syncs on file-system events (watchdog,
