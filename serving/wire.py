@@ -36,8 +36,8 @@ class MatchDoc(BaseDoc):
     @classmethod
     def from_protobuf(cls, pb_msg: DocProto) -> "MatchDoc":
         data = pb_msg.data
-        if set(data) != _MATCH_FIELDS or any(node.WhichOneof("content") != kind
-                                             for name, kind in _MATCH_KINDS.items() for node in (data[name],)):
+        if set(data) != _MATCH_FIELDS or any(data[name].WhichOneof("content") != kind
+                                             for name, kind in _MATCH_KINDS.items()):
             return super().from_protobuf(pb_msg)
         tags = data["tags"].dict.data
         if any(node.WhichOneof("content") != "text" for node in tags.values()):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 
 from jina.proto import jina_pb2
 from jina.serve.networking import GrpcConnectionPool
@@ -25,14 +26,18 @@ from jina.serve.runtimes.worker.request_handling import WorkerRequestHandler
 DOCUMENT_ENDPOINTS = frozenset({"/search", "/encode", "/index"})
 
 
+def document_messages(request) -> Sequence | None:
+    """The request's documents as protobuf messages (DocProto), unparsed; None when Jina holds them as bytes."""
+    content = request.data._content
+    return None if content.WhichOneof("documents") == "docs_bytes" else content.docs.docs
+
+
 def _holds_no_documents(request) -> bool:
     """Counted in the protobuf message, not by parsing the documents: Jina drops its parsed copy whenever it sets a
     request's documents (after a `when` filter, for one), and parsing them again cost ~5 % of the gateway's CPU."""
     try:
-        content = request.data._content
-        if content.WhichOneof("documents") == "docs_bytes":
-            return len(request.docs) == 0
-        return len(content.docs.docs) == 0
+        messages = document_messages(request)
+        return len(request.docs if messages is None else messages) == 0
     except Exception:  # not a data request, or not readable here: let Jina send it
         return False
 

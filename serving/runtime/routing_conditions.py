@@ -18,6 +18,8 @@ from docarray import DocList
 from docarray.base_doc import AnyDoc
 from jina.serve.runtimes.gateway.graph.topology_graph import TopologyGraph
 
+from serving.runtime.empty_requests import document_messages
+
 _Node: Any = TopologyGraph._ReqReplyNode
 
 
@@ -38,11 +40,11 @@ def simple_condition(condition: Any) -> tuple[tuple[str, ...], str] | None:
 def verdicts(request: Any, path: tuple[str, ...], value: str) -> list[bool] | None:
     """Whether each document of the request's message meets `path == value`; None when the message cannot be read
     that way (documents as bytes or already parsed, a field missing or not text)."""
-    data = request.data
-    if data._loaded_doc_array is not None or data._content.WhichOneof("documents") == "docs_bytes":
+    messages = document_messages(request)
+    if request.data._loaded_doc_array is not None or messages is None:
         return None
     found = []
-    for doc in data._content.docs.docs:
+    for doc in messages:
         node = doc.data.get(path[0])
         if node is not None and len(path) == 2:
             node = node.dict.data.get(path[1]) if node.WhichOneof("content") == "dict" else None
