@@ -5,7 +5,7 @@ from typing import Any
 from docarray import DocList
 from PIL import Image
 
-from crossmodal.backends import DEFAULT_BACKEND, backend_spec, create_backend_from_config, model_options_dict
+from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.imaging import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
@@ -15,7 +15,7 @@ from crossmodal.imaging import (
 )
 from crossmodal.modality import IMAGE
 from crossmodal.records import CONTENT_SHA256_TAG, MODEL_TAG, refuse
-from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
+from serving.runtime.executor import CrossModalExecutor, encoder_backend, requests
 from serving.wire import CrossModalDoc, is_embedded
 
 
@@ -34,10 +34,7 @@ class ImageEncoder(CrossModalExecutor):
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS, read_files: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        options = model_options_dict(model_options)
-        if any(option.name == "threads" for option in backend_spec(model).options):
-            options.setdefault("threads", encoder_threads())  # the two encoders share the cores
-        self.backend = create_backend_from_config(model, options, towers=(IMAGE,))  # its tower only
+        self.backend = encoder_backend(model, model_options, IMAGE)  # its tower only
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
         self.read_files = bool(read_files)

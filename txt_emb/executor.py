@@ -4,10 +4,10 @@ from typing import Any
 
 from docarray import DocList
 
-from crossmodal.backends import DEFAULT_BACKEND, backend_spec, create_backend_from_config, model_options_dict
+from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.modality import TEXT
 from crossmodal.records import MODEL_TAG, refuse
-from serving.runtime.executor import CrossModalExecutor, encoder_threads, requests
+from serving.runtime.executor import CrossModalExecutor, encoder_backend, requests
 from serving.wire import CrossModalDoc, is_embedded
 
 MAX_TEXTS_PER_CALL = 512
@@ -24,10 +24,7 @@ class TextEncoder(CrossModalExecutor):
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        options = model_options_dict(model_options)
-        if any(option.name == "threads" for option in backend_spec(model).options):
-            options.setdefault("threads", encoder_threads())  # the two encoders share the cores
-        self.backend = create_backend_from_config(model, options, towers=(TEXT,))  # its tower only
+        self.backend = encoder_backend(model, model_options, TEXT)  # its tower only
         self.batch_size = int(batch_size)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_texts(["warm up"])

@@ -29,6 +29,17 @@ def encoder_threads() -> int:
     return max(1, cpus // 2)
 
 
+def encoder_backend(model: str, model_options: dict | str | None, tower: str) -> Any:
+    """An encoder's backend: `model` with its `tower` only, on `encoder_threads()` threads unless the options set
+    them (for the models that take a thread count)."""
+    from crossmodal.backends import backend_spec, create_backend_from_config, model_options_dict
+
+    options = model_options_dict(model_options)
+    if any(option.name == "threads" for option in backend_spec(model).options):
+        options.setdefault("threads", encoder_threads())  # the two encoders share the cores
+    return create_backend_from_config(model, options, towers=(tower,))
+
+
 class CrossModalExecutor(Executor):
     """A Jina Executor; subclasses declare their endpoints with `requests` as usual.
 
@@ -45,4 +56,4 @@ class CrossModalExecutor(Executor):
         name_this_process(getattr(self.runtime_args, "name", None) or type(self).__name__)
 
 
-__all__ = ["CrossModalExecutor", "encoder_threads", "requests"]
+__all__ = ["CrossModalExecutor", "encoder_backend", "encoder_threads", "requests"]
