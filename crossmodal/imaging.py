@@ -32,6 +32,10 @@ class ImageDecodeError(ValueError):
     """The input is not a usable image; the message says why."""
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """The input is over a byte or pixel limit (a decompression bomb included): HTTP 413 where it is answered."""
+
+
 def decode_image_bytes(
     data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES, min_side: int | None = None
 ) -> Image.Image:
@@ -52,10 +56,9 @@ def decode_image_bytes(
             f"not an image (cannot identify image file; supported formats: {', '.join(formats)})"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # the warning when -W error
-        raise ImageDecodeError(f"image too large: {exc}") from exc
+        raise ImageTooLargeError(f"image too large: {exc}") from exc
     width, height = image.size
-    if width * height > max_pixels:
-        raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
+    _check_pixel_count(width, height, max_pixels)
     shorter = min(width, height)
     if min_side and image.format == "JPEG" and shorter > 2 * min_side:
         image.draft("RGB", (-(-width * min_side // shorter), -(-height * min_side // shorter)))  # sizes rounded up
@@ -112,11 +115,10 @@ def _check_header(file: BinaryIO, size: int, max_pixels: int, max_bytes: int) ->
             f"not an image (cannot identify image file; supported formats: {', '.join(formats)})"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"image too large: {exc}") from exc
+        raise ImageTooLargeError(f"image too large: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:  # a header Pillow cannot parse
         raise ImageDecodeError(f"corrupt image: {exc}") from exc
-    if width * height > max_pixels:
-        raise ImageDecodeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
+    _check_pixel_count(width, height, max_pixels)
     return kind, (width, height)
 
 
@@ -160,7 +162,7 @@ def read_image_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, expect
     except OSError as exc:
         raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > max_bytes:
-        raise ImageDecodeError(f"image file too large: {path} is over the limit of {max_bytes} bytes")
+        raise ImageTooLargeError(f"image file too large: {path} is over the limit of {max_bytes} bytes")
     if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise ImageDecodeError(f"the file changed since it was scanned: {path} (indexed by the next sync)")
     return data
@@ -198,7 +200,12 @@ def _check_byte_count(size: int, max_bytes: int) -> None:
     if size == 0:
         raise ImageDecodeError("empty image data")
     if size > max_bytes:
-        raise ImageDecodeError(f"image data too large: {size} bytes exceeds the limit of {max_bytes}")
+        raise ImageTooLargeError(f"image data too large: {size} bytes exceeds the limit of {max_bytes}")
+
+
+def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

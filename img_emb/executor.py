@@ -9,6 +9,7 @@ from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.imaging import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
+    ImageTooLargeError,
     decode_image_bytes,
     image_bytes_from_base64,
     read_image_file,
@@ -55,7 +56,7 @@ class ImageEncoder(CrossModalExecutor):
                                            min_side=self.backend.image_side)
                 decoded.append((doc, image))
             except ImageDecodeError as error:
-                refuse(doc.tags, f"image unreadable: {error}", 413 if str(error).startswith("image too large") else 400)
+                refuse(doc.tags, f"image unreadable: {error}", 413 if isinstance(error, ImageTooLargeError) else 400)
         for start in range(0, len(decoded), self.batch_size):
             batch = decoded[start : start + self.batch_size]
             vectors = self.backend.encode_images([image for _, image in batch])

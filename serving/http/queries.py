@@ -20,7 +20,7 @@ import numpy as np
 from fastapi import HTTPException
 
 from crossmodal.ids import DOC_ID_PATTERN
-from crossmodal.imaging import ImageDecodeError, check_image_bytes, image_bytes_from_base64
+from crossmodal.imaging import ImageDecodeError, ImageTooLargeError, check_image_bytes, image_bytes_from_base64
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
 from crossmodal.records import MODEL_TAG, TARGET_TAG
 from crossmodal.store import read_record, read_vectors, stored_settings
@@ -155,7 +155,8 @@ class QueryBuilder:
 
 def _unusable(field_name: str, error: ImageDecodeError) -> HTTPException:
     """400 for what is not an image; 413 for an image over the byte or pixel limits."""
-    return bad_request(f"'{field_name}' is not a usable image: {error}", 413 if "too large" in str(error) else 400)
+    return bad_request(f"'{field_name}' is not a usable image: {error}", 413 if isinstance(error, ImageTooLargeError)
+                       else 400)
 
 
 def _target(modality: str, target: str | None) -> str:

@@ -318,3 +318,27 @@ def test_header_check_of_what_is_not_bytes_or_not_a_file(tmp_path):
         check_image_file(tmp_path / "missing.jpg")
     with pytest.raises(ImageDecodeError, match="is a directory"):
         check_image_file(tmp_path)
+
+
+def test_every_size_refusal_is_an_image_too_large_error_and_nothing_else_is(tmp_path):
+    """The gateway and the image encoder answer 413 for this one type, 400 for the other refusals."""
+    from crossmodal.imaging import ImageTooLargeError, read_image_file
+
+    jpeg = encode(Image.new("RGB", (1200, 900)), "JPEG")
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg)
+    too_large = [
+        lambda: decode_image_bytes(jpeg, max_bytes=100),
+        lambda: decode_image_bytes(jpeg, max_pixels=1_000_000),
+        lambda: check_image_bytes(png_header_only(30_000, 30_000)),
+        lambda: check_image_file(path, max_pixels=1_000_000),
+        lambda: read_image_file(path, max_bytes=100),
+        lambda: image_bytes_from_base64(base64.b64encode(jpeg).decode(), max_bytes=100),
+    ]
+    for refusal in too_large:
+        with pytest.raises(ImageTooLargeError):
+            refusal()
+    for other in (b"", b"not an image", jpeg[: len(jpeg) // 2]):
+        with pytest.raises(ImageDecodeError) as refused:
+            decode_image_bytes(other)
+        assert not isinstance(refused.value, ImageTooLargeError)
