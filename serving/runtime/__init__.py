@@ -34,16 +34,25 @@ def check_jina_version(installed: str | None = None) -> None:
 def prepare_child_process() -> None:
     """Set up a process that speaks gRPC in a flow: Jina's serializers without their memory leak, docarray's ids
     read without a pydantic schema each, no request without documents sent to an executor, the flow's branches
-    joined at its end by the gateway, and `when` conditions read from the message (idempotent)."""
+    joined at its end by the gateway, `when` conditions read from the message, and the gateway's graph copied for
+    each request without what no request changes (idempotent)."""
     os.environ.setdefault("JINA_OPTOUT_TELEMETRY", "1")
     check_jina_version()
-    from serving.runtime import docarray_patches, empty_requests, end_join, jina_patches, routing_conditions
+    from serving.runtime import (
+        docarray_patches,
+        empty_requests,
+        end_join,
+        jina_patches,
+        request_graphs,
+        routing_conditions,
+    )
 
     jina_patches.apply()
     docarray_patches.apply()
     empty_requests.apply()
     end_join.apply()
     routing_conditions.apply()
+    request_graphs.apply()
 
 
 def prepare_parent_process() -> None:
