@@ -125,13 +125,27 @@ def relevances(calibration: Calibration | None, direction: str, scores: Mapping[
     return {doc_id: float(np.clip(value, 0.0, 1.0)) for doc_id, value in zip(ids, values)}
 
 
-def nearest_captions(text_folder: Path, query_vector: np.ndarray, pair_ids: Sequence[str]) -> dict[str, str]:
-    """For each photo (by pair id), its caption nearest to the query vector: what the photo shows of the query."""
-    nearest: dict[str, str] = {}
-    query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+@dataclass(frozen=True)
+class PhotoCaptions:
+    """What a photo match shows in words: its first caption, and its caption nearest to the query (why it matched;
+    None without a query vector)."""
+
+    first: str | None
+    nearest: str | None
+
+
+def photo_captions(text_folder: Path, query_vector: np.ndarray | None,
+                   pair_ids: Sequence[str]) -> dict[str, PhotoCaptions]:
+    """For each photo (by pair id) with captions: its first caption (the lowest caption number) and the one nearest
+    to the query vector, from one read of its captions."""
+    query = None if query_vector is None else np.asarray(query_vector, dtype=np.float32).reshape(-1)
+    found: dict[str, PhotoCaptions] = {}
     for pair_id, captions in caption_vectors_of_pairs(text_folder, list(dict.fromkeys(pair_ids))).items():
-        usable = [(record, vector) for record, vector in captions if record.text and vector.shape == query.shape]
-        if usable:
-            best = max(usable, key=lambda item: float(item[1] @ query))
-            nearest[pair_id] = str(best[0].text)
-    return nearest
+        first = next((caption.text for caption in captions if caption.text), None)
+        nearest = None
+        if query is not None:
+            usable = [caption for caption in captions if caption.text and caption.vector.shape == query.shape]
+            if usable:
+                nearest = max(usable, key=lambda caption: float(caption.vector @ query)).text
+        found[pair_id] = PhotoCaptions(first, nearest)
+    return found

@@ -228,6 +228,14 @@ class KeywordHit:
     terms: tuple[str, ...]
 
 
+class CaptionVector(NamedTuple):
+    """One caption of a photo with its vector: what explaining a photo match needs of it (no tags to parse)."""
+
+    id: str
+    text: str | None
+    vector: np.ndarray
+
+
 class StoredSettings(NamedTuple):
     """What built a store folder, so a caller can open it with the right dimension or report a mismatch early."""
 
@@ -416,25 +424,23 @@ def store_generations(folder: str | Path) -> tuple[int, ...]:
     return tuple(generations)
 
 
-def caption_vectors_of_pairs(folder: str | Path,
-                             pair_ids: Sequence[str]) -> dict[str, list[tuple[Record, np.ndarray]]]:
+def caption_vectors_of_pairs(folder: str | Path, pair_ids: Sequence[str]) -> dict[str, list[CaptionVector]]:
     """The captions (text records) of each of ``pair_ids`` with their vectors, by pair id, in caption order (the
     number ending a caption id, `txt-<hash>-N`); pair ids without captions are left out. ``folder`` is the caption
     index. One connection per shard, one query per chunk of pair ids."""
     wanted = list(dict.fromkeys(pair_ids))
-    found: dict[str, list[tuple[Record, np.ndarray]]] = {}
+    found: dict[str, list[CaptionVector]] = {}
     for db in _store_dbs(folder):
         with _read_only_db(db) as conn:
             if conn is None:
                 continue
             for chunk in _chunks(wanted):
-                sql = (f"SELECT {_COLUMNS}, vector FROM records WHERE modality = 'text' "
-                       f"AND pair_id IN ({_marks(chunk)}) ORDER BY num")
-                for row in conn.execute(sql, chunk):
-                    record = _to_record(row[:-1])
-                    found.setdefault(record.pair_id or "", []).append((record, _to_vector(row[-1])))
+                sql = (f"SELECT id, text, pair_id, vector FROM records WHERE modality = 'text' "
+                       f"AND pair_id IN ({_marks(chunk)})")
+                for id_, text, pair_id, blob in conn.execute(sql, chunk):
+                    found.setdefault(pair_id or "", []).append(CaptionVector(id_, text, _to_vector(blob)))
     for captions in found.values():
-        captions.sort(key=lambda caption: _caption_order(caption[0].id))
+        captions.sort(key=lambda caption: _caption_order(caption.id))
     return found
 
 
@@ -1034,11 +1040,12 @@ def _read_only_db(db: Path) -> Iterator[sqlite3.Connection | None]:
     tables yet (a process was killed between creating the file and committing the schema). The connection comes from
     `_readers` and goes back there when the block ends normally; after an error it is closed."""
     try:
-        conn, identity = _readers.take(db)
+        conn, identity, pooled = _readers.take(db)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read vector store {db}: {exc}") from exc
     try:
-        yield conn if _has_table(conn, "records") else None
+        has_records = pooled or _has_table(conn, "records")  # only connections that saw the table are pooled
+        yield conn if has_records else None
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"cannot read vector store {db}: {exc}") from exc
@@ -1047,7 +1054,10 @@ def _read_only_db(db: Path) -> Iterator[sqlite3.Connection | None]:
         raise
     if conn.in_transaction:
         conn.rollback()
-    _readers.give_back(db, conn, identity)
+    if has_records:
+        _readers.give_back(db, conn, identity)
+    else:
+        conn.close()
 
 
 class _ReadOnlyConnections:
@@ -1070,7 +1080,8 @@ class _ReadOnlyConnections:
         self._lock = threading.Lock()
         self.idle: dict[Path, tuple[tuple[int, int, int], list[sqlite3.Connection]]] = {}
 
-    def take(self, db: Path) -> tuple[sqlite3.Connection, tuple[int, int, int]]:
+    def take(self, db: Path) -> tuple[sqlite3.Connection, tuple[int, int, int], bool]:
+        """A connection to `db`, the file's identity, and whether the connection was idle here (used before)."""
         identity = _file_identity(db)
         stale: list[sqlite3.Connection] = []
         with self._lock:
@@ -1078,7 +1089,7 @@ class _ReadOnlyConnections:
             if known is not None and identity is not None and known[0] == identity:
                 self.idle[db] = known  # most recently used last
                 if known[1]:
-                    return known[1].pop(), identity
+                    return known[1].pop(), identity, True
             elif known is not None:
                 stale = known[1]
         for conn in stale:
@@ -1088,7 +1099,7 @@ class _ReadOnlyConnections:
         if identity is None:
             conn.close()
             raise sqlite3.OperationalError("unable to open database file")
-        return conn, identity
+        return conn, identity, False
 
     def give_back(self, db: Path, conn: sqlite3.Connection, identity: tuple[int, int, int]) -> None:
         closing: list[sqlite3.Connection] = []

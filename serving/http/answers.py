@@ -23,7 +23,7 @@ from crossmodal.ranking import (
     fused_order,
     keyword_coverage,
     keyword_rankings,
-    nearest_captions,
+    photo_captions,
     relevances,
 )
 from crossmodal.records import CANDIDATES_TAG, METADATA_TAG, parse_metadata, tags_of_record
@@ -178,16 +178,16 @@ class AnswerBuilder:
                 if stored.shape == query.shape}
 
     def _explain_photos(self, public: list[models.Match], vector: np.ndarray | None) -> None:
-        """Photo matches: their first caption, and the caption nearest to the query (`why.caption`)."""
+        """Photo matches: their first caption, and the caption nearest to the query (`why.caption`), from one read
+        of their captions."""
         photos = [match for match in public if match.modality == IMAGE and match.tags.get("pair_id")]
         if not photos:
             return
-        pair_ids = [match.tags["pair_id"] for match in photos]
-        first = self.first_captions(pair_ids)
-        nearest = nearest_captions(self.folders[TEXT], vector, pair_ids) if vector is not None else {}
+        captions = photo_captions(self.folders[TEXT], vector, [match.tags["pair_id"] for match in photos])
         for match in photos:
-            match.caption = first.get(match.tags["pair_id"])
-            match.why.caption = nearest.get(match.tags["pair_id"])
+            found = captions.get(match.tags["pair_id"])
+            if found is not None:
+                match.caption, match.why.caption = found.first, found.nearest
 
     def first_captions(self, pair_ids: list[str]) -> dict[str, str | None]:
         """Each photo's first caption, by pair id: caption 0 of every photo in one read, and a lookup of its other

@@ -383,12 +383,12 @@ def test_caption_vectors_of_pairs_in_caption_order_across_shards(tmp_path):
     sharded(tmp_path / "text", records, matrix)
     got = caption_vectors_of_pairs(tmp_path / "text", ["demo/a.png", "demo/b.png", "demo/missing.png"])
     assert sorted(got) == ["demo/a.png", "demo/b.png"]
-    assert [record.id for record, _ in got["demo/a.png"]] == [f"txt-a-{n}" for n in range(5)]
-    assert [record.text for record, _ in got["demo/b.png"]] == [f"demo/b.png caption {n}" for n in range(3)]
+    assert [found.id for found in got["demo/a.png"]] == [f"txt-a-{n}" for n in range(5)]
+    assert [found.text for found in got["demo/b.png"]] == [f"demo/b.png caption {n}" for n in range(3)]
     by_id = {record.id: matrix[i] for i, record in enumerate(records)}
     for captions_of_pair in got.values():
-        for record, vector in captions_of_pair:
-            np.testing.assert_array_equal(vector, by_id[record.id])
+        for found in captions_of_pair:
+            np.testing.assert_array_equal(found.vector, by_id[found.id])
 
 
 def test_read_only_reads_leave_a_store_untouched(captions):

@@ -8,7 +8,7 @@ import pytest
 
 from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.ranking import KeywordRankings, fused_order, keyword_rankings, nearest_captions, relevances
+from crossmodal.ranking import KeywordRankings, PhotoCaptions, fused_order, keyword_rankings, photo_captions, relevances
 from crossmodal.store import Record, VectorStore
 
 DIM = 8
@@ -70,11 +70,17 @@ def test_fused_order_of_each_mode():
         fused_order("fuzzy", [], keyword)
 
 
-def test_the_nearest_caption_of_a_photo_is_the_one_closest_to_the_query(folders):
-    pair_id = "folder/pets/rex.jpg"
-    second_caption = _unit(100 + 10 * 2 + 1)
-    nearest = nearest_captions(folders[TEXT], second_caption, [pair_id, "folder/none.jpg"])
-    assert nearest == {pair_id: PHOTOS[pair_id][1]}
+def test_a_photos_captions_are_its_first_and_the_one_nearest_to_the_query(folders):
+    rex, beach = "folder/pets/rex.jpg", "folder/2024/beach/sunset_walk.jpg"
+    for k in range(2):  # each caption of rex is the nearest to a query equal to its own vector
+        found = photo_captions(folders[TEXT], _unit(100 + 10 * 2 + k), [rex, beach, "folder/none.jpg"])
+        assert found[rex] == PhotoCaptions(first=PHOTOS[rex][0], nearest=PHOTOS[rex][k])
+        assert found[beach].first == PHOTOS[beach][0] and found[beach].nearest in PHOTOS[beach]
+        assert "folder/none.jpg" not in found
+    without_query = photo_captions(folders[TEXT], None, [rex])
+    assert without_query == {rex: PhotoCaptions(first=PHOTOS[rex][0], nearest=None)}
+    other_dimension = photo_captions(folders[TEXT], np.ones(DIM + 1, dtype=np.float32), [rex])
+    assert other_dimension == {rex: PhotoCaptions(first=PHOTOS[rex][0], nearest=None)}
 
 
 class _Calibration:
