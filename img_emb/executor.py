@@ -41,6 +41,7 @@ class ImageEncoder(CrossModalExecutor):
         self.read_files = bool(read_files)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_images([Image.new("RGB", (32, 32))])
+        self.started()
 
     @requests(on=["/index", "/search", "/encode"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:

@@ -42,6 +42,7 @@ class Indexer(CrossModalExecutor):
         self.read_only = bool(read_only)
         self.store: VectorStore | None = None
         self._open_existing_store()
+        self.started()
 
     def _open_existing_store(self) -> VectorStore | None:
         """Open the store if one was written to `folder` (perhaps by an index flow started after us)."""

@@ -28,6 +28,7 @@ class TextEncoder(CrossModalExecutor):
         self.batch_size = int(batch_size)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_texts(["warm up"])
+        self.started()
 
     @requests(on=["/index", "/search", "/encode"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:

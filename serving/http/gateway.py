@@ -50,6 +50,7 @@ from serving.http.plans import SearchPlan, page_options
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
 from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 from serving.runtime import prepare_child_process
+from serving.runtime.collector import freeze_long_lived
 from serving.runtime.processes import name_this_process
 from serving.wire import CrossModalDoc, MatchDoc
 
@@ -213,6 +214,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             return await run_in_threadpool(self._document, doc_id)
 
         app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way
+        freeze_long_lived()  # Jina builds the app once, when the gateway starts: what it keeps is built now
         return app
 
     # --- search -------------------------------------------------------------------------------------------------

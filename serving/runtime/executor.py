@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from jina import Executor, requests
 
 from serving.runtime import prepare_child_process
+from serving.runtime.collector import freeze_long_lived
 from serving.runtime.processes import allow_torch, name_this_process
 
 prepare_child_process()  # before this process builds its gRPC server
@@ -54,6 +55,11 @@ class CrossModalExecutor(Executor):
             allow_torch()
         super().__init__(**kwargs)
         name_this_process(getattr(self.runtime_args, "name", None) or type(self).__name__)
+
+    def started(self) -> None:
+        """The end of a subclass's `__init__`: what this process keeps for its life (the model, the stores) is
+        built, so the collector leaves it alone from now on (serving.runtime.collector)."""
+        freeze_long_lived()
 
 
 __all__ = ["CrossModalExecutor", "encoder_backend", "encoder_threads", "requests"]

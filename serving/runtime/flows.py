@@ -12,6 +12,7 @@ from typing import Any
 from crossmodal.backends import DEFAULT_BACKEND
 from crossmodal.workspace import check_workspace
 from serving.runtime import prepare_parent_process
+from serving.runtime.collector import freeze_long_lived
 from serving.runtime.output import jina_banner
 from serving.runtime.stop_signals import StopRequest, handle_stop_signals
 
@@ -140,6 +141,7 @@ def serve_until_stopped(flow, on_ready: Callable[[], None] = lambda: None) -> No
 def _started(flow, stop: StopRequest) -> Iterator:
     """Start the flow; Jina's "Flow is ready" banner never reaches stdout, which carries only our results."""
     try:
+        freeze_long_lived()  # before Jina forks the flow's processes from this one
         with jina_banner():
             flow.start()
         stop.raise_if_requested()

@@ -171,7 +171,7 @@ def test_copied_sources_exist_and_cover_what_the_executors_import():
                    "serving/runtime/executor.py", "serving/runtime/jina_patches.py",
                    "serving/runtime/docarray_patches.py", "serving/runtime/empty_requests.py",
                    "serving/runtime/end_join.py", "serving/runtime/routing_conditions.py",
-                   "serving/runtime/request_graphs.py", "serving/runtime/processes.py"):
+                   "serving/runtime/request_graphs.py", "serving/runtime/collector.py", "serving/runtime/processes.py"):
         assert module in sources, module
     assert child_process_modules() <= sources, child_process_modules() - sources
 
