@@ -109,16 +109,24 @@ class AnswerBuilder:
             if plan.target == IMAGE and plan.collapse:
                 plan.fold_margin = min(MAX_DEPTH, self.duplicates.groups().folded())
 
-    def answer(self, plan: SearchPlan, found: FlowResult) -> models.SearchResponse:
+    def keywords(self, plan: SearchPlan) -> KeywordRankings:
+        """The keyword rankings of a prepared plan (none in semantic mode): they need the query's text, not its
+        vector, so the gateway looks them up while the flow embeds and searches."""
+        if plan.ranking_mode() == "semantic":
+            return KeywordRankings()
+        return keyword_rankings(self.folders, plan.target, plan.keyword_text() or "", plan.exclude_text(),
+                                depth=keyword_depth(plan), photo_filter=plan.photo_filter)
+
+    def answer(self, plan: SearchPlan, found: FlowResult,
+               keyword: KeywordRankings | None = None) -> models.SearchResponse:
         """One page of the answer. The matches are ranked (fused), filtered (the indexers filtered the vector hits;
         keyword hits are filtered in `keyword_rankings`), then cut at `offset`/`limit`; with `sort: taken`, the
-        relevant ones among the whole search depth are ordered newest first before the cut."""
+        relevant ones among the whole search depth are ordered newest first before the cut. `keyword`: the plan's
+        `keywords`, when they were looked up already."""
         mode = plan.ranking_mode()
         semantic = {match.id: match for match in found.matches}
-        keyword = KeywordRankings()
-        if mode != "semantic":
-            keyword = keyword_rankings(self.folders, plan.target, plan.keyword_text() or "", plan.exclude_text(),
-                                       depth=keyword_depth(plan), photo_filter=plan.photo_filter)
+        if keyword is None:
+            keyword = self.keywords(plan)
         full_order = fused_order(mode, list(semantic), keyword)
         groups = self.duplicates.groups() if plan.target == IMAGE else None
         folded = 0

@@ -5,6 +5,7 @@ with a message and nothing else. Every error has one shape, `{"error": {"status"
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -295,11 +296,18 @@ class CrossModalGateway(FastAPIBaseGateway):
 
     async def _answers(self, plans: list[SearchPlan]) -> list[models.SearchResponse]:
         """The public answers of `plans`: through the flow, then ranked, calibrated and explained (SQLite reads:
-        off the event loop)."""
-        await run_in_threadpool(self.answer_builder.prepare, plans)
-        found = await self._run(plans)
-        return await run_in_threadpool(lambda: [self.answer_builder.answer(plan, result)
-                                                for plan, result in zip(plans, found)])
+        off the event loop). The keyword searches need no vector: they run while the flow works."""
+        builder = self.answer_builder
+        await run_in_threadpool(builder.prepare, plans)
+        keywords = asyncio.ensure_future(run_in_threadpool(lambda: [builder.keywords(plan) for plan in plans]))
+        try:
+            found = await self._run(plans)
+        except BaseException:
+            await asyncio.gather(keywords, return_exceptions=True)  # not left running; the flow's error is the answer
+            raise
+        rankings = await keywords
+        return await run_in_threadpool(lambda: [builder.answer(plan, result, keyword)
+                                                for plan, result, keyword in zip(plans, found, rankings)])
 
     def _sample(self, limit: int) -> models.SampleResponse:
         records = sample_records(self.folders[IMAGE], limit)
