@@ -33,10 +33,11 @@ def app_env() -> dict[str, str]:
     return {**os.environ, "JINA_OPTOUT_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def start_app(*args: str, log: Path | None = None) -> subprocess.Popen:
-    """`python app.py ARGS` from the repository root, leading its own session (so all of it can be stopped)."""
+def start_app(*args: str, log: Path | None = None, app: Path = APP) -> subprocess.Popen:
+    """`python app.py ARGS` from its checkout's root (this one unless `app` names another), leading its own session
+    (so all of it can be stopped)."""
     output = log.open("w") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, str(APP), *args], cwd=REPO_ROOT, env=app_env(), stdout=output,
+    return subprocess.Popen([sys.executable, str(app), *args], cwd=app.parent, env=app_env(), stdout=output,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
