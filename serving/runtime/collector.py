@@ -2,8 +2,8 @@
 
 A flow's processes hold a large heap that never becomes garbage: the modules of Jina, FastAPI, docarray and
 pydantic, the schemas, the app, the model's wrapper (about 140,000 objects in the gateway). A full (generation 2)
-collection walks all of it while every request in flight waits: measured 110-140 ms per full collection in the
-gateway on a throttled 2-core VM, which is where a 16-client load's slowest queries were. And since the processes
+collection walks all of it while every request in flight waits: 137 ms per full collection in the gateway under a
+16-client load on a throttled 2-core VM (5-10 ms once frozen; gc callbacks). And since the processes
 are forked from the one that loads the flow, a collection in a child also writes to the pages it shares with its
 parent (the collector's bookkeeping lives in each object's header), so the shared pages become private copies.
 
