@@ -33,9 +33,10 @@ class ImageEncoder(CrossModalExecutor):
     runs_model = True  # torch is importable in its process (serving.runtime.processes)
 
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 32,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, read_files: bool = False, **kwargs: Any) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, read_files: bool = False, cpu_share: float = 0.5,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = encoder_backend(model, model_options, IMAGE)  # its tower only
+        self.backend = encoder_backend(model, model_options, IMAGE, float(cpu_share))  # its tower only
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
         self.read_files = bool(read_files)

@@ -17,27 +17,34 @@ from serving.runtime.processes import allow_torch, name_this_process
 prepare_child_process()  # before this process builds its gRPC server
 
 
-def encoder_threads() -> int:
-    """Threads of an encoder's model when the flow does not set them (`--threads`): half the CPUs this process may
-    use, at least one. A flow runs its image and text encoders side by side on the same cores (when indexing, both
-    are busy at once): with all the CPUs each, their thread pools oversubscribe the cores and wait on each other.
-    Measured on 2 shared cores, index flow: the encoders' CPU per request 7-10 % lower with one thread each than
-    with two; a single query in one process: within the noise (text 4.1-6.0 ms with 2, 4.7-4.8 ms with 1)."""
+def encoder_threads(cpu_share: float = 0.5) -> int:
+    """Threads of an encoder's model when the flow does not set them (`--threads`): `cpu_share` of the CPUs this
+    process may use, at least one.
+
+    The index flow runs its image and text encoders side by side on the same cores (both busy at once): with all the
+    CPUs each, their thread pools oversubscribe the cores and wait on each other (measured on 2 shared cores: the
+    encoders' CPU per request 7-10 % lower with one thread each than with two), so each gets half. A query uses one
+    encoder while the rest of the flow waits for it: the query flow gives each all of them (`cpu_share: 1.0` in
+    flows/query.yml). Measured on 2 shared cores, one text query after 20 ms idle (the pace of 1 client): 6.3-6.5 ms
+    on one thread, 4.5-4.6 ms on two (the weights come back from memory on two cores at once); 3.2 and 2.5 ms in a
+    tight loop."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, cpus // 2)
+    return max(1, int(cpus * cpu_share))
 
 
-def encoder_backend(model: str, model_options: dict | str | None, tower: str) -> Any:
-    """An encoder's backend: `model` with its `tower` only, on `encoder_threads()` threads unless the options set
-    them (for the models that take a thread count)."""
+def encoder_backend(model: str, model_options: dict | str | None, tower: str, cpu_share: float = 0.5) -> Any:
+    """An encoder's backend: `model` with its `tower` only, on `encoder_threads(cpu_share)` threads unless the
+    options set them (for the models that take a thread count)."""
     from crossmodal.backends import backend_spec, create_backend_from_config, model_options_dict
 
+    if not 0 < cpu_share <= 1:
+        raise ValueError(f"cpu_share must be in (0, 1], got {cpu_share!r}")
     options = model_options_dict(model_options)
     if any(option.name == "threads" for option in backend_spec(model).options):
-        options.setdefault("threads", encoder_threads())  # the two encoders share the cores
+        options.setdefault("threads", encoder_threads(cpu_share))
     return create_backend_from_config(model, options, towers=(tower,))
 
 

@@ -192,7 +192,9 @@ def test_compose_wiring(compose):
             assert len(connections) == DEFAULTS.shards
             assert all(address.split(":")[0] in services for group in connections.values() for address in group)
         if name.endswith("-encoder"):
-            assert set(json.loads(_arg(command, "--uses-with"))) == {"batch_size"}, "the image chooses the model"
+            encoder_with = json.loads(_arg(command, "--uses-with"))
+            assert set(encoder_with) == {"batch_size", "cpu_share"}, "the image chooses the model"
+            assert encoder_with["cpu_share"] == 1.0  # a query encoder's model may use every CPU of its container
     assert "workspace:/workspace" in gateway["volumes"]
     assert compose["volumes"]["workspace"]["name"] == "crossmodal-workspace"
     assert set(gateway["depends_on"]) == set(running) - {"gateway"}

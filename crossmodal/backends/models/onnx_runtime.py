@@ -22,8 +22,9 @@ fails or does not match torch.
   The file is written under a temporary name in the same folder and renamed (os.replace) only after the check
   passed, so a reader never sees half a file. The key is also stored in the model's metadata; a cached file that
   onnxruntime cannot load (truncated, damaged) or whose metadata does not match is exported again.
-- Threads: `intra_op_num_threads` = the model's `threads` option when given (a flow's encoders give half the CPUs
-  each: `serving.runtime.executor.encoder_threads`), else the CPUs this process may use (its affinity);
+- Threads: `intra_op_num_threads` = the model's `threads` option when given (the index flow's encoders give half
+  the CPUs each, the query flow's all of them: `serving.runtime.executor.encoder_threads`), else the CPUs this
+  process may use (its affinity);
   `inter_op_num_threads` = 1 and sequential execution (the graphs are chains: nothing runs side by
   side); spinning is off, because the encoders of a flow share the same few cores with each other and with the
   gateway and indexers, and a spinning pool would take the CPU from them between requests. Measured on 2 shared
