@@ -30,8 +30,17 @@ class TextEncoder(CrossModalExecutor):
         self.backend.encode_texts(["warm up"])
         self.started()
 
-    @requests(on=["/index", "/search", "/encode"])
+    @requests(on="/index")
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        """Captions to index: batches that take a while, in Jina's thread pool (the event loop stays free)."""
+        return self._embed(docs)
+
+    @requests(on=["/search", "/encode"])
+    async def encode_queries(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
+        """Text queries (a few ms each): on the event loop, see `CrossModalExecutor`."""
+        return self._embed(docs)
+
+    def _embed(self, docs: DocList[CrossModalDoc]) -> DocList[CrossModalDoc]:
         valid = []
         for doc in docs:
             if is_embedded(doc):

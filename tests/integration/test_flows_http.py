@@ -3,6 +3,7 @@
 The index flow built the run's demo workspace (`app.py -t index`, tests/conftest.py), which the shared query
 server serves; re-indexing is tested at the indexing-job level (test_indexing_job.py).
 """
+import asyncio
 import base64
 import io
 
@@ -113,7 +114,7 @@ def test_indexer_refuses_documents_and_queries_of_another_model(tmp_path):
             CrossModalDoc(id="b", modality="image", embedding=_unit([0.0, 1.0]), tags={"model": "other"})]))
     query = DocList[CrossModalDoc]([
         CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "other"})])
-    result = indexer.search(query, parameters={"limit": 3})[0]
+    result = asyncio.run(indexer.search(query, parameters={"limit": 3}))[0]
     assert not result.matches
     assert "'offline'" in result.tags["error"] and "'other'" in result.tags["error"]
     indexer.close()
@@ -133,13 +134,13 @@ def test_a_read_only_indexer_sees_documents_indexed_after_it_started(tmp_path):
         return DocList[CrossModalDoc]([
             CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "m"})])
 
-    assert not reader.search(query(), parameters={"limit": 5})[0].matches
+    assert not asyncio.run(reader.search(query(), parameters={"limit": 5}))[0].matches
     writer = Indexer(modality="image", folder=folder)
     writer.index(DocList[CrossModalDoc]([
         CrossModalDoc(id="near", modality="image", uri="/a.png", embedding=_unit([1.0, 0.1]), tags={"model": "m"}),
         CrossModalDoc(id="far", modality="image", uri="/b.png", embedding=_unit([0.0, 1.0]), tags={"model": "m"}),
     ]))
-    matches = reader.search(query(), parameters={"limit": 5})[0].matches
+    matches = asyncio.run(reader.search(query(), parameters={"limit": 5}))[0].matches
     assert [match.id for match in matches] == ["near", "far"]
     assert matches[0].score > matches[1].score
     writer.close()
