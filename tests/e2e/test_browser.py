@@ -72,7 +72,9 @@ def test_typing_a_query_shows_the_coffee_photo_first(page, server, tmp_path):
     assert scores == sorted(scores, reverse=True)
     assert "10 photos" in page.find_element(By.ID, "status").text
     thumb = cards[0].find_element(By.TAG_NAME, "img")
-    assert page.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) > 0
+    # The thumbnail loads after the card appears (a busy machine makes it late): it must load, with pixels.
+    WebDriverWait(page, WAIT).until(
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", thumb) > 0)
     assert query_params(page)["q"] == ["a cup of coffee"]
     shot = save_screenshot(page, tmp_path, "screenshot-text-query.png")
     assert shot.stat().st_size > 10_000
