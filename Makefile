@@ -37,7 +37,8 @@ serve: setup
 #   tests that need no demo index (CRASH_STOP_TESTS).
 # Lane 3: the model-backend modules (model weights written once, one workspace indexed per model) and the other
 #   crash tests (which build a demo index of their own here).
-# Lanes 2 and 3 print their output once lane 1 has finished.
+# Lanes 2 and 3 print their output once lane 1 has finished. TEST_PORT_LANE gives each lane its own block of ports
+# for the flows it starts (tests/servers.py: free_port).
 LANE2_MODULES = tests/e2e/test_hostile_dataset.py tests/e2e/test_cli_evaluate_flickr.py
 LANE3_MODULES = tests/e2e/test_cli_models.py tests/integration/test_model_backends_flow.py \
 	tests/e2e/test_crash_resume.py
@@ -46,11 +47,12 @@ PYTEST = $(BIN)/python -m pytest -q
 
 test: setup
 	@lanes=$$(mktemp -d); \
-	( $(PYTEST) tests/unit $(LANE2_MODULES) $(CRASH_STOP_TESTS) > $$lanes/2 2>&1; echo $$? > $$lanes/2.status ) & \
-	( $(PYTEST) --durations=5 $(LANE3_MODULES) --deselect $(CRASH_STOP_TESTS) > $$lanes/3 2>&1; \
+	( TEST_PORT_LANE=2 $(PYTEST) tests/unit $(LANE2_MODULES) $(CRASH_STOP_TESTS) > $$lanes/2 2>&1; \
+	  echo $$? > $$lanes/2.status ) & \
+	( TEST_PORT_LANE=3 $(PYTEST) --durations=5 $(LANE3_MODULES) --deselect $(CRASH_STOP_TESTS) > $$lanes/3 2>&1; \
 	  echo $$? > $$lanes/3.status ) & \
 	status=0; \
-	$(PYTEST) --durations=15 tests/e2e tests/integration $(addprefix --ignore=,$(LANE2_MODULES) $(LANE3_MODULES)) \
+	TEST_PORT_LANE=1 $(PYTEST) --durations=15 tests/e2e tests/integration $(addprefix --ignore=,$(LANE2_MODULES) $(LANE3_MODULES)) \
 	  || status=1; \
 	wait; \
 	echo "--- lane 2: tests/unit $(LANE2_MODULES) $(CRASH_STOP_TESTS) ---"; cat $$lanes/2; \

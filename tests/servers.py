@@ -14,6 +14,7 @@ and judged: `FlowProcess.stop` fails when a process of the flow survives SIGTERM
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -56,10 +57,36 @@ def describe(result: subprocess.CompletedProcess) -> str:
 
 # --- ports and processes --------------------------------------------------------------------------------------------
 
+# Ports for the flows' gateways. Not the kernel's pick (bind to port 0): that comes from the ephemeral range, where
+# Jina also picks its executors' ports (49153-65535) and every outgoing connection takes one, so in the seconds
+# between the pick and the gateway's bind (a flow binds its gateway after its executors) another lane's executor or a
+# client socket could take it (CI failed once so: "address already in use"). These come from below the ephemeral
+# range instead, where nothing else on the machine picks ports, and each pytest lane (TEST_PORT_LANE, set by the
+# Makefile) has a block of its own; within a lane tests run one at a time and no port is handed out twice.
+LANE_PORT_BLOCK = 2500
+FIRST_TEST_PORT = 20000
+_handed_out: set[int] = set()
+
+
+def ephemeral_port_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port no other lane, no Jina executor and no outgoing connection picks, free now."""
+    lane = int(os.environ.get("TEST_PORT_LANE", "0"))
+    first = FIRST_TEST_PORT + lane * LANE_PORT_BLOCK
+    last = min(first + LANE_PORT_BLOCK, ephemeral_port_floor())
+    candidates = [port for port in range(first, last) if port not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates:
+        _handed_out.add(port)
+        if port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {first}-{last - 1} for test lane {lane}")
 
 
 def port_is_free(port: int) -> bool:
