@@ -534,6 +534,18 @@ class VectorStore:
         the best among the records it allows (see `search_counted`)."""
         return self.search_counted(queries, limit, photo_filter)[0]
 
+    def search_is_ready(self) -> bool:
+        """True when a search now would find this generation's index in memory and the lock free, so it costs no
+        more than the search itself. False when it would first load a new snapshot or rebuild the index (seconds on a
+        large store, after another process wrote) or wait for a write: a caller on an event loop hands that search to
+        a thread, and the loop keeps answering meanwhile."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            return self._index is not None and self._index_generation == self._db_generation()
+        finally:
+            self._lock.release()
+
     def search_counted(self, queries: np.ndarray, limit: int,
                        photo_filter: PhotoFilter | None = None) -> tuple[list[list[Hit]], int]:
         """The hits of `search`, and how many records could be hits: those ``photo_filter`` allows, else all.

@@ -1,4 +1,6 @@
 """Indexer executor: a thin adapter that stores embedded docs in a VectorStore and answers nearest-neighbour queries."""
+import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,8 @@ class Indexer(CrossModalExecutor):
         """Each query's best `limit` matches in this shard, on the event loop (see `CrossModalExecutor`). A search
         takes under a ms on the demo and about 150 ms on a flat index of a million vectors (README), but the store
         runs one search at a time under its lock whichever thread calls it, so a thread would add its handoff and
-        no parallelism."""
+        no parallelism. The exception is a search that must first load the index another process wrote (a
+        read-only indexer after a sync: seconds on a large index): that one runs in a thread."""
         limit = int((parameters or {}).get("limit", 10))
         store = self.store or self._open_existing_store()
         queries = []
@@ -133,7 +136,11 @@ class Indexer(CrossModalExecutor):
                     refuse(doc.tags, f"unusable photo filter: {error}", 400)
                 continue
             vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in group])
-            found, candidates = store.search_counted(vectors, limit, photo_filter)
+            search = functools.partial(store.search_counted, vectors, limit, photo_filter)
+            if store.search_is_ready():
+                found, candidates = search()
+            else:  # a new snapshot to load or a write to wait for: in a thread, the loop answers health checks
+                found, candidates = await asyncio.to_thread(search)
             for doc, hits in zip(group, found):
                 doc.matches = DocList[MatchDoc]([_to_match(hit) for hit in hits])
                 doc.tags[f"{CANDIDATES_TAG}:{self.shard_id}"] = str(candidates)  # distinct keys: shards' tags merge

@@ -6,6 +6,7 @@ server serves; re-indexing is tested at the indexing-job level (test_indexing_jo
 import asyncio
 import base64
 import io
+import time
 
 import numpy as np
 import pytest
@@ -143,6 +144,47 @@ def test_a_read_only_indexer_sees_documents_indexed_after_it_started(tmp_path):
     matches = asyncio.run(reader.search(query(), parameters={"limit": 5}))[0].matches
     assert [match.id for match in matches] == ["near", "far"]
     assert matches[0].score > matches[1].score
+    writer.close()
+    reader.close()
+
+
+def test_a_read_only_indexer_loads_a_new_index_off_the_event_loop(tmp_path, monkeypatch):
+    """After another process wrote, the first search loads the new index (seconds on a large one): in a thread, so
+    the executor's event loop goes on answering (health checks, other requests) meanwhile."""
+    folder = str(tmp_path / "image_index")
+    writer = Indexer(modality="image", folder=folder)
+    writer.index(DocList[CrossModalDoc]([
+        CrossModalDoc(id="near", modality="image", uri="/a.png", embedding=_unit([1.0, 0.1]), tags={"model": "m"})]))
+    reader = Indexer(modality="image", folder=folder, read_only=True)  # loads that index as it opens
+    writer.index(DocList[CrossModalDoc]([
+        CrossModalDoc(id="far", modality="image", uri="/b.png", embedding=_unit([0.0, 1.0]), tags={"model": "m"})]))
+    load = reader.store._load_snapshot
+
+    def slow_load(generation):
+        time.sleep(0.6)  # as a large index would take
+        return load(generation)
+
+    monkeypatch.setattr(reader.store, "_load_snapshot", slow_load)
+    query = DocList[CrossModalDoc]([
+        CrossModalDoc(id="q", modality="text", embedding=_unit([1.0, 0.0]), tags={"model": "m"})])
+
+    async def search_while_ticking():
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        result = await reader.search(query, parameters={"limit": 5})
+        ticker.cancel()
+        return result, ticks
+
+    result, ticks = asyncio.run(search_while_ticking())
+    assert [match.id for match in result[0].matches] == ["near", "far"]
+    assert ticks >= 5  # the loop ran on during the 0.6 s load; blocked, it would not have ticked at all
     writer.close()
     reader.close()
 

@@ -340,6 +340,34 @@ def test_read_only_sees_later_writes(tmp_path):
             assert ids(reader.search(unit(0, 0, 0, 1), limit=1)[0]) == ["d"]
 
 
+def test_search_is_ready_only_when_the_current_index_is_in_memory_and_the_lock_is_free(tmp_path):
+    """What a caller on an event loop asks before searching there: never ready when the search would load, rebuild
+    or wait."""
+    folder = tmp_path / "ws"
+    with open_store(folder) as writer:
+        add_abc(writer)
+        with open_store(folder, read_only=True) as reader:
+            assert reader.search_is_ready()  # loaded when opened
+            writer.add([text("d")], unit(0, 0, 0, 1)[None, :])
+            assert not reader.search_is_ready()  # another process's write: a new generation to load
+            assert ids(reader.search(unit(0, 0, 0, 1), limit=1)[0]) == ["d"]
+            assert reader.search_is_ready()
+            held, release = threading.Event(), threading.Event()
+
+            def hold_the_lock() -> None:
+                with reader._lock:
+                    held.set()
+                    release.wait(5)
+
+            holder = threading.Thread(target=hold_the_lock)
+            holder.start()
+            held.wait(5)
+            assert not reader.search_is_ready()  # a search would wait for it
+            release.set()
+            holder.join()
+            assert reader.search_is_ready()
+
+
 def test_closed_store_raises(tmp_path):
     store = open_store(tmp_path / "ws")
     store.close()
