@@ -36,7 +36,8 @@ class ImageEncoder(CrossModalExecutor):
                  max_pixels: int = DEFAULT_MAX_PIXELS, read_files: bool = False, cpu_share: float = 0.5,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = encoder_backend(model, model_options, IMAGE, float(cpu_share))  # its tower only
+        self.backend = encoder_backend(model, model_options, IMAGE, float(cpu_share),
+                                       self.local_replicas)  # its tower only
         self.batch_size = int(batch_size)
         self.max_pixels = int(max_pixels)
         self.read_files = bool(read_files)

@@ -24,7 +24,8 @@ class TextEncoder(CrossModalExecutor):
     def __init__(self, model: str = DEFAULT_BACKEND, model_options: dict | str | None = None, batch_size: int = 64,
                  cpu_share: float = 0.5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.backend = encoder_backend(model, model_options, TEXT, float(cpu_share))  # its tower only
+        self.backend = encoder_backend(model, model_options, TEXT, float(cpu_share),
+                                       self.local_replicas)  # its tower only
         self.batch_size = int(batch_size)
         # Load the weights now, so the flow is ready only when the first query can be answered at full speed.
         self.backend.encode_texts(["warm up"])

@@ -17,9 +17,10 @@ from serving.runtime.processes import allow_torch, name_this_process
 prepare_child_process()  # before this process builds its gRPC server
 
 
-def encoder_threads(cpu_share: float = 0.5) -> int:
+def encoder_threads(cpu_share: float = 0.5, replicas: int = 1) -> int:
     """Threads of an encoder's model when the flow does not set them (`--threads`): `cpu_share` of the CPUs this
-    process may use, at least one.
+    process may use, split between the encoder's `replicas` (copies that a flow started on this machine runs side by
+    side, each as busy as the others under load), at least one.
 
     The index flow runs its image and text encoders side by side on the same cores (both busy at once): with all the
     CPUs each, their thread pools oversubscribe the cores and wait on each other (measured on 2 shared cores: the
@@ -32,19 +33,20 @@ def encoder_threads(cpu_share: float = 0.5) -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, int(cpus * cpu_share))
+    return max(1, int(cpus * cpu_share / max(1, replicas)))
 
 
-def encoder_backend(model: str, model_options: dict | str | None, tower: str, cpu_share: float = 0.5) -> Any:
-    """An encoder's backend: `model` with its `tower` only, on `encoder_threads(cpu_share)` threads unless the
-    options set them (for the models that take a thread count)."""
+def encoder_backend(model: str, model_options: dict | str | None, tower: str, cpu_share: float = 0.5,
+                    replicas: int = 1) -> Any:
+    """An encoder's backend: `model` with its `tower` only, on `encoder_threads(cpu_share, replicas)` threads unless
+    the options set them (for the models that take a thread count)."""
     from crossmodal.backends import backend_spec, create_backend_from_config, model_options_dict
 
     if not 0 < cpu_share <= 1:
         raise ValueError(f"cpu_share must be in (0, 1], got {cpu_share!r}")
     options = model_options_dict(model_options)
     if any(option.name == "threads" for option in backend_spec(model).options):
-        options.setdefault("threads", encoder_threads(cpu_share))
+        options.setdefault("threads", encoder_threads(cpu_share, replicas))
     return create_backend_from_config(model, options, towers=(tower,))
 
 
@@ -69,6 +71,12 @@ class CrossModalExecutor(Executor):
             allow_torch()
         super().__init__(**kwargs)
         name_this_process(getattr(self.runtime_args, "name", None) or type(self).__name__)
+
+    @property
+    def local_replicas(self) -> int:
+        """Copies of this executor that its flow runs on this machine (`--replicas`). 1 for an executor started
+        alone (`jina executor` in the docker-compose and Kubernetes exports), which shares its CPUs with no sibling."""
+        return int(getattr(self.runtime_args, "replicas", None) or 1)
 
     def started(self) -> None:
         """The end of a subclass's `__init__`: what this process keeps for its life (the model, the stores) is

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.runtime.executor import encoder_backend, encoder_threads
+from img_emb.executor import ImageEncoder
+from serving.runtime.executor import CrossModalExecutor, encoder_backend, encoder_threads
+from txt_emb.executor import TextEncoder
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
 
@@ -45,3 +47,19 @@ def test_the_share_sets_the_models_threads_unless_the_options_do(monkeypatch):
     assert encoder_backend("offline", None, "text", 1.0).threads == 4
     assert encoder_backend("offline", None, "text").threads == 2
     assert encoder_backend("offline", {"threads": 3}, "text", 1.0).threads == 3
+
+
+def test_replicas_on_this_machine_split_the_share(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert [encoder_threads(1.0, replicas) for replicas in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    assert encoder_threads(0.5, 2) == 2
+
+
+@pytest.mark.parametrize("encoder", [TextEncoder, ImageEncoder])
+def test_an_encoder_with_replicas_in_its_flow_takes_its_part_of_the_cpus(monkeypatch, encoder):
+    """`--replicas 2` on one machine: two copies of each encoder busy at once under load, one core each of two;
+    started alone (a container of the exports: no `replicas` in its runtime arguments) it takes them all."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    replica = encoder(model="offline", cpu_share=1.0, runtime_args={"name": "encoder", "replicas": 2})
+    assert (replica.local_replicas, replica.backend.threads) == (2, 2)
+    assert CrossModalExecutor().local_replicas == 1  # alone: the runtime gives no replicas
