@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal.duplicates import DuplicateGroups, SimilarPairs, store_groups
-from crossmodal.ids import caption_doc_id, caption_id_prefix
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.photo_filter import TAKEN_CHARS
 from crossmodal.ranking import (
@@ -41,7 +40,6 @@ from crossmodal.store import (
     filter_ids,
     read_records,
     read_vectors,
-    records_with_pair_id,
     store_generations,
     vector_sample,
 )
@@ -198,18 +196,9 @@ class AnswerBuilder:
                 match.caption, match.why.caption = found.first, found.nearest
 
     def first_captions(self, pair_ids: list[str]) -> dict[str, str | None]:
-        """Each photo's first caption, by pair id: caption 0 of every photo in one read, and a lookup of its other
-        captions only for a photo whose caption 0 is not stored (skipped when it was indexed)."""
-        first_ids = {pair_id: caption_doc_id(pair_id, 0) for pair_id in pair_ids}
-        stored = read_records(self.folders[TEXT], list(first_ids.values()))
-        captions: dict[str, str | None] = {}
-        for pair_id, caption_id in first_ids.items():
-            if caption_id in stored:
-                captions[pair_id] = stored[caption_id].text
-            else:
-                others = records_with_pair_id(self.folders[TEXT], pair_id, caption_id_prefix(pair_id), limit=1)
-                captions[pair_id] = others[0].text if others else None
-        return captions
+        """Each photo's first caption (None without one), by pair id: what `photo_captions` reads for a match."""
+        found = photo_captions(self.folders[TEXT], None, pair_ids)
+        return {pair_id: found[pair_id].first if pair_id in found else None for pair_id in pair_ids}
 
 
 class CalibrationCache:
