@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -65,6 +66,7 @@ def main() -> int:
     parser.add_argument("--workspace", type=Path, default=REPO_ROOT / "workspace")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--server-args", default="", help='more app.py flags for both servers, e.g. "--replicas 2"')
     args = parser.parse_args()
     names = [str(checkout.resolve()) for checkout in args.checkouts]
     samples: dict[str, dict[str, list[float]]] = {name: {"hybrid": [], "semantic": [], "16": []} for name in names}
@@ -74,7 +76,8 @@ def main() -> int:
         for name in names:
             port = free_port()
             process = start_app("-t", "query-restful", "--host", "127.0.0.1", "--port", str(port), "--workspace",
-                                str(args.workspace.resolve()), app=Path(name) / "app.py")
+                                str(args.workspace.resolve()), *shlex.split(args.server_args),
+                                app=Path(name) / "app.py")
             stack.callback(stop, process)
             urls[name] = f"http://127.0.0.1:{port}"
             wait_for_health(urls[name], process)
@@ -96,7 +99,8 @@ def main() -> int:
                "16_clients_p50_ms": percentile_ms(found["16"], 0.5),
                "16_clients_p99_ms": percentile_ms(found["16"], 0.99),
                "16_clients_queries_per_s": len(found["16"]) / seconds_16[name]}
-        results[label(Path(name))] = {key: round(value, 1) for key, value in row.items()}
+        results[label(Path(name))] = {"server_args": args.server_args,
+                                      **{key: round(value, 1) for key, value in row.items()}}
         print(f"{label(Path(name))}: 1 client hybrid p50 {row['1_client_hybrid_p50_ms']:.1f} ms "
               f"(p99 {row['1_client_hybrid_p99_ms']:.1f}), semantic p50 {row['1_client_semantic_p50_ms']:.1f} ms; "
               f"16 clients p50 {row['16_clients_p50_ms']:.1f} ms, p99 {row['16_clients_p99_ms']:.1f} ms "
