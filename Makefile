@@ -37,8 +37,8 @@ serve: setup
 #   tests that need no demo index (CRASH_STOP_TESTS).
 # Lane 3: the model-backend modules (model weights written once, one workspace indexed per model) and the other
 #   crash tests (which build a demo index of their own here).
-# Lanes 2 and 3 print their output once lane 1 has finished. TEST_PORT_LANE gives each lane its own block of ports
-# for the flows it starts (tests/servers.py: free_port).
+# Lanes 2 and 3 print their output once lane 1 has finished. TEST_PORT_LANE gives each lane its own blocks of ports
+# for the flows it starts: their gateways and the ports Jina picks inside them (tests/servers.py).
 LANE2_MODULES = tests/e2e/test_hostile_dataset.py tests/e2e/test_cli_evaluate_flickr.py
 LANE3_MODULES = tests/e2e/test_cli_models.py tests/integration/test_model_backends_flow.py \
 	tests/e2e/test_crash_resume.py

@@ -27,7 +27,18 @@ if "CROSSMODAL_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["CROSSMODAL_CACHE"], ignore_errors=True)
 
 from tests.model_weights import MODELS, model_flags, write_model_weights
-from tests.servers import INDEX_TIMEOUT, FlowProcess, IndexFlow, describe, run_cli, start_index_flow, start_query_server
+from tests.servers import (
+    INDEX_TIMEOUT,
+    FlowProcess,
+    IndexFlow,
+    confine_jina_ports,
+    describe,
+    run_cli,
+    start_index_flow,
+    start_query_server,
+)
+
+confine_jina_ports()  # before any flow starts: every flow subprocess inherits it
 
 
 @dataclass

@@ -57,15 +57,29 @@ def describe(result: subprocess.CompletedProcess) -> str:
 
 # --- ports and processes --------------------------------------------------------------------------------------------
 
-# Ports for the flows' gateways. Not the kernel's pick (bind to port 0): that comes from the ephemeral range, where
-# Jina also picks its executors' ports (49153-65535) and every outgoing connection takes one, so in the seconds
+# Ports. Not the kernel's pick (bind to port 0) for a flow's gateway: that comes from the ephemeral range, where Jina
+# also picks its executors' ports (49153-65535 by default) and every outgoing connection takes one, so in the seconds
 # between the pick and the gateway's bind (a flow binds its gateway after its executors) another lane's executor or a
-# client socket could take it (CI failed once so: "address already in use"). These come from below the ephemeral
-# range instead, where nothing else on the machine picks ports, and each pytest lane (TEST_PORT_LANE, set by the
-# Makefile) has a block of its own; within a lane tests run one at a time and no port is handed out twice.
+# client socket could take it (CI failed once so: "address already in use"). Every pytest lane (TEST_PORT_LANE, set
+# by the Makefile; 0 for a plain pytest run) gets two blocks below the ephemeral range instead, where nothing else on
+# the machine picks ports: one for the gateways the tests start (`free_port`: within a lane tests run one at a time
+# and no port is handed out twice) and one for the ports Jina picks inside those flows (`confine_jina_ports`).
 LANE_PORT_BLOCK = 2500
-FIRST_TEST_PORT = 20000
+FIRST_TEST_PORT = 20000  # gateways: 20000-29999
+FIRST_JINA_PORT = 10000  # executors, heads, the index flow's port: 10000-19999
 _handed_out: set[int] = set()
+
+
+def port_lane() -> int:
+    return int(os.environ.get("TEST_PORT_LANE", "0"))
+
+
+def confine_jina_ports() -> None:
+    """Jina's random ports (JINA_RANDOM_PORT_MIN/MAX) for every flow this process starts from now on: this lane's
+    block, unless the environment sets them already."""
+    first = FIRST_JINA_PORT + port_lane() * LANE_PORT_BLOCK
+    os.environ.setdefault("JINA_RANDOM_PORT_MIN", str(first))
+    os.environ.setdefault("JINA_RANDOM_PORT_MAX", str(first + LANE_PORT_BLOCK - 1))
 
 
 def ephemeral_port_floor() -> int:
@@ -77,7 +91,7 @@ def ephemeral_port_floor() -> int:
 
 def free_port() -> int:
     """A port no other lane, no Jina executor and no outgoing connection picks, free now."""
-    lane = int(os.environ.get("TEST_PORT_LANE", "0"))
+    lane = port_lane()
     first = FIRST_TEST_PORT + lane * LANE_PORT_BLOCK
     last = min(first + LANE_PORT_BLOCK, ephemeral_port_floor())
     candidates = [port for port in range(first, last) if port not in _handed_out]
