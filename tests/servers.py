@@ -74,12 +74,18 @@ def port_lane() -> int:
     return int(os.environ.get("TEST_PORT_LANE", "0"))
 
 
+def lane_ports(first_port: int) -> range:
+    """This lane's block of the ports from `first_port` on (one block per lane)."""
+    first = first_port + port_lane() * LANE_PORT_BLOCK
+    return range(first, first + LANE_PORT_BLOCK)
+
+
 def confine_jina_ports() -> None:
     """Jina's random ports (JINA_RANDOM_PORT_MIN/MAX) for every flow this process starts from now on: this lane's
     block, unless the environment sets them already."""
-    first = FIRST_JINA_PORT + port_lane() * LANE_PORT_BLOCK
-    os.environ.setdefault("JINA_RANDOM_PORT_MIN", str(first))
-    os.environ.setdefault("JINA_RANDOM_PORT_MAX", str(first + LANE_PORT_BLOCK - 1))
+    block = lane_ports(FIRST_JINA_PORT)
+    os.environ.setdefault("JINA_RANDOM_PORT_MIN", str(block.start))
+    os.environ.setdefault("JINA_RANDOM_PORT_MAX", str(block[-1]))
 
 
 def ephemeral_port_floor() -> int:
@@ -91,16 +97,14 @@ def ephemeral_port_floor() -> int:
 
 def free_port() -> int:
     """A port no other lane, no Jina executor and no outgoing connection picks, free now."""
-    lane = port_lane()
-    first = FIRST_TEST_PORT + lane * LANE_PORT_BLOCK
-    last = min(first + LANE_PORT_BLOCK, ephemeral_port_floor())
-    candidates = [port for port in range(first, last) if port not in _handed_out]
+    block, floor = lane_ports(FIRST_TEST_PORT), ephemeral_port_floor()
+    candidates = [port for port in block if port < floor and port not in _handed_out]
     random.shuffle(candidates)
     for port in candidates:
         _handed_out.add(port)
         if port_is_free(port):
             return port
-    raise RuntimeError(f"no free port in {first}-{last - 1} for test lane {lane}")
+    raise RuntimeError(f"no free port in {block.start}-{block[-1]} for test lane {port_lane()}")
 
 
 def port_is_free(port: int) -> bool:
