@@ -74,3 +74,6 @@ clean:
 
 export-deploy: setup
 	$(BIN)/python deploy/export.py
+
+# Container targets (images, deploy-up, deploy-down, deploy-test, base-image): deploy/deploy.mk.
+-include deploy/deploy.mk
