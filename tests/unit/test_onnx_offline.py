@@ -20,6 +20,7 @@ from crossmodal.backends.spec import DEFAULT_RUNTIME, RUNTIME, RUNTIMES
 from dataset import open_dataset
 
 MIN_COSINE = 0.9999
+TIE = 1e-4  # scores closer than this are a tie between runtimes (fp32 ONNX against torch: ~1e-6 apart)
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +86,20 @@ def test_image_tower_equals_torch(torch_backend, onnx_backend, demo):
 
 
 def test_demo_ranking_is_the_same_under_both_runtimes(torch_backend, onnx_backend, demo):
+    """The same text -> image ranking, up to the order of near-ties: two photos whose torch scores are within TIE
+    may come in either order (a fp32 ONNX score differs from torch's by ~1e-6, by an amount that depends on the CPU's
+    kernels: an exact argsort comparison would test this CPU's rounding). Every other pair keeps its order."""
     photos, captions = demo
     assert len(photos) == 19 and len(captions) == 57
     texts = [caption for _, caption in captions]
-    rankings = []
-    for backend in (torch_backend, onnx_backend):
-        scores = backend.encode_texts(texts) @ backend.encode_images(photos).T
-        rankings.append(np.argsort(-scores, axis=1, kind="stable"))
-    np.testing.assert_array_equal(rankings[0], rankings[1])
+    scores = [backend.encode_texts(texts) @ backend.encode_images(photos).T
+              for backend in (torch_backend, onnx_backend)]
+    onnx_order = np.argsort(-scores[1], axis=1, kind="stable")
+    torch_scores_in_onnx_order = np.take_along_axis(scores[0], onnx_order, axis=1)
+    assert (np.diff(torch_scores_in_onnx_order, axis=1) <= TIE).all()  # descending, up to near-ties
+    torch_order = np.argsort(-scores[0], axis=1, kind="stable")
+    gaps = -np.diff(np.take_along_axis(scores[0], torch_order, axis=1), axis=1)
+    assert np.array_equal(onnx_order[gaps[:, 0] > TIE, 0], torch_order[gaps[:, 0] > TIE, 0])  # the same top-1
 
 
 def test_a_second_load_uses_the_cache_without_exporting(cache_dir, onnx_backend, monkeypatch):

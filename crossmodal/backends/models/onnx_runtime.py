@@ -30,6 +30,14 @@ fails or does not match torch.
   gateway and indexers, and a spinning pool would take the CPU from them between requests. Measured on 2 shared
   cores, bare sessions: 2 threads against 1: MiniLM single query 3.2-4.2 ms against 4.2-4.4, EfficientNet-Lite0
   124-190 against 98-101 images/s; spinning on saves ~0.6-1.8 ms per query and nothing on batches of images.
+- Graph optimisations: ONNX Runtime's level "all" by default; $CROSSMODAL_ONNX_OPTIMIZATION (disabled, basic,
+  extended, all) sets another for every session, the export check's included (ONNX Runtime reads no environment
+  variable for it). The cached file is the exported graph, not an optimised one, whatever the level. The unit lane
+  runs under "disabled" too (tests/numerics/run; docs/numerics.md).
+- Tolerances, measured on the real towers (docs/numerics.md, tests/numerics/measure_towers.py): fp32 exports of
+  MiniLM and EfficientNet-Lite0 reach 1 - cosine <= 1e-11 against torch on the check inputs, under every numeric
+  setup tried (OpenBLAS core types, graph optimisations off, 1 and 2 threads), so MIN_COSINE = 0.9999 has a margin
+  of 1e7; int8: EfficientNet-Lite0 0.99975 (passes MIN_COSINE_INT8 = 0.99), MiniLM 0.907 (refused, as intended).
 - int8 (`runtime="onnx-int8"`, opt-in): onnxruntime's dynamic quantisation of the exported graph's MatMul/Gemm
   weights (activations stay float); it is checked against torch with MIN_COSINE_INT8, not 0.9999. Measured on the
   offline model (bench/encoder_bench.py --int8): MiniLM int8 reaches cosine 0.94 only, fails its check and runs in
@@ -131,6 +139,28 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+OPTIMIZATION_ENV = "CROSSMODAL_ONNX_OPTIMIZATION"
+OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
+DEFAULT_OPTIMIZATION = "all"
+
+
+def optimization_level(value: str | None = None) -> Any:
+    """ONNX Runtime's graph optimisation level for every session: `value`, else $CROSSMODAL_ONNX_OPTIMIZATION, else
+    "all" (the default: constant folding, node fusions, layout changes). "disabled" runs the exported graph as it is
+    (tests/numerics/run runs the unit lane so, against fusions whose rounding differs); ONNX Runtime has no
+    environment variable of its own for this. An unknown value raises ValueError naming the accepted ones."""
+    import onnxruntime as ort
+
+    name = (value if value is not None else os.environ.get(OPTIMIZATION_ENV) or DEFAULT_OPTIMIZATION).strip().lower()
+    levels = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if name not in levels:
+        raise ValueError(f"{OPTIMIZATION_ENV}={name!r}: expected one of {', '.join(OPTIMIZATION_LEVELS)}")
+    return levels[name]
+
+
 def session_options(threads: int | None = None) -> Any:
     import onnxruntime as ort
 
@@ -138,7 +168,7 @@ def session_options(threads: int | None = None) -> Any:
     options.intra_op_num_threads = int(threads) if threads else default_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = optimization_level()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: onnxruntime's warnings about unused initialisers are noise here
     return options
