@@ -23,6 +23,9 @@ from crossmodal.backends import (
     create_backend_from_config,
 )
 
+# Every test here loads a real-size ViT-B-32 (random weights): `make test-slow` runs them (pytest.ini: slow).
+pytestmark = pytest.mark.slow
+
 ARCH = "ViT-B-32"
 CAPTIONS = ["a cat sitting on a sofa", "an astronaut in a white suit", "a cup of coffee on a table", "x"]
 

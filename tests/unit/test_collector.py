@@ -60,6 +60,7 @@ def test_every_executor_says_it_has_started_at_the_end_of_its_init(path):
     assert getattr(last.value.func, "attr", None) == "started"
 
 
+@pytest.mark.slow
 def test_an_executor_that_has_started_froze_its_model(unfrozen):
     from img_emb.executor import ImageEncoder
 

@@ -85,6 +85,7 @@ def test_clip_towers_equal_torch(clip_weights, cache, images):
     assert len(list(cache_folder(cache).glob("clip-*.onnx"))) == 2
 
 
+@pytest.mark.slow
 def test_vsepp_towers_equal_torch(vsepp_files, cache, images):
     torch_backend = create_backend("vsepp", **vsepp_files)
     onnx_backend = create_backend("vsepp", runtime="onnx", **vsepp_files)

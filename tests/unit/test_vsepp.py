@@ -352,6 +352,7 @@ def test_a_sentence_end_inside_a_caption_splits_its_period_as_punkt_would():
 
 # --- checkpoint -----------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_vgg19_checkpoint_loads_strictly_and_matches_the_original_code(vgg, photos):
     backend = vgg.backend
     assert backend.dim == 1024 and backend.cnn_type == "vgg19"
@@ -399,6 +400,7 @@ def test_preprocessing_is_resize_256_center_crop_224_imagenet(vgg, photos):
     np.testing.assert_allclose(tensor.permute(1, 2, 0).numpy(), expected, atol=0.02)
 
 
+@pytest.mark.slow
 def test_resnet152_legacy_format_without_batchnorm_counters_loads(tmp_path, photos, monkeypatch):
     """The released files predate torch 1.6 (legacy format) and torch 0.4.1 (no num_batches_tracked)."""
     def no_download(*args, **kwargs):
