@@ -102,6 +102,21 @@ def test_the_held_out_shares_do_not_fall_below_what_was_measured(heldout, shippe
     assert answerable >= 0.83 and flagged >= 0.92
 
 
+MARGIN = 1e-3  # relevance: far above what another CPU's rounding changes (vectors ~1e-6, relevance ~1e-5)
+
+
+def test_no_held_out_query_sits_on_the_no_good_match_boundary(heldout, shipped):
+    """The floors above and the strict xfails below count queries whose best relevance is >= 0.5: they hold on every
+    machine only while no query's best relevance is within float rounding of 0.5 (a CPU's other rounding would move
+    it across, the share by one query, and a floor or a strict xfail fails). Measured: the closest is 0.004 away."""
+    for mode, directions in MODE_SETS.items():
+        for direction, name in directions.items():
+            for labelled in heldout[name]:
+                for query in labelled.queries:
+                    best = float(np.max(returned_relevance(shipped, direction, query)))
+                    assert abs(best - NO_GOOD_MATCH_BELOW) > MARGIN, (mode, direction, best)
+
+
 def test_hybrid_relevance_uses_the_keyword_coverage_the_gateway_computes(encoded, heldout, shipped):
     """A hybrid query's matches come in the fused order with their coverage; the keyword mapping scores them."""
     answerable, _ = heldout[TEXT_TO_IMAGE_KEYWORDS]
@@ -121,7 +136,7 @@ def test_the_issue_example_no_longer_ranks_a_dog_query_above_a_true_match(encode
         relevance = shipped.relevance(TEXT_TO_IMAGE, scores[:10], distribution)
         assert relevance is not None
         relevances.append(float(relevance[0]))
-    assert relevances[0] < relevances[1]
+    assert relevances[0] < relevances[1] - MARGIN  # 0.314 against 0.319: apart on any CPU
 
 
 def test_the_issue_examples_in_hybrid_mode(encoded, shipped):
