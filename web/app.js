@@ -13,7 +13,8 @@
     modality: $('modality'), limit: $('limit'), notice: $('notice'), error: $('error'), status: $('status'),
     results: $('results'), list: $('result-list'), more: $('more'), query: $('query'),
     queryImage: $('query-image'), queryTitle: $('query-title'), queryCaption: $('query-caption'),
-    queryNote: $('query-note'), stats: $('stats'), maxSize: $('max-size'),
+    queryNote: $('query-note'), stats: $('stats'), maxSize: $('max-size'), queryShows: $('query-shows'),
+    queryShowsText: $('query-shows-text'), queryOther: $('query-other'),
     sample: $('sample'), sampleList: $('sample-list'), sampleMore: $('sample-more'), examples: $('examples'),
     mode: $('mode'), not: $('not'), notAdd: $('not-add'), steering: $('steering'), chips: $('chips'),
     steeringClear: $('steering-clear'), noGoodMatch: $('no-good-match'), noGoodMatchText: $('no-good-match-text'),
@@ -55,6 +56,7 @@
   // request it continues and how the cards shown so far were grouped.
   let paging = null;
   let library = false;   // the collection has photos with metadata: filters, order and duplicates are offered
+  let captionCount = null; // captions indexed (GET /stats): without any, a photo query finds the photos like it
   let view = 'search';   // 'search' or 'duplicates'
 
   // --- URL state: ?q=<text> or ?image=<indexed photo id>, plus limit and modality -----------------------------
@@ -133,9 +135,11 @@
     return fields;
   }
 
-  // Photos are the results of a text query (cross-modal) or of any query that asks for photos.
+  // Photos are the results of a text query (cross-modal), of any query that asks for photos, and of a photo query
+  // on a collection without captions (the server answers it with the photos like it).
   function photoResultsFor(query) {
-    return ui.modality.value === 'image' || (ui.modality.value === '' && Boolean(query) && query.kind === 'text');
+    if (ui.modality.value !== '') return ui.modality.value === 'image';
+    return Boolean(query) && (query.kind === 'text' || captionCount === 0);
   }
 
   // Offered in a photo library; hidden otherwise (captioned datasets have no dates or folders), unless the address
@@ -940,6 +944,7 @@
     const filtered = Object.keys(request.fields).some((key) => key !== 'sort');
     const about = (query.kind === 'text' ? ' for \u201c' + query.value + '\u201d' : ' for this photo') +
                   (parts.length ? ' (steered)' : '') + (filtered ? ' (filtered)' : '');
+    if (!append) showWhatAPhotoFinds(query, photoResults, body.note);
     const noGoodMatch = body.no_good_match === true && shown > 0 && !byDate;
     ui.noGoodMatch.hidden = !noGoodMatch;
     if (noGoodMatch) {
@@ -975,6 +980,19 @@
     ui.moreCount.textContent = total !== null ? 'Showing ' + shown + ' of ' + total : '';
     if (hadFocus && !append) ui.results.focus({ preventScroll: true });
     return matches.length;
+  }
+
+  // A photo query says what it found (captions that describe it, or the photos like it) and offers the other,
+  // where the collection has it: a photo folder without captions has only photos.
+  function showWhatAPhotoFinds(query, photoResults, note) {
+    ui.queryShows.hidden = query.kind === 'text';
+    if (ui.queryShows.hidden) return;
+    ui.queryShowsText.textContent = note ? 'No captions are indexed here, so these are the photos most like it.'
+      : photoResults ? 'These are the photos most like it.' : 'These are the captions that describe it.';
+    const other = photoResults ? 'text' : 'image';
+    ui.queryOther.hidden = other === 'text' && !captionCount;
+    ui.queryOther.textContent = other === 'text' ? 'Show captions instead' : 'Show photos like it instead';
+    ui.queryOther.dataset.modality = other;
   }
 
   // "More results": the next page of the same search, appended; focus goes to its first result.
@@ -1071,6 +1089,11 @@
     rerunWithOptions();
   });
   ui.mode.addEventListener('change', rerunWithOptions);
+  ui.queryOther.addEventListener('click', () => {
+    ui.modality.value = ui.queryOther.dataset.modality;
+    showFilters();
+    rerunWithOptions();
+  });
 
   // Filters and the order: a change searches again (a typed folder or camera on Enter or on leaving the box).
   function applyFilters() {
@@ -1344,6 +1367,7 @@
     ui.maxSize.textContent = formatBytes(server.max_image_bytes);
     ui.q.maxLength = server.max_text_chars;
     const model = stats.model ? ' \u00b7 model ' + stats.model + (stats.dim ? ' (' + stats.dim + '-d)' : '') : '';
+    captionCount = stats.captions;
     ui.stats.textContent = plural(stats.images, 'photo', 'photos') + ' and ' +
                            plural(stats.captions, 'caption', 'captions') + ' indexed' + model;
     if (!stats.images && !stats.captions) {

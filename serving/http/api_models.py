@@ -107,7 +107,8 @@ class SearchRequest(PhotoResultOptions):
     limit: int = Field(10, ge=1, description="how many matches to return, 1 to the server's maximum (100)")
     modality: Optional[Modality] = Field(
         None, description="what to return: `image` (photos) or `text` (captions); default: the other modality "
-                          "than the query's, which is the cross-modal search")
+                          "than the query's, which is the cross-modal search, except that a photo query on a "
+                          "collection without captions returns photos (the response's `note` says so)")
     mode: SearchMode = Field("hybrid", description=(
         "`semantic`: by meaning (the embeddings); `keyword`: the query's words in captions, file and folder "
         "names (SQLite FTS5, BM25); `hybrid` (default): both rankings fused by reciprocal rank fusion. A query "
@@ -210,6 +211,9 @@ class SearchResponse(BaseModel):
     offset: int = Field(0, description="where this page starts in the whole answer")
     next_offset: Optional[int] = Field(None, description="the `offset` of the next page; null at the end")
     matches: list[Match] = Field(description="best first (or newest first with `sort: taken`)")
+    note: Optional[str] = Field(None, description=(
+        "why `modality` is not what the request implied: a photo query on a collection without captions returns "
+        "the photos like it; null otherwise"))
 
 
 class DuplicateMember(BaseModel):

@@ -47,7 +47,7 @@ from serving.http import api_models as models
 from serving.http import jinabox
 from serving.http.answers import AnswerBuilder, FlowResult, candidate_counts, search_depth
 from serving.http.api_docs import mount_api_docs
-from serving.http.plans import SearchPlan, page_options
+from serving.http.plans import NO_CAPTIONS_NOTE, SearchPlan, page_options
 from serving.http.queries import MAX_TEXT_CHARS, Query, QueryBuilder
 from serving.http.thumbnails import THUMBNAIL_SIZES, ThumbnailCache, thumbnail_size
 from serving.runtime import prepare_child_process
@@ -145,7 +145,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                 request.state.widget = True  # errors then carry what the widget shows (jinabox_error_extras)
                 widget = _validate(models.WidgetSearchRequest, body)
                 top_k = min(widget.parameters.top_k or widget.parameters.limit or 10, self.max_limit)
-                docs = await self._jinabox_docs(widget.data, top_k, str(request.base_url), legacy=False)
+                docs = await self._jinabox_docs(widget.data, top_k, str(request.base_url))
                 return JSONResponse(jinabox.widget_response(docs, top_k))
             return await self._search_json(_validate(models.SearchRequest, body))
 
@@ -169,7 +169,7 @@ class CrossModalGateway(FastAPIBaseGateway):
             if body.mode != "search":
                 raise HTTPException(400, f"mode {body.mode!r} is not served here; only 'search'")
             top_k = min(body.matches_per_query(), self.max_limit)
-            docs = await self._jinabox_docs(body.data, top_k, str(request.base_url), legacy=True)
+            docs = await self._jinabox_docs(body.data, top_k, str(request.base_url))
             return JSONResponse(jinabox.widget_response(docs, top_k))
 
         @app.get("/images/{doc_id}", responses={**ERROR_RESPONSES, 200: {"content": {"image/*": {}}}},
@@ -234,7 +234,7 @@ class CrossModalGateway(FastAPIBaseGateway):
         self._check_limit(request.limit)
         first = request if given else request.plus[0]
         query_modality = IMAGE if first.text is None else TEXT
-        target = request.modality or other_modality(query_modality)
+        target, note = await self._target(query_modality, request.modality)
         parts: list[tuple[Query, float]] = []
         if given:
             parts.append((await self._part(request, target, where), 1.0))
@@ -243,7 +243,22 @@ class CrossModalGateway(FastAPIBaseGateway):
                 query = await self._part(part, target, f"{where}{name}[{position}].")
                 parts.append((query, sign * part.weight))
         return SearchPlan(parts=parts, query_modality=query_modality, target=target, limit=request.limit,
-                          mode=request.mode, **page_options(request, target, where))
+                          mode=request.mode, note=note, **page_options(request, target, where))
+
+    async def _target(self, query_modality: str, requested: str | None) -> tuple[str, str | None]:
+        """What a search returns, and why when it is not what was asked or implied. The default is the other
+        modality (the cross-modal search), except that a photo query on a collection without captions (a photo
+        folder) returns the photos like it: the natural answer there, instead of an empty list."""
+        if requested is not None:
+            return requested, None
+        target = other_modality(query_modality)
+        if target == TEXT and await run_in_threadpool(self._caption_count) == 0:
+            return IMAGE, NO_CAPTIONS_NOTE
+        return target, None
+
+    def _caption_count(self) -> int:
+        summary = store_summary(self.folders[TEXT])
+        return summary.count if summary else 0
 
     async def _part(self, part: models.SearchRequest | models.QueryPart, target: str, where: str) -> Query:
         """One query for one encoder. Decoding a photo to validate it takes a while: off the event loop."""
@@ -283,10 +298,10 @@ class CrossModalGateway(FastAPIBaseGateway):
             self._check_limit(request_model.limit)
             data = await upload.read(self.max_image_bytes + 1)
             name = f"image ({upload.filename})" if upload.filename else "image"
-            target = request_model.modality or other_modality(IMAGE)
+            target, note = await self._target(IMAGE, request_model.modality)
             query = await run_in_threadpool(self.queries.image_bytes, data, target, name)
             plan = SearchPlan(parts=[(query, 1.0)], query_modality=IMAGE, target=target, limit=request_model.limit,
-                              mode=request_model.mode, **page_options(request_model, target))
+                              mode=request_model.mode, note=note, **page_options(request_model, target))
             return JSONResponse((await self._answers([plan]))[0].model_dump())
         return await self._search_json(request_model)
 
@@ -306,8 +321,11 @@ class CrossModalGateway(FastAPIBaseGateway):
             await asyncio.gather(keywords, return_exceptions=True)  # not left running; the flow's error is the answer
             raise
         rankings = await keywords
-        return await run_in_threadpool(lambda: [builder.answer(plan, result, keyword)
-                                                for plan, result, keyword in zip(plans, found, rankings)])
+        answers = await run_in_threadpool(lambda: [builder.answer(plan, result, keyword)
+                                                   for plan, result, keyword in zip(plans, found, rankings)])
+        for plan, answer in zip(plans, answers):
+            answer.note = plan.note
+        return answers
 
     def _sample(self, limit: int) -> models.SampleResponse:
         records = sample_records(self.folders[IMAGE], limit)
@@ -318,7 +336,7 @@ class CrossModalGateway(FastAPIBaseGateway):
                   for record in records]
         return models.SampleResponse(photos=photos)
 
-    async def _jinabox_docs(self, data: list[str], top_k: int, base_url: str, legacy: bool) -> list[dict]:
+    async def _jinabox_docs(self, data: list[str], top_k: int, base_url: str) -> list[dict]:
         """The widget's queries, searched by meaning (the widgets show scores, not relevance or modes)."""
         if not data:
             raise HTTPException(400, "'data' holds no query")
@@ -326,12 +344,14 @@ class CrossModalGateway(FastAPIBaseGateway):
             raise HTTPException(400, f"'data' holds {len(data)} queries; at most {MAX_QUERIES} per request")
         queries = await run_in_threadpool(
             lambda: [self.queries.jinabox_item(item, position) for position, item in enumerate(data)])
+        for query in queries:
+            query.target, _ = await self._target(query.modality, None)
         limit = min(top_k, self.max_limit)
         plans = [SearchPlan(parts=[(query, 1.0)], query_modality=query.modality, target=query.target, limit=limit,
                             mode="semantic") for query in queries]
         found = await self._run(plans)
         base = base_url.rstrip("/")
-        return [jinabox.doc_json(query, result.matches, base, legacy) for query, result in zip(queries, found)]
+        return [jinabox.doc_json(query, result.matches, base) for query, result in zip(queries, found)]
 
     async def _run(self, plans: list[SearchPlan]) -> list[FlowResult]:
         """Each plan through the flow: composed ones have their parts embedded first (`/encode`) and combined;

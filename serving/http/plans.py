@@ -21,6 +21,9 @@ from serving.http.api_models import MAX_DEPTH, SearchRequest
 from serving.http.queries import Query
 from serving.wire import CrossModalDoc
 
+NO_CAPTIONS_NOTE = ("no captions are indexed (a photo folder): these are the photos most like this one; "
+                    "send modality \"text\" for captions")
+
 
 @dataclass
 class SearchPlan:
@@ -37,6 +40,7 @@ class SearchPlan:
     offset: int = 0
     collapse: bool = True  # near-duplicate photos folded into the best ranked of their group
     fold_margin: int = 0  # how many matches collapsing may remove: the search looks that much deeper
+    note: str | None = None  # why the answer's modality is not the one the request implied (NO_CAPTIONS_NOTE)
 
     @property
     def composed(self) -> bool:

@@ -15,6 +15,7 @@ docs/screenshot-library.png (newest first) and docs/screenshot-duplicates.png.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 from pathlib import Path
@@ -84,7 +85,7 @@ def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> dict:
     """The library folder indexed by `app.py -t index -d folder` and served: {"url", "ids": {path: id}} (the first
-    path of each photo)."""
+    path of each photo), "album": the folder}."""
     root = tmp_path_factory.mktemp("web-library")
     demo = {item.image_path.stem: item.image_path for item in DemoReader(root / "demo-source")}
     album, workspace = root / ALBUM, root / "workspace"
@@ -105,7 +106,7 @@ def library(tmp_path_factory) -> dict:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for path, doc_id in ids.items():  # every photo indexed, at its path
                 assert client.get(f"/documents/{doc_id}").json()["metadata"]["path"] == path
-        yield {"url": server.url, "ids": ids}
+        yield {"url": server.url, "ids": ids, "album": album}
     finally:
         server.stop()
 
@@ -477,4 +478,48 @@ def test_more_groups_appends_the_next_page_of_duplicates(desktop, library):
     assert desktop.find_element(By.ID, "duplicates-status").text.startswith("2 groups")
     # the focus moves to the first photo of the group added
     assert desktop.switch_to.active_element.get_attribute("href").endswith("/images/" + groups[1]["members"][0]["id"])
+    assert console_errors(desktop) == []
+
+
+# --- photo queries on a library without captions (issue 21) -----------------------------------------------------------
+
+def test_a_photo_query_without_a_modality_answers_the_photos_like_it_over_every_route(library, tmp_path):
+    """No captions are indexed, so the cross-modal default (captions) would be empty: the photos like it come back,
+    with a note saying why; asking for captions still gets (no) captions, without the note."""
+    coffee = library["ids"]["2023/summer/coffee.jpg"]
+    answer = api_search(library, image_id=coffee, limit=5)
+    assert answer["modality"] == "image" and "no captions are indexed" in answer["note"], answer
+    assert answer["matches"][0]["id"] == coffee
+    asked = api_search(library, image_id=coffee, limit=5, modality="text")
+    assert asked["modality"] == "text" and asked["matches"] == [] and asked["note"] is None
+    assert api_search(library, text="a cup of coffee", limit=3)["note"] is None  # a text query finds photos anyway
+    photo = tmp_path / "mine.jpg"  # the coffee photo re-saved, as a user's own copy of it would be
+    Image.open(library["album"] / "2023" / "summer" / "coffee.jpg").save(photo, quality=80)
+    near = {coffee, library["ids"][NEAR_COPY]}  # either may be the one shown: the other is folded into it
+    with httpx.Client(base_url=library["url"], timeout=60) as client, photo.open("rb") as upload:
+        uploaded = client.post("/search", files={"image": ("mine.jpg", upload, "image/jpeg")}, data={"limit": "3"})
+        data_uri = "data:image/jpeg;base64," + base64.b64encode(photo.read_bytes()).decode("ascii")
+        widget = client.post("/api/search", json={"data": [data_uri], "top_k": 3})
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json()["modality"] == "image" and uploaded.json()["matches"][0]["id"] in near
+    assert widget.status_code == 200, widget.text
+    found = widget.json()["search"]["docs"][0]["matches"]
+    assert found and found[0]["id"] in near and found[0]["modality"] == "image"
+
+
+def test_a_photo_dropped_on_the_page_shows_the_photos_like_it_and_says_so(desktop, library, tmp_path):
+    photo = tmp_path / "my-flower.jpg"
+    Image.open(library["album"] / "2023" / "summer" / "flower.jpg").save(photo, quality=80)
+    open_page(desktop, library["url"] + "/")
+    desktop.find_element(By.ID, "file").send_keys(str(photo))
+    shown = settled(desktop)
+    assert shown and shown[0]["path"] == "2023/summer/flower.jpg", shown
+    WebDriverWait(desktop, WAIT).until(lambda d: d.find_element(By.ID, "query-shows").is_displayed())
+    assert "No captions are indexed here" in desktop.find_element(By.ID, "query-shows").text
+    assert not desktop.find_element(By.ID, "query-other").is_displayed()  # no captions to offer instead
+    assert "found" not in desktop.find_element(By.ID, "status").text
+    # a result's photo searched in turn ("search with this photo") finds the photos like that one
+    desktop.find_element(By.CSS_SELECTOR, f"#result-list > li.card[data-id='{shown[1]['id']}'] button.thumb").click()
+    again = settled(desktop)
+    assert again and again[0]["id"] == shown[1]["id"], (shown, again)
     assert console_errors(desktop) == []
