@@ -33,16 +33,16 @@ def match_json(match: MatchDoc, base_url: str) -> dict:
     return result
 
 
-def doc_json(query: Query, matches: Iterable[MatchDoc], base_url: str, legacy: bool = False) -> dict:
-    """One query and its matches; `legacy` adds `topkResults`, the match list of the oldest widget versions."""
+def doc_json(query: Query, matches: Iterable[MatchDoc], base_url: str) -> dict:
+    """One query and its matches, also as `topkResults` (the match list of the 2020 widget, which a user may point
+    at either route)."""
     doc: dict = {"id": query.id, "mimeType": query.mime_type, "mime_type": query.mime_type, "modality": query.modality}
     if query.text is not None:
         doc["text"] = query.text
     if query.uri:
         doc["uri"] = query.uri
     doc["matches"] = [match_json(match, base_url) for match in matches]
-    if legacy:
-        doc["topkResults"] = [{"matchDoc": match, "score": match["score"]} for match in doc["matches"]]
+    doc["topkResults"] = [{"matchDoc": match, "score": match["score"]} for match in doc["matches"]]
     return doc
 
 

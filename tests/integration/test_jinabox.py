@@ -154,7 +154,8 @@ def test_newer_widget_body_on_search_answers_data_docs(client, cat_data_uri):
     assert docs[1]["mimeType"] == "image/png" and CAT in pair_ids(docs[1]["matches"])
     for doc in docs:
         check_matches(doc["matches"], 4)
-        assert "topkResults" not in doc
+        # the 2020 widget (Jina 0.5 shape) pointed at /search reads topkResults[].matchDoc: there too
+        assert [result["matchDoc"] for result in doc["topkResults"]] == doc["matches"]
     plain = widget_post(client, "/search", {"data": ["a cup of coffee"]})["data"]["docs"][0]
     assert len(plain["matches"]) == 10  # default top_k
 
