@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import itertools
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -87,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("semantic", "keyword", "hybrid"), default="hybrid",
                         help="-t query: by meaning, by the words of captions and file names, or both fused")
     parser.add_argument("--limit", type=int, default=10, help="number of results (-t query)")
+    parser.add_argument("--modality", choices=("image", "text"), default=None,
+                        help="-t query: return photos or captions (default: the other modality than the query's; "
+                             "photos for a photo query on a collection without captions)")
     query_filters = parser.add_argument_group("-t query filters, sort and pages (photo results)")
     query_filters.add_argument("--folder", help="photos under this folder of the library (path prefix)")
     query_filters.add_argument("--taken-after", metavar="DATE", help="taken at or after (ISO date or local time)")
@@ -100,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     query_filters.add_argument("--all-duplicates", action="store_true",
                                help="list every near-duplicate photo instead of the best of each group")
     parser.add_argument("--reindex", action="store_true", help="re-encode documents that are already indexed")
+    parser.add_argument("--mix", action="store_true",
+                        help="-t index/watch of a photo folder: add it to a workspace that holds another collection "
+                             "(by default that is refused: each collection in a workspace of its own)")
     parser.add_argument("--scan-interval", type=float, default=60.0, metavar="SECONDS",
                         help="-t watch: a full scan of the folder this often, besides its file-system events")
     parser.add_argument("--output", type=Path, default=None, help="metrics JSON file (-t evaluate)")
@@ -123,6 +131,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"{flag} must be at least 1")
     check_model_flags(parser, args)
     return args
+
+
+def query_flag_problem(args: argparse.Namespace) -> str | None:
+    """What the gateway would refuse in -t query's flags, said before any flow starts (None when they are usable)."""
+    from crossmodal.photo_filter import FilterError, parse_photo_filter
+
+    most = FlowSettings().max_limit
+    if not 1 <= args.limit <= most:
+        return f"--limit must be between 1 and {most}, got {args.limit}"
+    if args.offset < 0:
+        return f"--offset must be 0 or more, got {args.offset}"
+    try:
+        parse_photo_filter({"folder": args.folder, "taken_after": args.taken_after,
+                            "taken_before": args.taken_before, "has_location": args.has_location,
+                            "camera": args.camera})
+    except FilterError as error:
+        return f"--{error.field.replace('_', '-')}{str(error)[len(error.field) + 2:]}"
+    for path in [*args.image, *args.not_image]:
+        if not path.is_file():
+            return f"--image {path}: no such file"
+    return None
+
+
+def check_indexed(workspace: Path) -> None:
+    """A query needs an index: a mistyped --workspace is named, instead of an empty one created and searched."""
+    from crossmodal.modality import MODALITIES
+    from crossmodal.shards import shard_folders
+    from crossmodal.store import stored_settings
+    from crossmodal.workspace import index_folder
+
+    if not any(stored_settings(folder) is not None for modality in MODALITIES
+               for folder in shard_folders(index_folder(workspace, modality))):
+        raise ValueError(f"{workspace} holds no index (is --workspace right? index first: python app.py -t index "
+                         f"-d folder --data-dir PHOTOS --workspace {workspace})")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line for a taken port, before the flow starts (Jina's own error is a traceback after its start)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(f"port {port} is in use (try --port N)" if error.errno == errno.EADDRINUSE
+                             else f"cannot serve on {host}:{port}: {error.strerror}") from None
 
 
 def check_model_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -214,9 +267,30 @@ def open_library(args: argparse.Namespace, reader, workspace: Path):
                          "once per content (delete the workspace to encode them again)")
     check_workspace_for(args, workspace)
     try:
-        return LibrarySync(workspace, reader.root, reader.library, args.batch_size)
+        sync = LibrarySync(workspace, reader.root, reader.library, args.batch_size)
     except RuntimeError as error:  # LibraryStateError: another library's state, or a newer version's
         raise ValueError(str(error)) from None
+    if not args.mix:
+        refuse_mixing(sync, workspace)
+    return sync
+
+
+def refuse_mixing(sync, workspace: Path) -> None:
+    """A folder's first sync into a workspace that already holds other photos (the demo, say) would mix the two
+    collections in every answer: refused, naming the two ways on."""
+    from crossmodal.modality import IMAGE
+    from crossmodal.shards import shard_folders
+    from crossmodal.store import stored_ids
+    from crossmodal.workspace import index_folder
+
+    if sync.state.records or sync.legacy_photos():
+        return
+    others = sum(len(stored_ids(folder)) for folder in shard_folders(index_folder(workspace, IMAGE)))
+    if others:
+        sync.close()
+        raise ValueError(f"{workspace} already holds {others} photos of another collection (the demo?); index "
+                         f"{sync.root} into a workspace of its own (--workspace DIR), or add it to this one "
+                         "with --mix")
 
 
 def check_workspace_for(args: argparse.Namespace, workspace: Path) -> None:
@@ -229,7 +303,7 @@ def run_library_index(args: argparse.Namespace, reader, workspace: Path) -> None
     """Sync a photo folder (no captions file) into the index: the flow starts only when photos must be written."""
     from tqdm import tqdm
 
-    from crossmodal.library import SyncRefused
+    from crossmodal.library import SyncRefused, library_suffixes
     from serving.runtime.flows import load_flow, running
 
     with open_library(args, reader, workspace) as sync:
@@ -237,6 +311,11 @@ def run_library_index(args: argparse.Namespace, reader, workspace: Path) -> None
             plan = sync.plan()
         except SyncRefused as error:
             raise ValueError(str(error)) from None
+        if not plan.has_photos():
+            say(f"warning: {reader.root} holds no photo to index (files seen: {plan.ignored + len(plan.skipped)}; "
+                f"not photos: {plan.ignored}; skipped: {len(plan.skipped)}"
+                + (f", e.g. {plan.skipped[0]}" if plan.skipped else "")
+                + f"). Photos are {', '.join(sorted(library_suffixes()))} files, in subfolders too")
         if not sync.needs_flow(plan):
             summary = sync.apply(None, plan)
             say(f"{workspace} is up to date with {reader.root}; no flow started")
@@ -307,7 +386,7 @@ def query_options(args: argparse.Namespace) -> dict:
     """The filter, sort and page flags of -t query as `POST /search` fields (the gateway validates them)."""
     return {"folder": args.folder, "taken_after": args.taken_after, "taken_before": args.taken_before,
             "has_location": args.has_location, "camera": args.camera, "sort": args.sort, "offset": args.offset,
-            "collapse_duplicates": not args.all_duplicates}
+            "collapse_duplicates": not args.all_duplicates, "modality": args.modality}
 
 
 def run_query(args: argparse.Namespace) -> None:
@@ -328,7 +407,9 @@ def run_query(args: argparse.Namespace) -> None:
     if not matches:
         print("no results pass the filters" if filtered or args.offset else
               "no results: is the workspace indexed? (python app.py -t index)")
-    elif answer.get("no_good_match"):
+    if matches and answer.get("note"):
+        print(answer["note"])
+    if matches and answer.get("no_good_match"):
         print("no good match: the best results below are weak (relevance under 0.5)")
     for rank, match in enumerate(matches, start=args.offset + 1):
         metadata = match.get("metadata") or {}
@@ -470,6 +551,13 @@ def run_task(args: argparse.Namespace) -> int:
     if args.task == "watch":
         run_watch(args)  # checks the folder before the model
         return 0
+    if args.task == "query":
+        problem = query_flag_problem(args)
+        if problem:
+            raise ValueError(problem)
+        check_indexed(args.workspace)
+    if args.task == "query-restful":
+        check_port_free(args.host, args.port)
     check_model(args)
     if args.task == "query":
         run_query(args)

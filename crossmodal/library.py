@@ -586,6 +586,12 @@ class SyncPlan:
     photos: dict[str, PhotoChange]
     stale_failures: list[str]
     seconds: float = 0.0
+    ignored: int = 0  # files of the folder that are not photos (other suffixes, hidden entries)
+
+    def has_photos(self) -> bool:
+        """Whether the folder holds a photo the library indexes (or keeps, under a folder it could not read)."""
+        return bool(self.unchanged or self.touched or self.new or self.changed or self.moved or self.copies
+                    or any(skip.kind in TRANSIENT_KINDS for skip in self.skipped))
 
     def summary(self) -> dict[str, int]:
         return {
@@ -770,5 +776,6 @@ def plan_sync(
         photos=photos,
         stale_failures=stale_failures,
         seconds=time.perf_counter() - started,
+        ignored=scan.ignored,
     )
 
