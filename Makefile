@@ -6,7 +6,7 @@ PORT ?= 45678
 HOST ?= 127.0.0.1
 export JINA_OPTOUT_TELEMETRY := 1
 
-.PHONY: setup run index serve test test-slow lint evaluate clean export-deploy
+.PHONY: setup run library index serve test test-slow lint evaluate clean export-deploy
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 run: index serve
+
+# Your own photos in one step: DIR indexed into a workspace of its own (workspace-<folder name>), then served.
+LIBRARY_WORKSPACE = workspace-$(notdir $(abspath $(DIR)))
+library: setup
+	@test -n "$(DIR)" || { echo "usage: make library DIR=/path/to/photos [PORT=$(PORT)]" >&2; exit 2; }
+	$(BIN)/python app.py -t index -d folder --data-dir "$(DIR)" --workspace "$(LIBRARY_WORKSPACE)"
+	$(BIN)/python app.py -t query-restful --host $(HOST) --port $(PORT) --workspace "$(LIBRARY_WORKSPACE)"
 
 index: setup
 	$(BIN)/python app.py -t index -d demo
