@@ -85,7 +85,7 @@ def save_photo(source: Path, target: Path, taken: str, gps: tuple[float, float] 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> dict:
     """The library folder indexed by `app.py -t index -d folder` and served: {"url", "ids": {path: id}} (the first
-    path of each photo), "album": the folder}."""
+    path of each photo), "album": the folder, "workspace"}."""
     root = tmp_path_factory.mktemp("web-library")
     demo = {item.image_path.stem: item.image_path for item in DemoReader(root / "demo-source")}
     album, workspace = root / ALBUM, root / "workspace"
@@ -106,7 +106,7 @@ def library(tmp_path_factory) -> dict:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for path, doc_id in ids.items():  # every photo indexed, at its path
                 assert client.get(f"/documents/{doc_id}").json()["metadata"]["path"] == path
-        yield {"url": server.url, "ids": ids, "album": album}
+        yield {"url": server.url, "ids": ids, "album": album, "workspace": workspace}
     finally:
         server.stop()
 
@@ -523,3 +523,17 @@ def test_a_photo_dropped_on_the_page_shows_the_photos_like_it_and_says_so(deskto
     again = settled(desktop)
     assert again and again[0]["id"] == shown[1]["id"], (shown, again)
     assert console_errors(desktop) == []
+
+
+@pytest.mark.slow
+def test_a_photo_query_in_the_cli_lists_the_photos_like_it(library, tmp_path):
+    photo = tmp_path / "mine.jpg"
+    Image.open(library["album"] / "2022" / "rocket.jpg").save(photo, quality=80)
+    result = run_cli("-t", "query", "--image", photo, "--limit", "3", "--workspace", library["workspace"])
+    assert result.returncode == 0, describe(result)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert any("no captions are indexed" in line for line in lines), result.stdout
+    results = [line for line in lines if "[image]" in line]
+    assert len(results) == 3 and "2022/rocket.jpg" in results[0], result.stdout
+    captions = run_cli("-t", "query", "--image", photo, "--modality", "text", "--workspace", library["workspace"])
+    assert captions.returncode == 0 and "no results" in captions.stdout, describe(captions)
