@@ -6,7 +6,7 @@ PORT ?= 45678
 HOST ?= 127.0.0.1
 export JINA_OPTOUT_TELEMETRY := 1
 
-.PHONY: setup run library index serve test test-slow lint evaluate clean export-deploy
+.PHONY: setup run library index serve test test-slow test-numerics lint evaluate clean export-deploy
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ test: setup
 
 test-slow: setup
 	tests/run-lanes slow
+
+# The unit lane under four numeric setups (OpenBLAS kernels, ONNX Runtime graph optimisations, 1 and 2 threads):
+# docs/numerics.md says what it covers. About 4 x 7 minutes on 2 cores; not part of make test.
+test-numerics: setup
+	tests/numerics/run
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over the product code.
 lint: setup
