@@ -325,8 +325,10 @@ def test_image_roles_and_runtime():
 
 
 def test_build_context_holds_what_the_image_copies():
-    """deploy/Dockerfile.pods.dockerignore re-includes every COPY source (BuildKit reads it, not .dockerignore)."""
-    ignore = (REPO_ROOT / "deploy" / "Dockerfile.pods.dockerignore").read_text().splitlines()
+    """The root .dockerignore re-includes every COPY source. It is the only ignore file: podman does not read
+    BuildKit's per-Dockerfile <Dockerfile>.dockerignore, so a second file would give the engines different contexts."""
+    assert not list((REPO_ROOT / "deploy").glob("*.dockerignore")), "one .dockerignore for both engines"
+    ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     included = {line[1:].strip().rstrip("/") for line in ignore if line.startswith("!")}
     assert "*" in ignore
     sources = set()
@@ -336,7 +338,7 @@ def test_build_context_holds_what_the_image_copies():
     for source in sources:
         assert (REPO_ROOT / source).exists(), f"COPY {source}: not in the repository"
         assert any(source == entry or source.startswith(entry + "/") for entry in included), \
-            f"COPY {source}: excluded from the build context by deploy/Dockerfile.pods.dockerignore"
+            f"COPY {source}: excluded from the build context by .dockerignore"
 
 
 def test_index_job_passes_the_baked_model_to_app(tmp_path):
