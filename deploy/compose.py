@@ -23,8 +23,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from crossmodal.ids import image_doc_id  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VOLUME = "crossmodal-workspace"
 PROBE = {"text": "a cup of coffee"}
 
 
@@ -34,6 +38,8 @@ class Deployment:
         self.engine, self.port, self.tag = engine, port, tag
         self.compose = [*shlex.split(compose), "-f", str(compose_file)]
         self.url = f"http://127.0.0.1:{port}"
+        spec = yaml.safe_load(Path(compose_file).read_text())
+        self.project, self.volume = spec["name"], spec["volumes"]["workspace"]["name"]
 
     def run(self, *args: str, check: bool = True, capture: bool = False, timeout: float = 900,
             env: dict | None = None) -> subprocess.CompletedProcess:
@@ -48,11 +54,11 @@ class Deployment:
 
     def indexed(self) -> bool:
         """The shared volume holds both indexes (read in a throwaway container: works for docker and podman)."""
-        if self.engine_run("volume", "inspect", VOLUME, check=False).returncode != 0:
+        if self.engine_run("volume", "inspect", self.volume, check=False).returncode != 0:
             return False
         check = ("import os,sys; sys.exit(0 if all(os.path.isdir(f'/workspace/{m}_index') and "
                  "os.listdir(f'/workspace/{m}_index') for m in ('image','text')) else 1)")
-        result = self.engine_run("run", "--rm", "-v", f"{VOLUME}:/workspace:ro", "--entrypoint", "python",
+        result = self.engine_run("run", "--rm", "-v", f"{self.volume}:/workspace:ro", "--entrypoint", "python",
                                  f"crossmodal-gateway:{self.tag}", "-c", check, check=False)
         return result.returncode == 0
 
@@ -93,9 +99,8 @@ class Deployment:
 
 
 def is_coffee(match: dict) -> bool:
-    """The demo's coffee photo (demo/manifest.json: `coffee`, materialised as demo_images/coffee.png)."""
-    uri = str((match.get("tags") or {}).get("uri") or match.get("uri") or "")
-    return match.get("modality") == "image" and Path(uri).stem == "coffee"
+    """The demo's coffee photo (demo/manifest.json: `coffee`; its id derives from the pair id demo/coffee.png)."""
+    return match.get("id") == image_doc_id("demo/coffee.png")
 
 
 def main(argv: list[str] | None = None) -> int:
