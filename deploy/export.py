@@ -271,7 +271,15 @@ def finish_kubernetes(folder: Path, options: Options) -> dict[str, list[dict]]:
                 _mount_workspace(doc)
         manifests[path.relative_to(folder).as_posix()] = documents
     namespace = options.namespace
-    manifests["00-namespace.yml"] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}]
+    metadata: dict[str, Any] = {"name": namespace}
+    if options.replicas > 1:  # a Service balances connections, and a gRPC channel is one long connection
+        metadata["annotations"] = {
+            "linkerd.io/inject": "enabled",
+            "crossmodal/replicas-need-a-mesh": "Kubernetes Services do not balance gRPC requests across replicas: "
+                                               "install a service mesh such as Linkerd (this annotation injects "
+                                               "its proxy into every pod of the namespace) before applying",
+        }
+    manifests["00-namespace.yml"] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}]
     claim = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": options.workspace_size}}}
     if options.storage_class:
         claim["storageClassName"] = options.storage_class

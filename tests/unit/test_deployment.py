@@ -103,6 +103,11 @@ def test_export_is_deterministic_and_follows_the_cli(tmp_path):
                        for doc in yaml.safe_load_all(path.read_text()) if doc and doc["kind"] == "Deployment"}
     assert k8s_deployments["text-encoder"]["spec"]["replicas"] == 2
     assert "image-indexer-2" in k8s_deployments
+    # replicas > 1 on Kubernetes: gRPC needs a service mesh to be balanced (Jina's Kubernetes docs); the export says so
+    namespace = yaml.safe_load((tmp_path / "one" / "k8s" / "00-namespace.yml").read_text())
+    assert namespace["metadata"]["annotations"]["linkerd.io/inject"] == "enabled"
+    single = yaml.safe_load((K8S / "00-namespace.yml").read_text())
+    assert "annotations" not in single["metadata"], "one replica needs no mesh"
 
 
 def test_every_flow_executor_has_an_image():
