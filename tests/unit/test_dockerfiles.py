@@ -104,7 +104,7 @@ def test_multi_stage_cpu_wheels_and_pins_agree_with_requirements():
     assert build_args()["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
     assert '${TORCH_INDEX:+--index-url "$TORCH_INDEX"} torch==' in text
     pins = requirement_pins()
-    pinned = dict(re.findall(r"\b([A-Za-z][A-Za-z0-9_.\-]*)==([0-9][^\s\"']*)", text))
+    pinned = dict(re.findall(r"\b([A-Za-z][A-Za-z0-9_.\-]*)==([0-9][^\s\"';]*)", text))
     assert {"jina", "docarray", "torch", "torchvision", "open_clip_torch", "nltk"} <= set(pinned)
     for name, version in pinned.items():
         assert pins.get(name.lower().replace("_", "-")) == version, f"{name}=={version} differs from requirements.txt"
