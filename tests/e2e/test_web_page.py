@@ -480,3 +480,21 @@ def test_the_demo_has_no_metadata_so_filters_order_and_duplicates_are_not_offere
     assert "folder" not in query_params(desktop)
     assert not desktop.find_element(By.ID, "filters").is_displayed()
     assert console_errors(desktop) == []
+
+
+# --- the page's ES modules (issue 22) -------------------------------------------------------------------------------
+
+def test_the_page_loads_every_module_served_as_javascript_with_no_console_error(desktop, demo_server, client):
+    web = REPO_ROOT / "web"
+    modules = sorted("/static/" + path.relative_to(web).as_posix() for path in web.rglob("*.js"))
+    open_page(desktop, demo_server + "/")  # the footer's counts: the entry module and what it imports ran
+    WebDriverWait(desktop, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sample-list .sample-item"))
+    fetched = desktop.execute_script(
+        "return performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname)")
+    assert [module for module in modules if module not in fetched] == []  # none is left out of the import graph
+    for module in modules:  # a module script needs a JavaScript MIME type; an upgrade is seen at once (no-cache)
+        response = client.get(module)
+        assert response.status_code == 200, module
+        assert "javascript" in response.headers["content-type"], (module, response.headers["content-type"])
+        assert response.headers["cache-control"] == "no-cache", module
+    assert console_errors(desktop) == []
