@@ -28,7 +28,7 @@ from load import TEXT_QUERIES, run_load  # noqa: E402
 def p50_side_by_side(urls: dict[str, str], rounds: int) -> dict[str, float]:
     latencies: dict[str, list[float]] = {name: [] for name in urls}
     with httpx.Client(timeout=60) as http:
-        for name, url in urls.items():  # warm both
+        for url in urls.values():  # warm both
             http.post(f"{url}/search", json={"text": "a cup of coffee"}).raise_for_status()
         for _ in range(rounds):
             for name, url in urls.items():

@@ -85,7 +85,8 @@ class Deployment:
 
     def wait(self, timeout: float = 600) -> dict:
         """Until the probe's first match is the coffee photo; the last error is raised on timeout."""
-        deadline, last = time.monotonic() + timeout, None
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
         while time.monotonic() < deadline:
             try:
                 answer = self.search(PROBE, timeout=10)
