@@ -66,7 +66,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 def keep_screenshot(driver, tmp_path: Path, name: str) -> Path:
     """The window as it is, saved in the test's tmp folder; with CROSSMODAL_UPDATE_SCREENSHOTS=1 it also replaces
-    docs/<name> (the README's screenshots)."""
+    docs/<name> (the screenshots README.md and docs/web.md show)."""
     path = tmp_path / name
     assert driver.save_screenshot(str(path))
     assert path.stat().st_size > 10_000
