@@ -442,8 +442,8 @@ def run_server(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
+    from crossmodal.backends import published_results
     from crossmodal.modality import IMAGE, MODALITIES
-    from crossmodal.published import published_results
     from crossmodal.store import stored_ids, stored_settings
     from crossmodal.workspace import index_folder
     from serving.jobs.client import SearchClient

@@ -2,8 +2,8 @@
 
 Sizes are checked before pixels are decoded, so a decompression bomb never allocates, and every failure is an
 ImageDecodeError whose message says what is wrong with the input. Photos come out as displayed: the EXIF orientation
-is applied (`crossmodal.photo_metadata.exif_upright`, which ignores a broken EXIF block). HEIC/HEIF is decoded when
-the bytes are HEIF and a decoder is installed (`crossmodal.library.register_heif`, imported only then).
+is applied (`crossmodal.photo_formats.exif_upright`, which ignores a broken EXIF block). HEIC/HEIF is decoded when
+the bytes are HEIF and a decoder is installed (`crossmodal.photo_formats.register_heif`, tried only then).
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from crossmodal.photo_formats import ALLOWED_FORMATS, exif_upright, is_heif, photo_formats
+
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-# Common photo formats only: fewer parsers exposed to untrusted input, and never EPS (which runs Ghostscript).
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
-# ISO base media "ftyp" brands of HEIF still images and sequences (HEVC and generic), as phones write them.
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 
 
 class ImageDecodeError(ValueError):
@@ -64,7 +62,7 @@ def decode_image_bytes(
         image.draft("RGB", (-(-width * min_side // shorter), -(-height * min_side // shorter)))  # sizes rounded up
     try:
         image.load()
-        image = _upright(image)
+        image = exif_upright(image)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if "truncated" in str(exc):
             raise ImageDecodeError(f"truncated image: {exc}") from exc
@@ -175,25 +173,10 @@ def load_image_file(
     return decode_image_bytes(read_image_file(path, max_bytes), max_pixels, max_bytes)
 
 
-def is_heif(data: bytes) -> bool:
-    """Whether the bytes start like a HEIF file (an ISO base media `ftyp` box with a HEIF brand)."""
-    return data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
-
-
 def _formats_for(data: bytes) -> tuple[str, ...]:
     """The Pillow formats to try: the safe list, plus HEIF for HEIF bytes when a decoder registers (never loaded
     for other files, so processes that never see a HEIC file never import it)."""
-    if is_heif(data):
-        from crossmodal.library import photo_formats  # imports this module: only at call time
-
-        return photo_formats()
-    return ALLOWED_FORMATS
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    from crossmodal.photo_metadata import exif_upright  # photo_metadata imports crossmodal.library, which imports us
-
-    return exif_upright(image)
+    return photo_formats() if is_heif(data) else ALLOWED_FORMATS
 
 
 def _check_byte_count(size: int, max_bytes: int) -> None:

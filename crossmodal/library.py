@@ -62,7 +62,7 @@ Faults (each skipped with a `Skip`: path, kind, detail; counted by kind)
   (`convmv -f latin1 -t utf8`), which the reason says. A folder with such a name is skipped whole.
 - FIFOs, sockets and devices with a photo suffix: skipped, never opened (opening a FIFO blocks).
 - Hidden files and folders (name starting with "."), and files that are not photos, are ignored and only counted.
-- HEIC/HEIF: indexed when `pi-heif` is installed (`photo_metadata.register_heif`), otherwise skipped with a reason.
+- HEIC/HEIF: indexed when `pi-heif` is installed (`photo_formats.register_heif`), otherwise skipped with a reason.
 - Files whose decoding failed (truncated, not an image): recorded by `commit` with their stat and reason, and
   reported again without being read until their size or mtime changes.
 """
@@ -82,7 +82,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from crossmodal.ids import image_doc_id
-from crossmodal.imaging import ALLOWED_FORMATS
+from crossmodal.photo_formats import register_heif
 
 SCHEMA_VERSION = 1
 BASE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"})
@@ -102,39 +102,10 @@ NO_HEIF_DECODER = "HEIC/HEIF without a decoder"
 NOT_INDEXABLE = "could not be indexed"
 TRANSIENT_KINDS = frozenset({PERMISSION_DENIED, READ_ERROR})
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
-_heif: dict[str, str | None] = {}
 
 # Path classes of a plan.
 UNCHANGED, TOUCHED, NEW, CHANGED = "unchanged", "touched", "new", "changed"
 MOVED, COPY, DELETED = "moved", "copy", "deleted"
-
-
-def register_heif() -> bool:
-    """Register the HEIC/HEIF opener with Pillow once; False when no decoder is installed.
-
-    `pi-heif` is the decode-only build of libheif + libde265 (LGPLv3 wheels); `pillow-heif`'s wheels also bundle the
-    x265 encoder and are GPLv2 as a whole, which a search engine that only decodes does not need.
-    """
-    if "reason" not in _heif:
-        try:
-            import pi_heif
-
-            pi_heif.register_heif_opener()
-            _heif["reason"] = None
-        except Exception as exc:  # ImportError, or a wheel whose native library does not load here
-            _heif["reason"] = f"HEIC/HEIF not supported: no decoder ({type(exc).__name__}: {exc})"
-    return _heif["reason"] is None
-
-
-def heif_unavailable_reason() -> str | None:
-    """Why HEIC files are skipped, or None when they are decoded."""
-    register_heif()
-    return _heif["reason"]
-
-
-def photo_formats() -> tuple[str, ...]:
-    """Pillow formats a library photo may have: the decoder's safe list, plus HEIF when it is registered."""
-    return (*ALLOWED_FORMATS, "HEIF") if register_heif() else ALLOWED_FORMATS
 
 
 def library_suffixes() -> frozenset[str]:

@@ -19,7 +19,7 @@ Field rules (the `metadata` object of issue 11):
   out of range, without a reference, or exactly 0/0 (what devices without a fix write).
 
 The file is opened with `crossmodal.library.open_library_file` (no symlink followed, regular files only), and
-HEIC/HEIF is read when `crossmodal.library.register_heif()` found a decoder.
+HEIC/HEIF is read when `crossmodal.photo_formats.register_heif()` found a decoder.
 """
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from crossmodal.library import open_library_file, photo_formats
+from crossmodal.library import open_library_file
+from crossmodal.photo_formats import orientation, photo_formats, safe_exif
 
 # EXIF tags (IFD0, the Exif sub-IFD, the GPS sub-IFD).
-_MAKE, _MODEL, _ORIENTATION, _DATETIME = 0x010F, 0x0110, 0x0112, 0x0132
+_MAKE, _MODEL, _DATETIME = 0x010F, 0x0110, 0x0132
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED = 0x9003, 0x9004
 _OFFSET_TIME, _OFFSET_TIME_ORIGINAL, _OFFSET_TIME_DIGITIZED = 0x9010, 0x9011, 0x9012
@@ -81,7 +82,7 @@ def read_photo_metadata(path: Path, root: Path, stat: os.stat_result | None = No
             stat = stat if stat is not None else os.fstat(handle.fileno())
             with Image.open(handle, formats=photo_formats()) as image:
                 width, height = image.size
-                exif = _safe_exif(image)
+                exif = safe_exif(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PhotoMetadataError(f"image too large: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -90,7 +91,7 @@ def read_photo_metadata(path: Path, root: Path, stat: os.stat_result | None = No
         raise PhotoMetadataError(f"cannot read the file: {exc}") from exc
     except (SyntaxError, ValueError, EOFError) as exc:  # Pillow's plugins raise these on malformed headers
         raise PhotoMetadataError(f"corrupt image header: {exc}") from exc
-    if _orientation(exif) in _SWAPPING_ORIENTATIONS:
+    if orientation(exif) in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     exif_ifd = _safe_ifd(exif, _EXIF_IFD)
     taken = _exif_taken(exif, exif_ifd)
@@ -110,23 +111,8 @@ def read_photo_metadata(path: Path, root: Path, stat: os.stat_result | None = No
     )
 
 
-def exif_upright(image: Image.Image) -> Image.Image:
-    """The image as displayed (EXIF orientation applied); unchanged when the orientation is absent or unusable.
-
-    Errors reading the pixels (a truncated file) propagate, so the decoder reports them; a broken EXIF does not.
-    """
-    if _orientation(_safe_exif(image)) in (None, 1):
-        return image
-    return ImageOps.exif_transpose(image)
 
 
-def _safe_exif(image: Image.Image) -> Image.Exif:
-    if image.format == "PNG" and "exif" not in image.info:
-        return Image.Exif()  # Pillow would decode the pixels looking for an eXIf chunk after them
-    try:
-        return image.getexif()
-    except Exception:  # a third-party parser on untrusted bytes: struct.error, SyntaxError, TypeError, ...
-        return Image.Exif()
 
 
 def _safe_ifd(exif: Image.Exif, tag: int) -> Mapping[int, Any]:
@@ -137,9 +123,6 @@ def _safe_ifd(exif: Image.Exif, tag: int) -> Mapping[int, Any]:
     return ifd if isinstance(ifd, Mapping) else {}
 
 
-def _orientation(exif: Mapping[int, Any]) -> int | None:
-    value = exif.get(_ORIENTATION)
-    return value if isinstance(value, int) and 1 <= value <= 8 else None
 
 
 def _text(value: Any) -> str | None:

@@ -1,9 +1,10 @@
 """Published 1K-test retrieval numbers (Karpathy test split, 1,000 images x 5 captions), printed beside measured ones.
 
-The rows are declared by the backends' specs (`BackendSpec.published`). Source: the table in
-shared/reference/vsepp.md (the VSE++ paper, the maintainer's re-run in vsepp issue 41, and open_clip's benchmark
-table). Only numbers found there are listed; a dataset or model without a row returns nothing rather than a guess.
-No Flickr8k numbers are recorded there, so Flickr8k returns none for every model.
+The rows are declared by the backends' specs (`BackendSpec.published`); `crossmodal.backends.published_results`
+finds a loaded model's rows. This module is data only: the specs import it, so it imports no backend.
+Source: the table in shared/reference/vsepp.md (the VSE++ paper, the maintainer's re-run in vsepp issue 41, and
+open_clip's benchmark table). Only numbers found there are listed; a dataset or model without a row returns nothing
+rather than a guess. No Flickr8k numbers are recorded there, so Flickr8k returns none for every model.
 """
 from __future__ import annotations
 
@@ -38,19 +39,3 @@ class PublishedResult:
         return (f"published {self.model}: image->text R@1 {i2t[0]:.1f} R@5 {i2t[1]:.1f} R@10 {i2t[2]:.1f}; "
                 f"text->image R@1 {t2i[0]:.1f} R@5 {t2i[1]:.1f} R@10 {t2i[2]:.1f}; rsum {self.rsum:.1f} "
                 f"({self.source})")
-
-
-def published_results(backend_name: str, dataset: str = "f30k") -> list[PublishedResult]:
-    """Published rows for the loaded model `backend_name` (`<backend>:<weights>`) on `dataset` (possibly none).
-
-    The rows live in each backend's spec (crossmodal/backends/<name>.py), which says which loaded weights they
-    describe (`BackendSpec.weights_of`); a model loaded from a file named only by its hash gets none. A row may
-    describe a model family rather than the exact weights loaded: callers print rows as published references.
-    """
-    from crossmodal.backends import spec_of_model_name
-
-    spec = spec_of_model_name(backend_name)
-    if spec is None:
-        return []
-    weights = spec.weights_of(backend_name)
-    return [row for row in spec.published if row.dataset == dataset and row.weights in (None, weights)]

@@ -13,6 +13,8 @@ import pkgutil
 from collections.abc import Iterable
 from typing import Any
 
+from crossmodal.published import PublishedResult
+
 from .base import BackendUnavailableError, ModelBackend, TowerNotLoadedError, l2_normalise
 from .spec import TOWERS, BackendSpec, Option
 
@@ -49,6 +51,20 @@ def backend_spec(name: str) -> BackendSpec:
 def spec_of_model_name(model_name: str) -> BackendSpec | None:
     """The spec of a loaded model's `name` (`<backend>:<weights>`, as stored in an index), or None."""
     return backend_specs().get(model_name.split(":", 1)[0])
+
+
+def published_results(backend_name: str, dataset: str = "f30k") -> list[PublishedResult]:
+    """Published rows for the loaded model `backend_name` (`<backend>:<weights>`) on `dataset` (possibly none).
+
+    The rows live in each backend's spec (crossmodal/backends/<name>.py), which says which loaded weights they
+    describe (`BackendSpec.weights_of`); a model loaded from a file named only by its hash gets none. A row may
+    describe a model family rather than the exact weights loaded: callers print rows as published references.
+    """
+    spec = spec_of_model_name(backend_name)
+    if spec is None:
+        return []
+    weights = spec.weights_of(backend_name)
+    return [row for row in spec.published if row.dataset == dataset and row.weights in (None, weights)]
 
 
 def shared_options(fetch: bool = False) -> list[Option]:
@@ -109,6 +125,7 @@ __all__ = [
     "create_backend_from_config",
     "l2_normalise",
     "model_options_dict",
+    "published_results",
     "shared_options",
     "spec_of_model_name",
     "users_of",

@@ -18,10 +18,11 @@ PRETRAINED = Option("pretrained", "--clip-pretrained", "open_clip pretrained tag
                     default=DEFAULT_PRETRAINED, path=True)
 
 
-def _create(**options: Any) -> ModelBackend:
+def _create(arch: str | None = None, pretrained: str | None = None, **options: Any) -> ModelBackend:
+    """The model's code gets its defaults from here (an empty value means the default), so it never imports us."""
     from .models.clip import ClipBackend
 
-    return ClipBackend(**options)
+    return ClipBackend(arch or DEFAULT_ARCH, pretrained or DEFAULT_PRETRAINED, **options)
 
 
 def _fetch(to: Path, arch: str, pretrained: str) -> dict[str, Any]:

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 import crossmodal.backends as registry
-from crossmodal.backends import available_backends, backend_spec, backend_specs, shared_options, spec_of_model_name
-from crossmodal.published import published_results
+from crossmodal.backends import (
+    available_backends,
+    backend_spec,
+    backend_specs,
+    published_results,
+    shared_options,
+    spec_of_model_name,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Modules that must take every model name from the specs.

@@ -184,7 +184,7 @@ def test_a_broken_exif_block_does_not_refuse_the_photo():
 
 
 def test_heic_from_a_phone_is_decoded_upright_when_a_decoder_is_installed():
-    from crossmodal.library import register_heif
+    from crossmodal.photo_formats import register_heif
 
     data = (Path(__file__).parent / "data" / "library_photo.heic").read_bytes()
     if not register_heif():

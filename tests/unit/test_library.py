@@ -33,6 +33,7 @@ from crossmodal.library import (
     scan_folder,
     sha256_file,
 )
+from crossmodal.photo_formats import register_heif
 
 LIBRARY = "holidays"
 DATA = Path(__file__).parent / "data"
@@ -151,7 +152,7 @@ def test_scan_lists_photos_with_stat_and_ignores_hidden_and_other_files(folder: 
 def test_heic_is_a_library_photo_when_a_decoder_is_installed(tmp_path: Path) -> None:
     write(tmp_path / "IMG_1.HEIC", (DATA / "library_photo.heic").read_bytes())
     scan = scan_folder(tmp_path)
-    if lib.register_heif():
+    if register_heif():
         assert list(scan.files) == ["IMG_1.HEIC"]
     else:
         assert [s.kind for s in scan.skipped] == [lib.NO_HEIF_DECODER]

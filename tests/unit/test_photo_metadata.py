@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageFile
 from PIL.TiffImagePlugin import IFDRational
 
-from crossmodal.library import register_heif
-from crossmodal.photo_metadata import PhotoMetadataError, exif_upright, read_photo_metadata
+from crossmodal.photo_formats import exif_upright, register_heif
+from crossmodal.photo_metadata import PhotoMetadataError, read_photo_metadata
 
 DATA = Path(__file__).parent / "data"
 MTIME_NS = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20Z

@@ -30,7 +30,6 @@ from torch import nn
 from crossmodal.modality import IMAGE, TEXT
 
 from ..base import BackendUnavailableError, ModelBackend, check_towers, l2_normalise
-from ..clip import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from ..fetching import one_line, unreachable
 from ..spec import check_runtime
 from .batching import batches, image_batches
@@ -138,15 +137,14 @@ class ClipBackend(ModelBackend):
     image_onnx: OnnxTower | None = None
     text_onnx: OnnxTower | None = None
 
-    def __init__(self, arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, batch_size: int = 32,
+    def __init__(self, arch: str, pretrained: str, batch_size: int = 32,
                  threads: int | None = None, cache_dir: str | None = None,
                  towers: Iterable[str] = (IMAGE, TEXT), runtime: str | None = None) -> None:
         if threads:
             torch.set_num_threads(int(threads))
         self.towers = check_towers(towers)
         self.runtime = check_runtime(runtime)
-        self.arch = str(arch or DEFAULT_ARCH)
-        self.pretrained = str(pretrained or DEFAULT_PRETRAINED)
+        self.arch, self.pretrained = str(arch), str(pretrained)
         self.batch_size = max(1, int(batch_size))
         self.cache_dir = cache_dir
         try:
