@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=os.environ.get("CROSSMODAL_INDEX_TYPE", "flat"),
                         help="exact search (flat) or approximate (FAISS HNSW)")
     parser.add_argument("--ef-search", type=int, default=int(os.environ.get("CROSSMODAL_EF_SEARCH", 64)),
-                        help="HNSW candidates per query: higher is more accurate and slower (see README benchmarks)")
+                        help="HNSW candidates per query: higher is more accurate and slower (docs/scale-out.md)")
     parser.add_argument("--text", action="append", default=[],
                         help="text query (-t query); repeat it to add more parts to the query")
     parser.add_argument("--image", action="append", type=Path, default=[],

@@ -106,9 +106,9 @@ class Indexer(CrossModalExecutor):
     async def search(self, docs: DocList[CrossModalDoc], parameters: dict | None = None,
                      **kwargs: Any) -> DocList[CrossModalDoc]:
         """Each query's best `limit` matches in this shard, on the event loop (see `CrossModalExecutor`). A search
-        takes under a ms on the demo and about 150 ms on a flat index of a million vectors (README), but the store
-        runs one search at a time under its lock whichever thread calls it, so a thread would add its handoff and
-        no parallelism. The exception is a search that must first load the index another process wrote (a
+        takes under a ms on the demo and about 150 ms on a flat index of a million vectors (docs/scale-out.md), but
+        the store runs one search at a time under its lock whichever thread calls it, so a thread would add its
+        handoff and no parallelism. The exception is a search that must first load the index another process wrote (a
         read-only indexer after a sync: seconds on a large index): that one runs in a thread."""
         limit = int((parameters or {}).get("limit", 10))
         store = self.store or self._open_existing_store()

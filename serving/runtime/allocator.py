@@ -3,7 +3,7 @@
 glibc gives each thread that contends for the heap an arena of its own, up to 8 per core, and memory freed into
 one arena is not reused by the others. The gateway decodes photos on FastAPI's thread pool and the encoders run on
 Jina's, so under load every process collects arenas whose free space it keeps: resident memory crept upward over
-repeated load runs. Two arenas bound that, at a throughput cost within run-to-run noise (README, "Reliability").
+repeated load runs. Two arenas bound that, at a throughput cost within run-to-run noise (docs/reliability.md).
 The cap is set with mallopt in the process that starts the flow, before Jina forks the gateway and executors from
 it, so they all inherit it (the MALLOC_ARENA_MAX variable would do the same, but glibc reads it only at start-up).
 """
