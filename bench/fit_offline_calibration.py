@@ -6,7 +6,9 @@ Fitted on the calibration set only (bench/relevance/calibration_*.json and leave
 relevance_data.py), never on the manifest's test captions or the held-out queries. The keyword mapping
 (text->image+keywords) is fitted on the same text queries searched in hybrid mode on a real store of the demo,
 whose caption index holds the manifest's captions as the indexed collection (they are what a query's words are
-matched against, never queries). Deterministic: the same data and model give the same file.
+matched against, never queries). The mapping for photos without captions (text->image+no_text) is fitted on the
+caption-less calibration set (bench/caption_less_data.py: photos of the venv's packages and PIL compositions; not the
+demo, not the held-out caption-less set). Deterministic: the same data and model give the same file.
 """
 from __future__ import annotations
 
@@ -16,16 +18,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from caption_less_data import CaptionLessCalibration, caption_less_description  # noqa: E402
 from relevance_data import MODEL, SHIPPED, DemoEncoded, calibration_description, calibration_sets  # noqa: E402
 
-from crossmodal.relevance import Calibration, fit_calibration, save_calibration  # noqa: E402
+from crossmodal.relevance import (  # noqa: E402
+    TEXT_TO_IMAGE,
+    Calibration,
+    fit_calibration,
+    no_text_direction,
+    save_calibration,
+)
 
 
-def fit(encoded: DemoEncoded) -> Calibration:
+def description() -> str:
+    """The shipped calibration's description: the demo calibration set's, then the caption-less set's."""
+    return f"{calibration_description()}; {caption_less_description()}"
+
+
+def fit(encoded: DemoEncoded, caption_less: CaptionLessCalibration | None = None) -> Calibration:
     sets = calibration_sets(encoded)
     samples = {direction: [q for query_set in query_sets for q in query_set.queries]
                for direction, query_sets in sets.items()}
-    return fit_calibration(MODEL, samples, calibration_description())
+    caption_less = caption_less or CaptionLessCalibration.encode(encoded.backend)
+    samples[no_text_direction(TEXT_TO_IMAGE)] = [q for query_set in caption_less.query_sets()
+                                                 for q in query_set.queries]
+    return fit_calibration(MODEL, samples, description())
 
 
 def main() -> None:

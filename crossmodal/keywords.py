@@ -36,6 +36,21 @@ photo photos photograph photographs picture pictures pic pics image images showi
 jpg jpeg png gif webp bmp tif tiff heic heif
 """.split())
 STOP_WORDS = ENGLISH_STOP_WORDS | COLLECTION_STOP_WORDS
+# Words that cameras, phones and editors write into file names, whatever the photo shows: the counters' prefixes
+# (IMG_1234, DSC_0042, PXL_20230612_..., MVIMG_...), and the words of copies and resized or edited versions. A
+# query's "a small bird" must not find every `*_small.jpg`: these are never searched in file and folder names (a
+# caption, or text in the photo, is still searched for them). A word holding a digit (counters, dates, times, `v2`)
+# is searched there only when the query has no other word for names: "2024" or "IMG_1234" asks for a name.
+NAME_STOP_WORDS = frozenset("""
+img imag image dsc dscn dscf dcim pxl mvimg vid pano burst wp dji gopr gp sam pict pic p mg
+small large medium big mini tiny thumb thumbnail thumbnails preview resized resize scaled web hd
+copy copies edit edited edits final orig original new version ver crop cropped export exported output
+""".split())
+_DIGIT = re.compile(r"\d")
+
+NAME = "name"  # the field of a photo's file and folder names (and camera)
+CAPTION = "caption"  # the field of a caption's text
+FIELDS = (NAME, CAPTION)
 
 
 class KeywordQuery(NamedTuple):
@@ -52,17 +67,27 @@ def query_terms(text: str) -> tuple[str, ...]:
     return tuple(kept)[:MAX_TERMS]
 
 
+def name_terms(text: str) -> tuple[str, ...]:
+    """The words of ``text`` that a search of file and folder names looks for: `query_terms` without
+    NAME_STOP_WORDS, and without the words that hold a digit unless nothing else is left (see NAME_STOP_WORDS)."""
+    named = [term for term in query_terms(text) if term not in NAME_STOP_WORDS]
+    words = tuple(term for term in named if not _DIGIT.search(term))
+    return words or tuple(named)
+
+
 def term_expression(term: str) -> str:
     """One word as an FTS5 string: quoted, so FTS5 never reads it as syntax (a quote inside is doubled)."""
     return '"' + term.replace('"', '""') + '"'
 
 
-def build_query(text: str) -> KeywordQuery | None:
-    """The MATCH expression for a user's free text; None when nothing is left to search for (stop words only,
-    punctuation, emoji, empty)."""
+def build_query(text: str, field: str = CAPTION) -> KeywordQuery | None:
+    """The MATCH expression for a user's free text, searched in `field` (NAME: `name_terms`, else `query_terms`);
+    None when nothing is left to search for (stop words only, punctuation, emoji, empty)."""
     if not isinstance(text, str):
         raise TypeError(f"keyword query must be a string, got {type(text).__name__}")
-    terms = query_terms(text)
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {FIELDS}, got {field!r}")
+    terms = name_terms(text) if field == NAME else query_terms(text)
     if not terms:
         return None
     return KeywordQuery(" OR ".join(map(term_expression, terms)), terms)

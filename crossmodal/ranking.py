@@ -5,8 +5,15 @@ are testable on real store files without a flow.
 
 - `semantic`: the vector ranking as the indexers returned it.
 - `keyword`: SQLite FTS5 (BM25) over captions and file/folder names. A photo is found by its names and by the
-  words of its captions (a caption hit counts for its photo), as two rankings fused like any others.
+  words of its captions (a caption hit counts for its photo), as two rankings, one per field (FIELD_WEIGHTS).
 - `hybrid`: the vector ranking and the keyword rankings fused by reciprocal rank fusion (`crossmodal.fusion`).
+
+Keyword evidence where it is meant (issue 21): a file name is written by a camera or a person sorting files, a
+caption (or, later, text found in the photo) says what the photo shows. So a photo's name ranking is searched
+without camera words and numbers (crossmodal.keywords.NAME_STOP_WORDS: `PXL_0005_small.jpg` is not found by "a
+small bird"; numbers only when the query is nothing else: "2024"), and in the fusion it counts FIELD_WEIGHTS[NAME]
+(half) of a caption's ranking or of the vector ranking. Each match says which field matched which words
+(`KeywordRankings.fields_of`, the API's `why.fields`).
 Relevance is always computed from the cosine of the match with the query vector (a keyword-only match's vector is
 read from the store), so it means the same thing whatever the mode.
 """
@@ -20,7 +27,7 @@ import numpy as np
 
 from crossmodal.fusion import reciprocal_rank_fusion
 from crossmodal.ids import image_doc_id
-from crossmodal.keywords import query_terms
+from crossmodal.keywords import CAPTION, NAME, query_terms
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.photo_filter import PhotoFilter
 from crossmodal.relevance import Calibration, ScoreDistribution
@@ -28,6 +35,11 @@ from crossmodal.store import caption_vectors_of_pairs, filter_ids, keyword_searc
 
 MODES = ("semantic", "keyword", "hybrid")
 FUSION_DEPTH = 50  # how deep each ranking goes before fusion (the server's limit is 100)
+VECTOR_WEIGHT = 1.0  # the vector ranking's weight in hybrid fusion
+# Each keyword field's ranking's weight in the fusion (against the vector ranking's VECTOR_WEIGHT). Text found in
+# the photo (OCR, a later issue) says what the photo shows, as a caption does: add its field here at the caption's
+# weight, index it as its own ranking in `keyword_rankings`, and count it as text evidence in `photos_with_text`.
+FIELD_WEIGHTS = {CAPTION: 1.0, NAME: 0.5}
 
 
 @dataclass(frozen=True)
@@ -36,9 +48,23 @@ class KeywordRankings:
 
     rankings: tuple[tuple[str, ...], ...] = ()
     terms: Mapping[str, tuple[str, ...]] | None = None
+    # The field of each ranking (NAME, CAPTION), aligned with `rankings`; empty: every ranking weighs 1.
+    fields: tuple[str, ...] = ()
+    # Per field, the words each id matched there.
+    field_terms: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None
 
     def terms_of(self, doc_id: str) -> tuple[str, ...]:
         return (self.terms or {}).get(doc_id, ())
+
+    def fields_of(self, doc_id: str) -> dict[str, list[str]]:
+        """Which of the query's words `doc_id` matched in which field: {"caption": [...], "name": [...]}."""
+        return {name: list(found[doc_id]) for name, found in (self.field_terms or {}).items() if found.get(doc_id)}
+
+    def weights(self) -> list[float]:
+        """Each ranking's fusion weight (FIELD_WEIGHTS of its field; 1 without fields)."""
+        if len(self.fields) != len(self.rankings):
+            return [1.0] * len(self.rankings)
+        return [FIELD_WEIGHTS.get(name, 1.0) for name in self.fields]
 
 
 def keyword_rankings(folders: Mapping[str, Path], target: str, text: str, exclude_text: str | None = None,
@@ -48,24 +74,29 @@ def keyword_rankings(folders: Mapping[str, Path], target: str, text: str, exclud
     are left out, and so are photos that `photo_filter` does not allow (the indexers filter the vector hits the
     same way), so a filtered hybrid or keyword search never shows a photo outside the filter."""
     if target == IMAGE:
-        by_name = keyword_search(folders[IMAGE], text, depth)
+        by_name = keyword_search(folders[IMAGE], text, depth, NAME)
         by_caption = _photos_of_captions(keyword_search(folders[TEXT], text, depth))
         found = [[(hit.id, hit.terms) for hit in by_name], by_caption]
+        names = [NAME, CAPTION]
     else:
         found = [[(hit.id, hit.terms) for hit in keyword_search(folders[TEXT], text, depth)]]
+        names = [CAPTION]
     if photo_filter is not None and not photo_filter.is_empty():
         allowed = filter_ids(folders[IMAGE], [doc_id for ranking in found for doc_id, _ in ranking], photo_filter)
         found = [[(doc_id, words) for doc_id, words in ranking if doc_id in allowed] for ranking in found]
     excluded = _ids_matching(folders, target, exclude_text, depth) if exclude_text else set()
     terms: dict[str, tuple[str, ...]] = {}
-    rankings = []
-    for ranking in found:
+    field_terms: dict[str, dict[str, tuple[str, ...]]] = {}
+    rankings, fields = [], []
+    for name, ranking in zip(names, found):
         kept = [(doc_id, words) for doc_id, words in ranking if doc_id not in excluded]
         for doc_id, words in kept:
             terms[doc_id] = tuple(dict.fromkeys((*terms.get(doc_id, ()), *words)))
+            field_terms.setdefault(name, {})[doc_id] = tuple(words)
         if kept:
             rankings.append(tuple(doc_id for doc_id, _ in kept))
-    return KeywordRankings(tuple(rankings), terms)
+            fields.append(name)
+    return KeywordRankings(tuple(rankings), terms, tuple(fields), field_terms)
 
 
 def _photos_of_captions(hits: Iterable) -> list[tuple[str, tuple[str, ...]]]:
@@ -89,13 +120,15 @@ def fused_order(mode: str, semantic: Sequence[str], keyword: KeywordRankings) ->
         return list(semantic)
     if mode == "keyword":
         lists: list[Sequence[str]] = list(keyword.rankings)
+        weights = keyword.weights()
     elif mode == "hybrid":
         lists = [semantic, *keyword.rankings]
+        weights = [VECTOR_WEIGHT, *keyword.weights()]
     else:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if len(lists) == 1:
         return list(lists[0])
-    return [doc_id for doc_id, _ in reciprocal_rank_fusion(lists)]
+    return [doc_id for doc_id, _ in reciprocal_rank_fusion(lists, weights=weights)]
 
 
 def keyword_coverage(keyword: KeywordRankings, text: str | None) -> dict[str, float] | None:
@@ -110,19 +143,31 @@ def keyword_coverage(keyword: KeywordRankings, text: str | None) -> dict[str, fl
 
 def relevances(calibration: Calibration | None, direction: str, scores: Mapping[str, float],
                distribution: ScoreDistribution | None,
-               coverage: Mapping[str, float] | None = None) -> dict[str, float] | None:
+               coverage: Mapping[str, float] | None = None,
+               without_text: Iterable[str] = ()) -> dict[str, float] | None:
     """Each id's calibrated relevance from its cosine and, when the query was also searched by keyword
     (`coverage` given, possibly empty), the share of its words each match holds; None without a calibration for
-    `direction`."""
+    `direction`. `without_text`: the ids that can have no keyword evidence but their file name (a photo without
+    captions: `photos_with_text`); they get the calibration's mapping for such targets, whatever the mode, so a
+    missing caption is not read as evidence against (a word of their names found still counts for them)."""
     if calibration is None or distribution is None or not scores:
         return None
     ids = sorted(scores, key=lambda doc_id: scores[doc_id], reverse=True)
     covered = None if coverage is None else np.asarray([coverage.get(doc_id, 0.0) for doc_id in ids])
-    values = calibration.relevance(direction, np.asarray([scores[doc_id] for doc_id in ids], dtype=np.float32),
-                                   distribution, coverage=covered)
+    textless = set(without_text)
+    has_text = np.asarray([doc_id not in textless for doc_id in ids], dtype=bool) if textless else None
+    vector_scores = np.asarray([scores[doc_id] for doc_id in ids], dtype=np.float32)
+    values = (calibration.relevance(direction, vector_scores, distribution, coverage=covered) if has_text is None
+              else calibration.relevance(direction, vector_scores, distribution, coverage=covered, has_text=has_text))
     if values is None:
         return None
     return {doc_id: float(np.clip(value, 0.0, 1.0)) for doc_id, value in zip(ids, values)}
+
+
+def photos_with_text(text_folder: Path, pair_ids: Sequence[str]) -> set[str]:
+    """The pair ids, of `pair_ids`, of photos that have text a keyword can match besides their names: captions
+    (and, once it is indexed, text found in the photo). The others' relevance cannot use keyword evidence."""
+    return set(caption_vectors_of_pairs(text_folder, list(dict.fromkeys(pair_ids))))
 
 
 @dataclass(frozen=True)

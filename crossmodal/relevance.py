@@ -42,6 +42,19 @@ of data with coverage computed as the gateway computes it (bench/relevance_data.
 one, else the semantic mapping: a calibration written by `-t evaluate` (semantic mappings only) works in every mode.
 Like the others, its coefficients are non-negative, so more of the query's words never lowers a match's relevance.
 The distribution-free argument above holds for coverage too: it is a property of the pair alone.
+
+Targets without text (issue 21). Keyword coverage is only evidence where the target can hold the query's words:
+a photo with captions (or, later, text found in the photo). A photo of a caption-less folder never can, so the
+keyword mapping, fitted where captions hold the words, read its coverage 0 as evidence against (the right dogs
+photo of a user's folder: 0.05 in hybrid, 0.59 in semantic mode). Such a target gets its own mapping per direction,
+`<direction>+no_text` (SEMANTIC_FEATURES), fitted on a caption-less calibration set (photos that ship in packages
+and compositions, bench/caption_less_data.py), in every mode. A keyword hit such a target does have (a word of its
+file or folder name: camera counters and words like "copy" or "small" are not searched there, see
+crossmodal.keywords.NAME_STOP_WORDS) still counts: its relevance is the keyword mapping's where that is higher. So
+absent keyword evidence never counts against a match, present evidence counts for it.
+`Calibration.relevance(..., has_text=...)` says per match which it is; without `has_text` every target
+counts as having text (the behaviour before). A calibration without a `+no_text` mapping uses the semantic one for
+such targets: absent evidence still does not count against.
 """
 from __future__ import annotations
 
@@ -69,6 +82,7 @@ TEXT_TO_TEXT = "text->text"
 IMAGE_TO_IMAGE = "image->image"
 DIRECTIONS = (TEXT_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_TEXT, IMAGE_TO_IMAGE)
 KEYWORDS_SUFFIX = "+keywords"
+NO_TEXT_SUFFIX = "+no_text"
 
 SEMANTIC_FEATURES = ("score", "standardised_score")
 KEYWORD_FEATURES = (*SEMANTIC_FEATURES, "keyword_coverage")
@@ -92,13 +106,22 @@ def keyword_direction(name: str) -> str:
     return name + KEYWORDS_SUFFIX
 
 
+def no_text_direction(name: str) -> str:
+    """The key of a direction's mapping for targets without text: "text->image" -> "text->image+no_text"."""
+    if name not in DIRECTIONS:
+        raise ValueError(f"unknown direction {name!r}; expected one of {', '.join(DIRECTIONS)}")
+    return name + NO_TEXT_SUFFIX
+
+
 KEYWORD_DIRECTIONS = tuple(keyword_direction(name) for name in DIRECTIONS)
-MAPPING_KEYS = DIRECTIONS + KEYWORD_DIRECTIONS
+NO_TEXT_DIRECTIONS = tuple(no_text_direction(name) for name in DIRECTIONS)
+MAPPING_KEYS = DIRECTIONS + KEYWORD_DIRECTIONS + NO_TEXT_DIRECTIONS
 
 
 def features_of(key: str) -> tuple[str, ...]:
-    """The features of the mapping stored under `key` (a direction, or a direction's keyword mapping)."""
-    if key in DIRECTIONS:
+    """The features of the mapping stored under `key` (a direction, its keyword mapping or its mapping for
+    targets without text)."""
+    if key in DIRECTIONS or key in NO_TEXT_DIRECTIONS:
         return SEMANTIC_FEATURES
     if key in KEYWORD_DIRECTIONS:
         return KEYWORD_FEATURES
@@ -239,7 +262,7 @@ class Calibration:
     mappings: Mapping[str, DirectionMapping] = field(default_factory=dict)
 
     def relevance(self, direction: str, scores: np.ndarray, distribution: ScoreDistribution,
-                  coverage: np.ndarray | None = None) -> np.ndarray | None:
+                  coverage: np.ndarray | None = None, has_text: np.ndarray | None = None) -> np.ndarray | None:
         """The probability in [0, 1] that each match (scores best first) is a true match; None without a mapping.
 
         `coverage`: None for a query searched by meaning only; for one also searched by keyword (hybrid, keyword
@@ -247,7 +270,17 @@ class Calibration:
         find it). With coverage, the direction's keyword mapping is used when the calibration has one, else its
         semantic mapping. Each value depends only on its own score (and coverage) and the query's distribution,
         so it does not change with the number of matches requested.
+
+        `has_text`: per match, whether the target can hold keyword evidence (a photo with captions); None: all can.
+        A match that cannot gets the direction's `+no_text` mapping (else its semantic one), or the keyword
+        mapping's value where its coverage is above 0 and that is higher.
         """
+        if has_text is not None:
+            textful = np.asarray(has_text, dtype=bool).reshape(-1)
+            if len(textful) != len(np.asarray(scores).reshape(-1)):
+                raise ValueError(f"{len(textful)} has_text values for {len(np.asarray(scores).reshape(-1))} scores")
+            if not textful.all():
+                return self._relevance_without_text(direction, scores, distribution, coverage, textful)
         if coverage is not None:
             mapping = self.mappings.get(keyword_direction(direction))
             if mapping is not None:
@@ -256,6 +289,30 @@ class Calibration:
         if mapping is None:
             return None
         return mapping.probabilities(scores, distribution)
+
+    def _relevance_without_text(self, direction: str, scores: np.ndarray, distribution: ScoreDistribution,
+                                coverage: np.ndarray | None, textful: np.ndarray) -> np.ndarray | None:
+        """`relevance` when some matches cannot hold keyword evidence (`textful` false): those get the direction's
+        `+no_text` mapping (else its semantic one), so a caption they lack is not evidence against; a keyword hit
+        they do have (a word of a file or folder name) still counts: where the keyword mapping says more, it is
+        used. The others get `relevance` as if every match had text."""
+        no_text = self.mappings.get(no_text_direction(direction)) or self.mappings.get(direction)
+        if no_text is None:
+            return None
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        covered = None if coverage is None else np.asarray(coverage, dtype=np.float64).reshape(-1)
+        values = no_text.probabilities(scores, distribution)
+        keyword = self.mappings.get(keyword_direction(direction))
+        if covered is not None and keyword is not None and (found := covered > 0).any():
+            values[found] = np.maximum(values[found],
+                                       keyword.probabilities(scores[found], distribution, covered[found]))
+        if textful.any():
+            with_text = self.relevance(direction, scores[textful], distribution,
+                                       None if covered is None else covered[textful])
+            if with_text is None:
+                return None
+            values[textful] = with_text
+        return values
 
     def to_json(self) -> str:
         return json.dumps({

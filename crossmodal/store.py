@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import faiss
 import numpy as np
 
-from crossmodal.keywords import build_query, term_expression
+from crossmodal.keywords import CAPTION, build_query, term_expression
 from crossmodal.modality import MODALITIES
 from crossmodal.photo_filter import PhotoFilter, ascii_lower
 from crossmodal.shards import DB_NAME, shard_folders
@@ -336,16 +336,18 @@ def sample_records(folder: str | Path, limit: int) -> list[Record]:
     return records[:limit]
 
 
-def keyword_search(folder: str | Path, text: str, limit: int) -> list[KeywordHit]:
+def keyword_search(folder: str | Path, text: str, limit: int, field: str = CAPTION) -> list[KeywordHit]:
     """The best ``limit`` documents of ``folder`` (all its shards) for the words of ``text``, best first.
 
     ``text`` is free text (crossmodal.keywords: never FTS5 syntax; stop words dropped, the other words OR-ed, so a
     document matching more of them ranks higher). Empty when nothing is left to search for, and for a store that
     has no keyword index yet (written before it existed, not re-opened for writing since). bm25 is computed within
-    each shard, so scores of different shards are close to, not exactly, comparable.
+    each shard, so scores of different shards are close to, not exactly, comparable. ``field`` says what the
+    folder's documents are (crossmodal.keywords.NAME for a photo index, whose text is file and folder names: camera
+    words and numbers are not searched there; CAPTION for a caption index).
     """
     _check_limit(limit)
-    query = build_query(text)
+    query = build_query(text, field)
     if query is None:
         return []
     hits: list[KeywordHit] = []

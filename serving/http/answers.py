@@ -23,6 +23,7 @@ from crossmodal.ranking import (
     keyword_coverage,
     keyword_rankings,
     photo_captions,
+    photos_with_text,
     relevances,
 )
 from crossmodal.records import CANDIDATES_TAG, METADATA_TAG, parse_metadata, tags_of_record
@@ -143,8 +144,9 @@ class AnswerBuilder:
             distribution = self.samples.distribution(target_folder, found.vector)
         calibration = self.calibrations.get(found.model) if found.model else None
         coverage = keyword_coverage(keyword, plan.keyword_text()) if mode != "semantic" else None
+        without_text = self._without_text(plan.target, order, semantic, others) if calibration else set()
         relevance = relevances(calibration, plan.direction(), {doc_id: scores[doc_id] for doc_id in order},
-                               distribution, coverage)
+                               distribution, coverage, without_text)
         if plan.sort == "taken":
             relevant = (order[:TAKEN_TOP] if relevance is None
                         else [doc_id for doc_id in order if relevance.get(doc_id, 0.0) >= RELEVANT_FROM])
@@ -163,6 +165,7 @@ class AnswerBuilder:
             match.score = float(scores.get(match.id, match.score))
             match.relevance = relevance.get(match.id) if relevance else None
             match.why.keywords = list(keyword.terms_of(match.id))
+            match.why.fields = keyword.fields_of(match.id)
             match.duplicates = groups.duplicates_of(match.id) if groups is not None else None
         self._explain_photos(public, found.vector)
         best = max(relevance.values(), default=None) if relevance else None
@@ -174,6 +177,17 @@ class AnswerBuilder:
             query_modality=plan.query_modality, modality=plan.target, mode=mode, no_good_match=no_good_match,
             score_distribution=models.ScoreDistribution(**vars(distribution)) if distribution else None,
             total=total, offset=plan.offset, next_offset=end if end < total else None, matches=public)
+
+    def _without_text(self, target: str, ids: Sequence[str], semantic: Mapping[str, MatchDoc],
+                      others: Mapping[str, Record]) -> set[str]:
+        """The photo matches that can have no keyword evidence but their names (no captions): their relevance
+        comes from the calibration's mapping for such targets (crossmodal.relevance, `+no_text`)."""
+        if target != IMAGE or not ids:
+            return set()
+        pair_of = {doc_id: semantic[doc_id].tags.get("pair_id") if doc_id in semantic else others[doc_id].pair_id
+                   for doc_id in ids}
+        with_text = photos_with_text(self.folders[TEXT], [pair for pair in pair_of.values() if pair])
+        return {doc_id for doc_id, pair in pair_of.items() if not pair or pair not in with_text}
 
     def _scores(self, folder: Path, ids: Sequence[str], vector: np.ndarray | None) -> dict[str, float]:
         """Cosines of matches that only the keyword search found, from their stored vectors."""

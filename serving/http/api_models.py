@@ -131,6 +131,8 @@ class Why(BaseModel):
     caption: Optional[str] = Field(None, description="photo matches of a text query: the photo's caption nearest "
                                                      "to the query")
     keywords: list[str] = Field([], description="the query's words found in the caption, file or folder names")
+    fields: dict[str, list[str]] = Field({}, description="which field matched which of the query's words: "
+                                         "`caption` (a caption's text) or `name` (file or folder names)")
 
 
 class ScoreDistribution(BaseModel):

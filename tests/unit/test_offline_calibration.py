@@ -17,7 +17,8 @@ import json
 
 import numpy as np
 import pytest
-from fit_offline_calibration import fit
+from caption_less_data import CALIBRATION as CAPTION_LESS
+from fit_offline_calibration import description, fit
 from relevance_data import (
     DATA,
     MODE_SETS,
@@ -35,8 +36,11 @@ from crossmodal.relevance import (
     TEXT_TO_IMAGE,
     Calibration,
     load_calibration,
+    no_text_direction,
     score_distribution,
 )
+
+TEXT_TO_IMAGE_NO_TEXT = no_text_direction(TEXT_TO_IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +71,24 @@ def shares(calibration: Calibration, heldout: dict, direction: str, mode: str = 
 
 def test_the_package_loads_the_shipped_calibration(shipped):
     assert load_calibration("offline", None) == shipped
-    assert set(shipped.mappings) == {TEXT_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE_KEYWORDS}
+    assert set(shipped.mappings) == {TEXT_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE_KEYWORDS, TEXT_TO_IMAGE_NO_TEXT}
     assert all(c >= 0 for mapping in shipped.mappings.values() for c in mapping.coefficients)
 
 
 def test_the_shipped_file_is_what_the_fit_script_makes_of_the_calibration_data(encoded, shipped):
     captions = json.loads((DATA / "calibration_captions.json").read_text())["captions"]
     unanswerable = json.loads((DATA / "calibration_unanswerable.json").read_text())["queries"]
-    assert shipped.description == calibration_description()
+    assert shipped.description == description() and description().startswith(calibration_description())
     text_to_image = shipped.mappings[TEXT_TO_IMAGE]
     count = sum(len(c) for c in captions.values())
     assert text_to_image.queries == 2 * count + len(unanswerable)  # answerable, leave-one-out, unanswerable
     assert shipped.mappings[TEXT_TO_IMAGE_KEYWORDS].queries == text_to_image.queries  # the same, in hybrid mode
     assert shipped.mappings[IMAGE_TO_TEXT].queries == 2 * len(captions)
+    caption_less = json.loads(CAPTION_LESS.read_text())
+    caption_less_count = sum(len(photo["queries"]) for photo in caption_less["photos"].values())
+    no_text = shipped.mappings[TEXT_TO_IMAGE_NO_TEXT]  # fitted on the caption-less calibration set alone
+    assert (no_text.queries, no_text.answerable_queries) == (2 * caption_less_count + len(caption_less["unanswerable"]),
+                                                             caption_less_count)
     refit = fit(encoded)
     assert set(refit.mappings) == set(shipped.mappings)
     for direction, mapping in shipped.mappings.items():

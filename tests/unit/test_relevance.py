@@ -18,6 +18,7 @@ from crossmodal.relevance import (
     fit_calibration,
     keyword_direction,
     load_calibration,
+    no_text_direction,
     pool,
     sample_positions,
     save_calibration,
@@ -234,7 +235,8 @@ def test_format_1_files_are_still_read_and_other_formats_or_bad_mappings_refused
 def test_load_prefers_the_workspace_file_then_the_shipped_one_then_none(tmp_path):
     shipped = load_calibration("offline", None)
     assert shipped is not None and shipped.model == "offline"
-    assert set(shipped.mappings) == {TEXT_TO_IMAGE, IMAGE_TO_TEXT, keyword_direction(TEXT_TO_IMAGE)}
+    assert set(shipped.mappings) == {TEXT_TO_IMAGE, IMAGE_TO_TEXT, keyword_direction(TEXT_TO_IMAGE),
+                                     no_text_direction(TEXT_TO_IMAGE)}
     assert load_calibration("offline", tmp_path) == shipped  # the workspace has none
     evaluated = fit_calibration("offline", {TEXT_TO_IMAGE: synthetic_queries(np.random.default_rng(9))}, "evaluate")
     save_calibration(evaluated, workspace_calibration_path(tmp_path, "offline"))
