@@ -294,7 +294,7 @@ class FolderReader(DatasetReader):
     folders indexed into one workspace do not collide and moving a folder keeps its ids.
 
     A folder without a captions file is a plain photo library (`is_library`): `-t index` syncs it with
-    `serving.jobs.sync` (content-derived ids, crossmodal/library.py) instead of iterating this reader; iterating it
+    `serving.jobs.sync` (content-derived ids, crossmodal/library/) instead of iterating this reader; iterating it
     still yields every image with no captions.
     """
 

@@ -1,8 +1,8 @@
-"""Keeps the index in line with a plain photo folder (a library, crossmodal/library.py): `-t index` and `-t watch`.
+"""Keeps the index in line with a plain photo folder (a library, crossmodal/library/): `-t index` and `-t watch`.
 
 One sync = scan the folder (size and mtime only) + plan (`crossmodal.library.plan_sync`: only new or changed files
 are hashed) + apply the plan batch by batch through the index flow, each batch inside the state's crash-safe
-begin -> index write -> commit (see crossmodal/library.py, "Crash safety"). Per batch:
+begin -> index write -> commit (see crossmodal/library/state.py, "Crash safety"). Per batch:
 
 - removed photos (no path has their content any more): `/delete` with one `image` document (the photo id and its
   pair id) and one `text` document (`del-<photo id>`, the pair id: its captions), routed by modality like `/index`;

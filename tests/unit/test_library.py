@@ -1,4 +1,4 @@
-"""Folder libraries (crossmodal/library.py) on real folders: the scan and its faults, the sync plan, crash safety.
+"""Folder libraries (crossmodal/library/) on real folders: the scan and its faults, the sync plan, crash safety.
 
 The index is a fake that keeps what the real one keeps per photo id (its paths) and counts encoder calls, so each
 test can compare it with the ground truth computed from the disk: one photo per distinct content, with all its paths.
@@ -247,7 +247,7 @@ def test_a_file_that_vanishes_between_listing_and_stat(folder: Path, monkeypatch
                     os.unlink(entry.path)  # listed, then gone before its stat
                 yield entry
 
-    monkeypatch.setattr(lib.os, "scandir", Vanishing)
+    monkeypatch.setattr(os, "scandir", Vanishing)
     scan = scan_folder(folder)
     assert "b.jpg" not in scan.files and [(s.path, s.kind) for s in scan.skipped] == [("b.jpg", lib.VANISHED)]
 
@@ -265,7 +265,7 @@ def test_permission_denied_folder_keeps_what_was_indexed_under_it(
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 
-    monkeypatch.setattr(lib.os, "scandir", denied)
+    monkeypatch.setattr(os, "scandir", denied)
     (folder / "a.jpg").unlink()
     with LibraryState(state_file, LIBRARY) as state:
         plan = sync(folder, state, index)

@@ -113,13 +113,15 @@ def test_an_unchanged_folder_needs_no_flow_and_reads_no_file(folder: Path, tmp_p
     os.utime(folder / "a.jpg", ns=(1, 1))  # touched: rehashed, same content, state only
     summary, flow, needed = run_sync(workspace, folder)
     assert not needed and flow.posts == [] and summary.counts["touched"] == 1
-    import crossmodal.library as lib
+    import crossmodal.library.files
+    import serving.jobs.sync
 
     def no_reading(*args, **kwargs):
         raise AssertionError("an unchanged file was read")
 
-    monkeypatch.setattr(lib, "sha256_file", no_reading)
-    monkeypatch.setattr(lib, "open_library_file", no_reading)
+    # Every read of a library file goes through open_library_file: the hash (files.py) and the sync job's own reads.
+    monkeypatch.setattr(crossmodal.library.files, "open_library_file", no_reading)
+    monkeypatch.setattr(serving.jobs.sync, "open_library_file", no_reading)
     with LibrarySync(workspace, folder) as sync:
         plan = sync.plan()
         assert not sync.needs_flow(plan) and plan.photos == {}
