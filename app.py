@@ -38,7 +38,7 @@ if __name__ == "__main__":
 from crossmodal.backends import DEFAULT_BACKEND, backend_spec, backend_specs  # noqa: E402
 from crossmodal.backends.flags import add_model_flags, flags_of_other_models, given_by  # noqa: E402
 from crossmodal.download import KAGGLE_DATASETS, DownloadError  # noqa: E402
-from crossmodal.metrics import DEFAULT_KS  # noqa: E402
+from crossmodal.evaluation.metrics import DEFAULT_KS  # noqa: E402
 from crossmodal.store import StoreError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.jobs.client import SearchError  # noqa: E402

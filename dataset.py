@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from crossmodal.imaging import ImageDecodeError, check_image_file
+from crossmodal.media.decoding import ImageDecodeError, check_image_file
 from crossmodal.unicode_text import invalid_unicode
 
 SPLITS = ("train", "val", "test", "restval")
@@ -71,7 +71,7 @@ def _clean_captions(captions: list[str]) -> tuple[str, ...]:
 
 
 def _image_problem(path: Path) -> str | None:
-    """Cheap header-level check, without decoding the pixels (`crossmodal.imaging.check_image_file`: byte count,
+    """Cheap header-level check, without decoding the pixels (`crossmodal.media.decoding.check_image_file`: byte count,
     format, dimensions, decompression bomb); truncated or corrupt pixel data is caught by the one full decode, in the
     encoder, which reports it per photo."""
     reason = invalid_unicode(str(path))

@@ -122,7 +122,7 @@ def bare_backend(photos: str, batch_size: int, rounds: int) -> dict:
     """In a fresh process: the offline backend under ONNX Runtime reads, decodes and encodes the photos, 16 a batch,
     and their captions, one after the other (what the flow's two encoders do side by side)."""
     from crossmodal.backends import create_backend
-    from crossmodal.imaging import decode_image_bytes, read_image_file
+    from crossmodal.media.decoding import decode_image_bytes, read_image_file
     from dataset import FolderReader
 
     pairs = list(FolderReader(Path(photos)))

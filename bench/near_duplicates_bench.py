@@ -273,7 +273,7 @@ def signature_cost(repeat: int = 5) -> dict[str, float]:
     scale, a PNG reduced from that decode), the signature alone from the bytes, and that full decode."""
     import skimage.data
 
-    from crossmodal.imaging import decode_image_bytes
+    from crossmodal.media.decoding import decode_image_bytes
 
     photo = Image.fromarray(skimage.data.astronaut()).resize((4000, 3000), Image.Resampling.LANCZOS)
     exif = Image.Exif()

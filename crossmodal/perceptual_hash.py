@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dct
 
-from crossmodal.photo_formats import exif_upright
+from crossmodal.media.formats import exif_upright
 
 SIGNATURE_TAG = "phash"  # the record tag (outside `metadata`) that holds a photo's signature
 HASH_BITS = 64

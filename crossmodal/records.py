@@ -21,7 +21,7 @@ ERROR_STATUS_TAG = "error_status"
 TARGET_TAG = "target"  # the modality of the index a query searches; see flows/query.yml
 FILTER_TAG = "filter"  # a photo query's metadata filter, JSON (crossmodal.photo_filter.PhotoFilter.to_json)
 CANDIDATES_TAG = "candidates"  # "candidates:<shard>" on a query: how many records of that shard the filter allows
-# A photo's metadata (crossmodal.photo_metadata plus "paths"): JSON text on the wire (tags are strings), a JSON
+# A photo's metadata (crossmodal.library.metadata plus "paths"): JSON text on the wire (tags are strings), a JSON
 # object in the stored record's tags (the store indexes it for filters), shown apart from the tags (`metadata`).
 # A photo sent by path (a photo-folder sync): the sha256 of the bytes the sync hashed; the encoder refuses a file that
 # no longer has it, so a stored vector is always of the bytes its record's hash names. Not stored.

@@ -115,7 +115,7 @@ _FTS_SCHEMA = (
 _PAIR_INDEX = "CREATE INDEX IF NOT EXISTS records_pair_id ON records (pair_id)"
 
 # The photo metadata index (issue 11): the filterable fields of each record whose tags hold a `metadata` object
-# (crossmodal.photo_metadata, plus `paths`), keyed by records.num, maintained by triggers (see SCHEMA_VERSION).
+# (crossmodal.library.metadata, plus `paths`), keyed by records.num, maintained by triggers (see SCHEMA_VERSION).
 # `taken` is the clock time as written, without its zone (crossmodal.photo_filter says why); `photo_paths` holds
 # every path of the photo (exact copies), so a folder filter is a range on its primary key. The camera filter is a
 # substring (instr over lower(camera), a scan of the rows the other conditions leave): no index serves it.
@@ -204,7 +204,7 @@ class Record:
 
     @property
     def metadata(self) -> dict[str, Any] | None:
-        """A photo's metadata object (`tags["metadata"]`, crossmodal.photo_metadata plus `paths`), or None."""
+        """A photo's metadata object (`tags["metadata"]`, crossmodal.library.metadata plus `paths`), or None."""
         value = self.tags.get("metadata")
         return value if isinstance(value, dict) else None
 

@@ -6,7 +6,7 @@ from docarray import DocList
 from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND
-from crossmodal.imaging import (
+from crossmodal.media.decoding import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
     ImageTooLargeError,

@@ -13,7 +13,7 @@ import pkgutil
 from collections.abc import Iterable
 from typing import Any
 
-from crossmodal.published import PublishedResult
+from crossmodal.evaluation.published import PublishedResult
 
 from .base import BackendUnavailableError, ModelBackend, TowerNotLoadedError, l2_normalise
 from .spec import TOWERS, BackendSpec, Option

@@ -39,7 +39,7 @@ class ModelBackend(ABC):
     dim: int
     towers: frozenset[str] = frozenset({IMAGE, TEXT})
     # The shorter side the image preprocessing resizes a photo to, when it resizes to a fixed size: a large JPEG
-    # may then be decoded at a reduced scale that still keeps this many pixels (crossmodal.imaging); None: decode
+    # may then be decoded at a reduced scale that still keeps this many pixels (crossmodal.media.decoding); None: decode
     # photos whole.
     image_side: int | None = None
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossmodal.evaluation.published import PublishedResult
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.published import PublishedResult
 
 from .base import ModelBackend
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from crossmodal.published import PublishedResult
+from crossmodal.evaluation.published import PublishedResult
 
 from .base import ModelBackend
 from .fetching import extract_tar_members

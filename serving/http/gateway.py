@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossmodal.composition import compose
 from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
-from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
+from crossmodal.media.decoding import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
 from crossmodal.records import ERROR_STATUS_TAG, ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
 from crossmodal.store import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from crossmodal.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image_file
+from crossmodal.media.decoding import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image_file
 
 THUMBNAIL_SIZES = (64, 128, 256, 512, 1024)
 

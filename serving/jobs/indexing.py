@@ -1,8 +1,8 @@
 """Feeds a dataset into the index flow in batches, with a progress bar and a summary of what happened.
 
 One read and one decode per photo: the reader checks each photo's header only (size, format, dimensions,
-decompression bomb: `crossmodal.imaging.check_image_file`), the job sends its path (`uri`), and the image encoder of
-the index flow reads and decodes it once (`read_files`, img_emb/executor.py): its bytes never cross the flow.
+decompression bomb: `crossmodal.media.decoding.check_image_file`), the job sends its path (`uri`), and the image
+encoder of the index flow reads and decodes it once (`read_files`, img_emb/executor.py): its bytes never cross the flow.
 A photo whose pixels turn out unreadable there (a truncated file) must not leave its captions in the index pointing
 at a photo that is not there, so a photo's captions travel one request after it, once the flow has answered that
 the photo was stored: request k carries the photos of batch k and the captions of batch k-1, so both encoders still

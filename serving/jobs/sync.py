@@ -39,7 +39,6 @@ from docarray import DocList
 from PIL import Image
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from crossmodal.imaging import DEFAULT_MAX_BYTES, ImageDecodeError
 from crossmodal.library import (
     NOT_INDEXABLE,
     LibraryState,
@@ -54,9 +53,10 @@ from crossmodal.library import (
     plan_sync,
     scan_folder,
 )
+from crossmodal.library.metadata import PhotoMetadataError, read_photo_metadata
+from crossmodal.media.decoding import DEFAULT_MAX_BYTES, ImageDecodeError
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
-from crossmodal.photo_metadata import PhotoMetadataError, read_photo_metadata
 from crossmodal.records import CONTENT_SHA256_TAG, ERROR_TAG, METADATA_TAG, MODEL_TAG
 from crossmodal.shards import shard_folders
 from crossmodal.store import read_records, read_vectors, stored_ids, stored_settings

@@ -190,7 +190,7 @@ def expected_metrics(ranks: list[int | None]) -> dict:
     """The standard protocol's numbers, computed here from ranks taken from the run's query server."""
     assert None not in ranks  # every query ranks the whole collection, so its relevant item is always found
     return {**{f"R@{k}": round(100 * sum(rank <= k for rank in ranks) / len(ranks), 2) for k in (1, 5, 10)},
-            # VSE++'s median rank: floor of the median 0-based rank, plus 1 (crossmodal/metrics.py says so too)
+            # VSE++'s median rank: floor of the median 0-based rank, plus 1 (as crossmodal/evaluation/metrics.py)
             "medr": float(math.floor(statistics.median(rank - 1 for rank in ranks)) + 1),
             "meanr": round(statistics.fmean(ranks), 2),
             "queries": len(ranks)}

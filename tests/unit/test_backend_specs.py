@@ -22,8 +22,8 @@ from crossmodal.backends import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Modules that must take every model name from the specs.
-MODEL_FREE = [REPO_ROOT / "app.py", REPO_ROOT / "crossmodal" / "download.py", REPO_ROOT / "crossmodal" / "published.py",
-              *sorted((REPO_ROOT / "deploy").rglob("*.py"))]
+MODEL_FREE = [REPO_ROOT / "app.py", REPO_ROOT / "crossmodal" / "download.py",
+              REPO_ROOT / "crossmodal" / "evaluation" / "published.py", *sorted((REPO_ROOT / "deploy").rglob("*.py"))]
 
 
 def string_constants(path: Path) -> list[tuple[int, str]]:

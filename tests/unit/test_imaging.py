@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmodal.imaging import (
+from crossmodal.media.decoding import (
     ImageDecodeError,
     check_image_bytes,
     check_image_file,
@@ -184,7 +184,7 @@ def test_a_broken_exif_block_does_not_refuse_the_photo():
 
 
 def test_heic_from_a_phone_is_decoded_upright_when_a_decoder_is_installed():
-    from crossmodal.photo_formats import register_heif
+    from crossmodal.media.formats import register_heif
 
     data = (Path(__file__).parent / "data" / "library_photo.heic").read_bytes()
     if not register_heif():
@@ -322,7 +322,7 @@ def test_header_check_of_what_is_not_bytes_or_not_a_file(tmp_path):
 
 def test_every_size_refusal_is_an_image_too_large_error_and_nothing_else_is(tmp_path):
     """The gateway and the image encoder answer 413 for this one type, 400 for the other refusals."""
-    from crossmodal.imaging import ImageTooLargeError, read_image_file
+    from crossmodal.media.decoding import ImageTooLargeError, read_image_file
 
     jpeg = encode(Image.new("RGB", (1200, 900)), "JPEG")
     path = tmp_path / "photo.jpg"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import crossmodal.imaging as imaging
+import crossmodal.media.decoding as imaging
 from crossmodal.ids import CAPTION_ID_PREFIX, IMAGE_ID_PREFIX, image_doc_id
 from dataset import FolderReader
 from serving.jobs.indexing import ERRORS_ONLY, index_dataset

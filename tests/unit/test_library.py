@@ -33,7 +33,7 @@ from crossmodal.library import (
     scan_folder,
     sha256_file,
 )
-from crossmodal.photo_formats import register_heif
+from crossmodal.media.formats import register_heif
 
 LIBRARY = "holidays"
 DATA = Path(__file__).parent / "data"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmodal.metrics import first_relevant_rank, recall_at, recall_summary, rsum
+from crossmodal.evaluation.metrics import first_relevant_rank, recall_at, recall_summary, rsum
 
 
 def vsepp_summary(ranks: np.ndarray) -> tuple[float, float, float, float, float]:

@@ -79,7 +79,7 @@ def test_a_camera_sized_photo_decoded_at_reduced_scale_embeds_as_decoded_whole(b
     one of the whole decode, to within the resampling difference."""
     import io
 
-    from crossmodal.imaging import decode_image_bytes
+    from crossmodal.media.decoding import decode_image_bytes
 
     assert backend.image_side == 256
     for name in ("coffee", "chelsea_cat", "moon"):

@@ -1,4 +1,4 @@
-"""Photo metadata (crossmodal/photo_metadata.py) on real files: EXIF written by Pillow and EXIF built byte by byte
+"""Photo metadata (crossmodal/library/metadata.py) on real files: EXIF written by Pillow and EXIF built byte by byte
 with the wrong types, zero denominators and garbage dates that cameras and editors really write."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageFile
 from PIL.TiffImagePlugin import IFDRational
 
-from crossmodal.photo_formats import exif_upright, register_heif
-from crossmodal.photo_metadata import PhotoMetadataError, read_photo_metadata
+from crossmodal.library.metadata import PhotoMetadataError, read_photo_metadata
+from crossmodal.media.formats import exif_upright, register_heif
 
 DATA = Path(__file__).parent / "data"
 MTIME_NS = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20Z

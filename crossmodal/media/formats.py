@@ -2,7 +2,7 @@
 and the EXIF orientation applied.
 
 The bottom of the media code: decoding (`imaging`), the folder scan (`library`), the metadata reader
-(`photo_metadata`) and the perceptual hash all use it, and it imports none of them (only Pillow), so they form no
+(`library.metadata`) and the perceptual hash all use it, and it imports none of them (only Pillow), so they form no
 import circle.
 """
 from __future__ import annotations

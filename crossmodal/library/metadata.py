@@ -19,7 +19,7 @@ Field rules (the `metadata` object of issue 11):
   out of range, without a reference, or exactly 0/0 (what devices without a fix write).
 
 The file is opened with `crossmodal.library.open_library_file` (no symlink followed, regular files only), and
-HEIC/HEIF is read when `crossmodal.photo_formats.register_heif()` found a decoder.
+HEIC/HEIF is read when `crossmodal.media.formats.register_heif()` found a decoder.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from crossmodal.library import open_library_file
-from crossmodal.photo_formats import orientation, photo_formats, safe_exif
+from crossmodal.library.files import open_library_file
+from crossmodal.media.formats import orientation, photo_formats, safe_exif
 
 # EXIF tags (IFD0, the Exif sub-IFD, the GPS sub-IFD).
 _MAKE, _MODEL, _DATETIME = 0x010F, 0x0110, 0x0132

@@ -2,8 +2,8 @@
 
 Sizes are checked before pixels are decoded, so a decompression bomb never allocates, and every failure is an
 ImageDecodeError whose message says what is wrong with the input. Photos come out as displayed: the EXIF orientation
-is applied (`crossmodal.photo_formats.exif_upright`, which ignores a broken EXIF block). HEIC/HEIF is decoded when
-the bytes are HEIF and a decoder is installed (`crossmodal.photo_formats.register_heif`, tried only then).
+is applied (`crossmodal.media.formats.exif_upright`, which ignores a broken EXIF block). HEIC/HEIF is decoded when
+the bytes are HEIF and a decoder is installed (`crossmodal.media.formats.register_heif`, tried only then).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from crossmodal.photo_formats import ALLOWED_FORMATS, exif_upright, is_heif, photo_formats
+from crossmodal.media.formats import ALLOWED_FORMATS, exif_upright, is_heif, photo_formats
 
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
