@@ -1,23 +1,26 @@
 """Caption-less photo sets (issue 21): the calibration set that fits `text->image+no_text`, and the held-out test set.
 
-Both are photos with no captions, as a user's own folder is. Neither holds a demo photo, and they share no photo:
+Both are photos with no captions, as a user's own folder is. Neither holds a demo photo, and they share no photo
+(`overlaps` checks it on the pixels, by perceptual hash; bench/caption_less_report.py refuses to report otherwise):
 
-- calibration (bench/relevance/caption_less_calibration.json): photos that ship with the venv's packages
-  (scikit-image's skimage.data, scikit-learn's sample images, matplotlib's sample data) and a few compositions
-  drawn here with PIL, so the shipped calibration can be refitted on any machine with the venv (the unit test
-  tests/unit/test_offline_calibration.py does). Labelled like the demo's text->image calibration set: each query
-  against all the photos (one true match), against the photos without its own (leave-one-out: unanswerable), and
-  the unanswerable queries against all the photos; the DEPTH best matches by cosine, the distribution over all.
-- held-out test (bench/relevance/caption_less_heldout.json): real photos of Debian's plasma-workspace-wallpapers
-  package (`apt-get install plasma-workspace-wallpapers`) and three of skimage.data's, copied by `build_heldout`
-  under camera-style names into three folders, with a resized `_small` copy, a byte `copy` and an `edit`. Not
-  committed (the wallpapers are 1-6 MB each); bench/caption_less_report.py indexes it as a plain folder library
-  and queries it through the HTTP API.
+- calibration (bench/relevance/caption_less_calibration.json): photos that ship in Debian packages
+  (mate-backgrounds, plasma-workspace-wallpapers: real photos, as a user's folder holds, no illustrations), one of
+  scikit-image's sample photos that is not a demo photo, and a few compositions drawn here with PIL. Labelled like
+  the demo's text->image calibration set: each query against all the photos (one true match), against the photos
+  without its own (leave-one-out: unanswerable), and the unanswerable queries against all the photos; the DEPTH
+  best matches by cosine, the distribution over all. Without the packages (`apt-get install` the file's
+  `packages`) the mapping cannot be refitted: `available` says so, and tests/unit/test_offline_calibration.py then
+  checks the demo mappings only.
+- held-out test (bench/relevance/caption_less_heldout.json): real photos of plasma-workspace-wallpapers and
+  mate-backgrounds, copied by `build_heldout` under camera-style names into three folders, with a resized `_small`
+  copy, a byte `copy` and an `edit`. Not committed (the wallpapers are 1-6 MB each); bench/caption_less_report.py
+  indexes them and asks the gateway's ranking and relevance code for its answers.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,42 +28,80 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 from relevance_data import DATA, DEPTH, MODEL, QuerySet, labelled
 
+from crossmodal.perceptual_hash import hamming, image_signature
+from dataset import DemoReader
+
 CALIBRATION = DATA / "caption_less_calibration.json"
 HELDOUT = DATA / "caption_less_heldout.json"
-PLASMA_WALLPAPERS = Path("/usr/share/wallpapers")
+PLASMA_WALLPAPERS = Path("/usr/share/wallpapers")  # plasma-workspace-wallpapers
+DEBIAN_BACKGROUNDS = Path("/usr/share/backgrounds")  # mate-backgrounds (mate/...)
 MAX_SIDE = 2048  # the copies of the wallpapers are re-encoded as JPEG at most this wide, as a phone's photo is
 SMALL_SIDE = 320
+COPY_KINDS = ("copy", "small", "edit")  # held-out files made from another held-out file
+SAME_PHOTO_BITS = 10  # perceptual hashes this close (of 64 bits) are the same photo (a resized copy is within 4)
 
 
 def read(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def package_photo(source: str) -> Image.Image:
-    """An RGB photo from `<package>:<name>` (skimage, sklearn, matplotlib, plasma) or `compose:<name>`."""
+def source_path(source: str) -> Path | None:
+    """The file of a `<package>:<name>` source (None for a composition)."""
     package, _, name = source.partition(":")
     if package == "compose":
-        return compose(name)
+        return None
     if package == "skimage":
         import skimage
 
-        path = Path(skimage.__file__).parent / "data" / name
-    elif package == "sklearn":
-        import sklearn
-
-        path = Path(sklearn.__file__).parent / "datasets" / "images" / name
-    elif package == "matplotlib":
-        import matplotlib
-
-        path = Path(matplotlib.get_data_path()) / "sample_data" / name
-    elif package == "plasma":
+        return Path(skimage.__file__).parent / "data" / name
+    if package == "debian":
+        return DEBIAN_BACKGROUNDS / name
+    if package == "plasma":
         images = PLASMA_WALLPAPERS / name / "contents" / "images"
         if not images.is_dir():
-            raise FileNotFoundError(f"{images} is missing: apt-get install plasma-workspace-wallpapers")
-        path = max((p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")),
+            return images / "missing"
+        return max((p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")),
                    key=lambda p: (p.stat().st_size < 8_000_000, p.stat().st_size))
-    else:
-        raise ValueError(f"unknown photo source {source!r}")
+    raise ValueError(f"unknown photo source {source!r}")
+
+
+def photo_sources(path: Path) -> list[str]:
+    """The photos' sources of a set (CALIBRATION, or HELDOUT without its copies of its own photos)."""
+    data = read(path)
+    if "photos" in data:
+        return [photo["source"] for photo in data["photos"].values()]
+    return [source for source in data["files"].values() if source.partition(":")[0] not in COPY_KINDS]
+
+
+def available(path: Path) -> bool:
+    """Whether every photo of a set (CALIBRATION or HELDOUT) is on this machine."""
+    return all(file is None or file.is_file() for file in map(source_path, photo_sources(path)))
+
+
+def overlaps() -> list[tuple[str, str]]:
+    """Pairs of photos that are the same photo (perceptual hashes within SAME_PHOTO_BITS) across the calibration
+    set, the held-out set and the demo: empty when the three are disjoint, as the fit and the report need."""
+    signatures: dict[str, str] = {}
+    for name, path in (("calibration", CALIBRATION), ("held-out", HELDOUT)):
+        for source in photo_sources(path):
+            signatures[f"{name} {source}"] = image_signature(package_photo(source))
+    with tempfile.TemporaryDirectory() as workspace:
+        for item in DemoReader(Path(workspace)):
+            with Image.open(item.image_path) as image:
+                signatures[f"demo {item.image_path.name}"] = image_signature(image.convert("RGB"))
+    names = sorted(signatures)
+    return [(first, second) for i, first in enumerate(names) for second in names[i + 1:]
+            if first.split()[0] != second.split()[0]
+            and hamming(signatures[first], signatures[second]) <= SAME_PHOTO_BITS]
+
+
+def package_photo(source: str) -> Image.Image:
+    """An RGB photo from `<package>:<name>` (skimage, debian, plasma) or `compose:<name>`."""
+    path = source_path(source)
+    if path is None:
+        return compose(source.partition(":")[2])
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: apt-get install {' '.join(read(CALIBRATION)['packages'])}")
     with Image.open(path) as image:
         return image.convert("RGB")
 
@@ -99,6 +140,8 @@ class CaptionLessCalibration:
     query_texts: list[str]
     owners: list[str]
     unanswerable: list[str]
+    vectors: np.ndarray
+    unanswerable_vectors: np.ndarray
 
     @classmethod
     def encode(cls, backend=None) -> CaptionLessCalibration:
@@ -110,20 +153,19 @@ class CaptionLessCalibration:
         photos = list(data["photos"])
         images = backend.encode_images([package_photo(data["photos"][name]["source"]) for name in photos])
         texts = [(name, text) for name in photos for text in data["photos"][name]["queries"]]
-        calibration = cls(photos, images, [t for _, t in texts], [n for n, _ in texts], list(data["unanswerable"]))
-        calibration._vectors = backend.encode_texts(calibration.query_texts)  # type: ignore[attr-defined]
-        calibration._unanswerable_vectors = backend.encode_texts(calibration.unanswerable)  # type: ignore[attr-defined]
-        return calibration
+        unanswerable = list(data["unanswerable"])
+        return cls(photos, images, [t for _, t in texts], [n for n, _ in texts], unanswerable,
+                   backend.encode_texts([t for _, t in texts]), backend.encode_texts(unanswerable))
 
     def query_sets(self) -> list[QuerySet]:
         """Answerable, leave-one-out and unanswerable queries (DEPTH matches each, distribution over the index)."""
         answerable, left_out = [], []
-        for vector, owner in zip(self._vectors, self.owners):  # type: ignore[attr-defined]
+        for vector, owner in zip(self.vectors, self.owners):
             answerable.append(labelled(vector, self.images, [photo == owner for photo in self.photos]))
             keep = [i for i, photo in enumerate(self.photos) if photo != owner]
             left_out.append(labelled(vector, self.images[keep], [False] * len(keep)))
         unanswerable = [labelled(vector, self.images, [False] * len(self.photos))
-                        for vector in self._unanswerable_vectors]  # type: ignore[attr-defined]
+                        for vector in self.unanswerable_vectors]
         return [QuerySet(self.query_texts, answerable),
                 QuerySet([f"{t} (without {o})" for t, o in zip(self.query_texts, self.owners)], left_out),
                 QuerySet(self.unanswerable, unanswerable)]
@@ -134,10 +176,11 @@ def caption_less_description() -> str:
     data = read(CALIBRATION)
     queries = sum(len(photo["queries"]) for photo in data["photos"].values())
     return (f"text->image+no_text (photos without captions): the caption-less calibration set "
-            f"(bench/relevance/caption_less_calibration.json): {len(data['photos'])} photos from the venv's packages "
-            f"and PIL compositions (not the demo, not the held-out caption-less set), {queries} queries each against "
-            f"all photos and against the photos without its own (leave-one-out), and {len(data['unanswerable'])} "
-            f"unanswerable queries; top {DEPTH} matches by cosine, distribution over the whole index")
+            f"(bench/relevance/caption_less_calibration.json): {len(data['photos'])} photos of Debian packages and "
+            f"scikit-image, and PIL compositions (not the demo, not the held-out caption-less set), {queries} queries "
+            f"each against all photos and against the photos without its own (leave-one-out), and "
+            f"{len(data['unanswerable'])} unanswerable queries; top {DEPTH} matches by cosine, distribution over the "
+            f"whole index")
 
 
 def build_heldout(folder: Path) -> list[str]:
@@ -152,7 +195,7 @@ def build_heldout(folder: Path) -> list[str]:
         if kind == "copy":
             shutil.copyfile(folder / rest, target)
             continue
-        if kind in ("small", "edit"):
+        if kind in COPY_KINDS[1:]:
             with Image.open(folder / rest) as original:
                 image = original.convert("RGB")
             if kind == "small":
