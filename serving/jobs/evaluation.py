@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from crossmodal.datasets import ImageCaptions
 from crossmodal.evaluation.metrics import first_relevant_rank, recall_summary, rsum
 from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.relevance import LabelledQuery, ScoreDistribution
-from dataset import ImageCaptions
 from serving.jobs.client import SearchClient, image_query, text_query
 
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from docarray import DocList
 from tqdm import tqdm
 
+from crossmodal.datasets import DatasetReader, ImageCaptions, Skipped
 from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.records import ERROR_TAG
 from crossmodal.store import stored_ids
 from crossmodal.workspace import index_folder
-from dataset import DatasetReader, ImageCaptions, Skipped
 from serving.wire import CrossModalDoc
 
 ERRORS_ONLY = {"reply": "errors"}  # pods/indexer.py: answer /index with the refused documents only

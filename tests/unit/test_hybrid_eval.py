@@ -16,7 +16,7 @@ from hybrid_eval import (
 )
 
 from crossmodal.keywords import query_terms
-from dataset import DEMO_MANIFEST, _demo_target
+from dataset import DEMO_MANIFEST, demo_target
 
 PHOTOS = json.loads(Path(DEMO_MANIFEST).read_text())["photos"]
 
@@ -37,7 +37,7 @@ ANSWER = {"query_modality": "text", "modality": "image", "matches": [
 
 def test_demo_pair_ids_as_dataset_py_builds_them_name_their_photo():
     for photo in PHOTOS:
-        pair_id = f"demo/{_demo_target(photo, Path('images')).name}"
+        pair_id = f"demo/{demo_target(photo, Path('images')).name}"
         assert photo_name(pair_id) == photo["name"]
     assert photo_name("folder/demo/coffee.png") is None and photo_name(None) is None
 
