@@ -39,7 +39,7 @@ from crossmodal.backends import DEFAULT_BACKEND, backend_spec, backend_specs  # 
 from crossmodal.backends.flags import add_model_flags, flags_of_other_models, given_by  # noqa: E402
 from crossmodal.download import KAGGLE_DATASETS, DownloadError  # noqa: E402
 from crossmodal.evaluation.metrics import DEFAULT_KS  # noqa: E402
-from crossmodal.store import StoreError  # noqa: E402
+from crossmodal.index import StoreError  # noqa: E402
 from dataset import DATASETS, open_dataset  # noqa: E402
 from serving.jobs.client import SearchError  # noqa: E402
 from serving.runtime.flows import DEFAULT_PORT, FlowSettings  # noqa: E402
@@ -156,9 +156,9 @@ def query_flag_problem(args: argparse.Namespace) -> str | None:
 
 def check_indexed(workspace: Path) -> None:
     """A query needs an index: a mistyped --workspace is named, instead of an empty one created and searched."""
+    from crossmodal.index import stored_settings
     from crossmodal.modality import MODALITIES
     from crossmodal.shards import shard_folders
-    from crossmodal.store import stored_settings
     from crossmodal.workspace import index_folder
 
     if not any(stored_settings(folder) is not None for modality in MODALITIES
@@ -278,9 +278,9 @@ def open_library(args: argparse.Namespace, reader, workspace: Path):
 def refuse_mixing(sync, workspace: Path) -> None:
     """A folder's first sync into a workspace that already holds other photos (the demo, say) would mix the two
     collections in every answer: refused, naming the two ways on."""
+    from crossmodal.index import stored_ids
     from crossmodal.modality import IMAGE
     from crossmodal.shards import shard_folders
-    from crossmodal.store import stored_ids
     from crossmodal.workspace import index_folder
 
     if sync.state.records or sync.legacy_photos():
@@ -359,9 +359,9 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     the reader has skipped the photos whose header is unreadable. So the scan decodes nothing and stops at the first
     photo that is not stored (then a flow starts); an index built by another model than --model takes the flow's
     path, as before."""
+    from crossmodal.index import stored_ids, stored_settings
     from crossmodal.modality import IMAGE, TEXT
     from crossmodal.shards import shard_folders
-    from crossmodal.store import stored_ids, stored_settings
     from crossmodal.workspace import check_workspace, index_folder
     from serving.jobs.indexing import IndexSummary, _already_indexed
 
@@ -443,8 +443,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
     from crossmodal.backends import published_results
+    from crossmodal.index import stored_ids, stored_settings
     from crossmodal.modality import IMAGE, MODALITIES
-    from crossmodal.store import stored_ids, stored_settings
     from crossmodal.workspace import index_folder
     from serving.jobs.client import SearchClient
     from serving.jobs.evaluation import evaluate_pairs

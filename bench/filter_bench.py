@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from crossmodal.index import Record, VectorStore  # noqa: E402
+from crossmodal.index.filtering import allowed_nums  # noqa: E402
 from crossmodal.modality import IMAGE  # noqa: E402
 from crossmodal.photo_filter import PhotoFilter, parse_photo_filter  # noqa: E402
-from crossmodal.store import Record, VectorStore, _allowed_nums  # noqa: E402
 
 FILTERS = {
     "unfiltered": None,
@@ -75,7 +76,7 @@ def measure(store: VectorStore, queries: np.ndarray, vectors: np.ndarray, metada
         if photo_filter is not None:
             with store._lock, store._reading() as conn:  # the SQLite share alone
                 started = time.perf_counter()
-                _allowed_nums(conn, photo_filter)
+                allowed_nums(conn, photo_filter)
                 select_times.append(time.perf_counter() - started)
         store._allowed_cache.clear()  # a new search: its allowed ids are selected in SQLite
         started = time.perf_counter()

@@ -336,8 +336,8 @@ def scale_timing(vectors: np.ndarray, threshold: float, rule: SignatureRule | No
     the groups from scratch (its first request, or its start), then after a sync that adds 10 photos (the pairs
     kept), then from its cache (the index unchanged). Also the signature pass alone, from scratch."""
     from crossmodal.duplicates import gated_signature_pairs, store_groups
+    from crossmodal.index import Record, VectorStore, store_generations
     from crossmodal.modality import IMAGE
-    from crossmodal.store import Record, VectorStore, store_generations
 
     signatures = random_signatures(len(vectors) + 10)
 

@@ -12,7 +12,7 @@ of the other photos (leave-one-out). Held-out: the held-out queries against the 
 manifest's captions (the reported test captions) with and without its own.
 
 Keyword evidence (text->image+keywords, hybrid mode): the same text queries, also searched by keyword the way the
-gateway searches them. `KeywordIndex` writes a real store of the demo (crossmodal.store.VectorStore: the photos
+gateway searches them. `KeywordIndex` writes a real store of the demo (crossmodal.index.VectorStore: the photos
 with their pair ids `demo/<file name>` and the manifest's captions, records as the indexing job makes them) and
 runs crossmodal.ranking.keyword_rankings / keyword_coverage / fused_order on it. A hybrid query keeps its first
 DEPTH matches in the fused order (semantic ids best first, then reciprocal rank fusion with the keyword rankings),
@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from crossmodal.ids import caption_doc_id, image_doc_id
+from crossmodal.index import VectorStore
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.ranking import FUSION_DEPTH, KeywordRankings, fused_order, keyword_coverage, keyword_rankings
 from crossmodal.records import record_from_document
@@ -43,7 +44,6 @@ from crossmodal.relevance import (
     sample_positions,
     score_distribution,
 )
-from crossmodal.store import VectorStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "relevance"

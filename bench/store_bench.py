@@ -34,7 +34,7 @@ def peak_mib() -> float:
 
 def insert(folder: str, size: int, index_type: str) -> dict:
     """Fresh process: add the collection batch by batch and close (which writes the FAISS snapshot)."""
-    from crossmodal.store import Record, VectorStore
+    from crossmodal.index import Record, VectorStore
 
     baseline = peak_mib()
     started = time.perf_counter()
@@ -48,7 +48,7 @@ def insert(folder: str, size: int, index_type: str) -> dict:
 
 def search(folder: str, index_type: str, ef_values: tuple[int, ...]) -> dict:
     """Fresh process: open read-only as the query flow's indexer does, then time single queries per ef_search."""
-    from crossmodal.store import VectorStore
+    from crossmodal.index import VectorStore
 
     queries = clustered_vectors(QUERIES, DIM, seed=1)
     baseline = peak_mib()

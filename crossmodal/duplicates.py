@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from crossmodal.index import Record, read_records, read_vectors, stored_ids, stored_settings
 from crossmodal.perceptual_hash import SIGNATURE_TAG, signature_bits
-from crossmodal.store import Record, read_records, read_vectors, stored_ids, stored_settings
 
 # Cosine at or above which two photos are near-duplicates, per model (the backend's name: an index's model name up to
 # its first ':'). Chosen by bench/near_duplicates_bench.py on generated copies of 22 real photos (results/

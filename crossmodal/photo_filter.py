@@ -2,7 +2,7 @@
 
 A `PhotoFilter` is parsed from what a client sent (`parse_photo_filter`, every refusal a `FilterError` naming the
 field), travels to the indexers as JSON in the query document's `filter` tag (`to_json` / `from_json`), and is
-applied by the store in SQLite (`crossmodal.store`: the allowed record numbers, then a FAISS id selector).
+applied by the store in SQLite (`crossmodal.index`: the allowed record numbers, then a FAISS id selector).
 `matches` is the same rule in Python, over one photo's `metadata` object: the reference the tests compare against.
 
 The rules:

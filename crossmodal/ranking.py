@@ -27,11 +27,11 @@ import numpy as np
 
 from crossmodal.fusion import reciprocal_rank_fusion
 from crossmodal.ids import image_doc_id
+from crossmodal.index import caption_vectors_of_pairs, filter_ids, keyword_search
 from crossmodal.keywords import CAPTION, NAME, query_terms
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.photo_filter import PhotoFilter
 from crossmodal.relevance import Calibration, ScoreDistribution
-from crossmodal.store import caption_vectors_of_pairs, filter_ids, keyword_search
 
 MODES = ("semantic", "keyword", "hybrid")
 FUSION_DEPTH = 50  # how deep each ranking goes before fusion (the server's limit is 100)

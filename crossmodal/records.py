@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from crossmodal.store import Record
+from crossmodal.index import Record
 
 MODEL_TAG = "model"  # the backend (and weights) that produced a document's embedding
 ERROR_TAG = "error"  # why a stage could not process a document; the document then carries no embedding

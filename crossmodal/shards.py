@@ -13,7 +13,7 @@ from pathlib import Path
 
 SHARD_PREFIX = "shard-"
 SHARD_LAYOUT_FILE = "shards.json"
-DB_NAME = "meta.sqlite"  # the file that marks a folder as holding a store (crossmodal.store)
+DB_NAME = "meta.sqlite"  # the file that marks a folder as holding a store (crossmodal.index)
 
 
 class ShardLayoutError(ValueError):

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from docarray import DocList
 
+from crossmodal.index import Hit, VectorStore, stored_settings
 from crossmodal.modality import MODALITIES
 from crossmodal.photo_filter import PhotoFilter
 from crossmodal.records import (
@@ -19,7 +20,6 @@ from crossmodal.records import (
     wire_tags_of_record,
 )
 from crossmodal.shards import shard_folder, shard_of
-from crossmodal.store import Hit, VectorStore, stored_settings
 from serving.runtime.executor import CrossModalExecutor, requests
 from serving.wire import CrossModalDoc, MatchDoc
 

@@ -14,6 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal.duplicates import DuplicateGroups, SimilarPairs, store_groups
+from crossmodal.index import (
+    Record,
+    filter_ids,
+    read_records,
+    read_vectors,
+    store_generations,
+    vector_sample,
+)
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.photo_filter import TAKEN_CHARS
 from crossmodal.ranking import (
@@ -35,14 +43,6 @@ from crossmodal.relevance import (
     load_calibration,
     score_distribution,
     workspace_calibration_path,
-)
-from crossmodal.store import (
-    Record,
-    filter_ids,
-    read_records,
-    read_vectors,
-    store_generations,
-    vector_sample,
 )
 from serving.http import api_models as models
 from serving.http.api_models import MAX_DEPTH

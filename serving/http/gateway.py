@@ -30,10 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crossmodal.composition import compose
 from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
-from crossmodal.media.decoding import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
-from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
-from crossmodal.records import ERROR_STATUS_TAG, ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
-from crossmodal.store import (
+from crossmodal.index import (
     StoreError,
     read_record,
     read_records,
@@ -41,6 +38,9 @@ from crossmodal.store import (
     sample_records,
     store_summary,
 )
+from crossmodal.media.decoding import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
+from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
+from crossmodal.records import ERROR_STATUS_TAG, ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
 from crossmodal.unicode_text import first_invalid_string
 from crossmodal.workspace import index_folder
 from serving.http import api_models as models

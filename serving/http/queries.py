@@ -20,10 +20,10 @@ import numpy as np
 from fastapi import HTTPException
 
 from crossmodal.ids import DOC_ID_PATTERN
+from crossmodal.index import read_record, read_vectors, stored_settings
 from crossmodal.media.decoding import ImageDecodeError, ImageTooLargeError, check_image_bytes, image_bytes_from_base64
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
 from crossmodal.records import MODEL_TAG, TARGET_TAG
-from crossmodal.store import read_record, read_vectors, stored_settings
 from crossmodal.unicode_text import invalid_unicode
 from serving.wire import CrossModalDoc
 

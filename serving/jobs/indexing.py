@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from crossmodal.datasets import DatasetReader, ImageCaptions, Skipped
 from crossmodal.ids import caption_doc_id, image_doc_id
+from crossmodal.index import stored_ids
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.records import ERROR_TAG
-from crossmodal.store import stored_ids
 from crossmodal.workspace import index_folder
 from serving.wire import CrossModalDoc
 

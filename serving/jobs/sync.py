@@ -39,6 +39,7 @@ from docarray import DocList
 from PIL import Image
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from crossmodal.index import read_records, read_vectors, stored_ids, stored_settings
 from crossmodal.library import (
     NOT_INDEXABLE,
     LibraryState,
@@ -59,7 +60,6 @@ from crossmodal.modality import IMAGE, TEXT
 from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
 from crossmodal.records import CONTENT_SHA256_TAG, ERROR_TAG, METADATA_TAG, MODEL_TAG
 from crossmodal.shards import shard_folders
-from crossmodal.store import read_records, read_vectors, stored_ids, stored_settings
 from crossmodal.workspace import index_folder
 from serving.jobs.indexing import ERRORS_ONLY
 from serving.wire import CrossModalDoc

@@ -19,8 +19,8 @@ import pytest
 from processes import descendants, listening_ports
 
 from crossmodal.ids import caption_doc_id, image_doc_id
+from crossmodal.index import stored_ids
 from crossmodal.relevance import load_calibration
-from crossmodal.store import stored_ids
 from dataset import open_dataset
 from tests.servers import (
     EVALUATE_TIMEOUT,

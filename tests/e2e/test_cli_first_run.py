@@ -11,9 +11,9 @@ import socket
 import pytest
 from PIL import Image
 
+from crossmodal.index import stored_ids
 from crossmodal.modality import IMAGE
 from crossmodal.shards import shard_folders
-from crossmodal.store import stored_ids
 from crossmodal.workspace import index_folder
 from tests.servers import describe, free_port, run_cli
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from crossmodal.store import stored_settings
+from crossmodal.index import stored_settings
 from tests.model_weights import DIMENSIONS, MODELS
 from tests.servers import describe, run_cli
 

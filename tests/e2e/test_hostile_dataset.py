@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from crossmodal.ids import caption_doc_id, image_doc_id
-from crossmodal.store import read_record, stored_ids
+from crossmodal.index import read_record, stored_ids
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

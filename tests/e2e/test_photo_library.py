@@ -22,8 +22,8 @@ import httpx
 import pytest
 from PIL import Image, ImageOps
 
+from crossmodal.index import read_vectors, stored_ids
 from crossmodal.library import photo_id
-from crossmodal.store import read_vectors, stored_ids
 from tests.servers import APP, INDEX_TIMEOUT, FlowProcess, describe, run_cli, start_query_server
 
 pytestmark = pytest.mark.slow

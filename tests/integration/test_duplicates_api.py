@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from crossmodal.duplicates import THRESHOLDS, DuplicateGroups, store_groups
+from crossmodal.index import Record, VectorStore, stored_settings
 from crossmodal.modality import IMAGE
-from crossmodal.store import Record, VectorStore, stored_settings
 from serving.http.api_models import MAX_DEPTH
 from tests.servers import start_query_server
 

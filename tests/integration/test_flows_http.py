@@ -13,7 +13,7 @@ import pytest
 from docarray import DocList
 from PIL import Image
 
-from crossmodal.store import ModelMismatchError, stored_ids
+from crossmodal.index import ModelMismatchError, stored_ids
 from pods.indexer import Indexer
 from serving.wire import CrossModalDoc
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from crossmodal.ids import caption_doc_id, image_doc_id
-from crossmodal.store import VectorStore, read_record, stored_ids, stored_settings
+from crossmodal.index import VectorStore, read_record, stored_ids, stored_settings
 from dataset import open_dataset
 from serving.jobs.indexing import IndexSummary, index_dataset
 

@@ -9,7 +9,7 @@ import base64
 import httpx
 import pytest
 
-from crossmodal.store import stored_settings
+from crossmodal.index import stored_settings
 from tests.servers import start_query_server
 
 pytestmark = pytest.mark.slow

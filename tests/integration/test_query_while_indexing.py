@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from crossmodal.store import stored_ids
+from crossmodal.index import stored_ids
 from dataset import open_dataset
 from serving.jobs.indexing import index_dataset
 from tests.servers import start_index_flow, start_query_server

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from crossmodal.ids import image_doc_id
-from crossmodal.store import Record, VectorStore, stored_ids
+from crossmodal.index import Record, VectorStore, stored_ids
 from serving.http.gateway import parse_origins
 from tests.servers import cli_env, start_query_server
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix, image_doc_id
+from crossmodal.index import SCHEMA_VERSION, Record, StoreVersionError, VectorStore
 from crossmodal.modality import IMAGE, TEXT, other_modality
 from crossmodal.records import ERROR_TAG, MODEL_TAG, TARGET_TAG, record_from_document, tags_of_record
 from crossmodal.shards import (
@@ -17,7 +18,6 @@ from crossmodal.shards import (
     shard_folders,
     shard_of,
 )
-from crossmodal.store import SCHEMA_VERSION, Record, StoreVersionError, VectorStore
 from crossmodal.workspace import check_workspace, index_folder
 
 

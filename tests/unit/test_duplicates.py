@@ -27,9 +27,9 @@ from crossmodal.duplicates import (
     store_groups,
     threshold_for,
 )
+from crossmodal.index import Record, VectorStore
 from crossmodal.modality import IMAGE
 from crossmodal.perceptual_hash import bytes_signature, hamming, signature_bits
-from crossmodal.store import Record, VectorStore
 
 DATA = Path(__file__).parent / "data" / "near_duplicate_vectors.npz"
 THRESHOLD = THRESHOLDS["offline"]

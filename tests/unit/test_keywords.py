@@ -9,10 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import crossmodal.store as store_module
-from crossmodal.keywords import MAX_TERMS, build_query, query_terms
-from crossmodal.shards import DB_NAME, shard_folder, shard_of
-from crossmodal.store import (
+import crossmodal.index.sql as store_sql
+from crossmodal.index import (
     FTS_TABLE,
     KeywordHit,
     Record,
@@ -23,6 +21,8 @@ from crossmodal.store import (
     store_generations,
     vector_sample,
 )
+from crossmodal.keywords import MAX_TERMS, build_query, query_terms
+from crossmodal.shards import DB_NAME, shard_folder, shard_of
 
 DIM = 4
 
@@ -261,7 +261,7 @@ def test_an_old_store_reads_as_no_keyword_hits_without_being_touched(tmp_path):
 
 
 def sqlite_names(folder: Path) -> set[str]:
-    with sqlite3.connect(store_module._read_only_uri(folder / DB_NAME), uri=True) as db:
+    with sqlite3.connect(store_sql.read_only_uri(folder / DB_NAME), uri=True) as db:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     return names
@@ -319,7 +319,7 @@ def sharded(root: Path, records: list[Record], matrix: np.ndarray, shards: int =
 
 
 def test_read_vectors_across_shards_and_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "_SQL_CHUNK", 7)
+    monkeypatch.setattr(store_sql, "SQL_CHUNK", 7)
     records = [caption(f"c{i}", f"caption {i}") for i in range(40)]
     matrix = vectors(40, seed=3)
     sharded(tmp_path / "text", records, matrix)

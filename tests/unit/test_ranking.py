@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from crossmodal.ids import caption_doc_id, image_doc_id
+from crossmodal.index import Record, VectorStore
 from crossmodal.modality import IMAGE, TEXT
 from crossmodal.ranking import KeywordRankings, PhotoCaptions, fused_order, keyword_rankings, photo_captions, relevances
-from crossmodal.store import Record, VectorStore
 
 DIM = 8
 PHOTOS = {  # pair id: captions

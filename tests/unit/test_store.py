@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossmodal.store import (
-    DB_NAME,
+from crossmodal.index import (
     SNAPSHOT_NAME,
     Hit,
     ModelMismatchError,
@@ -22,6 +21,7 @@ from crossmodal.store import (
     stored_ids,
     stored_settings,
 )
+from crossmodal.shards import DB_NAME
 
 DIM = 4
 MODEL = "test-model"
@@ -498,19 +498,19 @@ def test_a_reused_reader_sees_every_commit_and_a_recreated_store(tmp_path):
 def test_idle_readers_are_bounded_per_store_and_in_stores(tmp_path):
     import threading
 
-    from crossmodal import store as store_module
+    from crossmodal.index import connections
 
-    readers = store_module._readers
-    for number in range(store_module._ReadOnlyConnections.STORES + 5):
+    readers = connections.readers
+    for number in range(connections.ReadOnlyConnections.STORES + 5):
         with open_store(tmp_path / f"ws{number}") as writer:
             writer.add([text(f"r{number}")], unit(1, 0, 0, 0)[None, :])
         assert read_record(tmp_path / f"ws{number}", f"r{number}") is not None
-    assert len(readers.idle) <= store_module._ReadOnlyConnections.STORES
+    assert len(readers.idle) <= connections.ReadOnlyConnections.STORES
     # many reads at once open as many connections; only IDLE_PER_STORE of them are kept afterwards
     folder, started, go = tmp_path / "ws0", [], threading.Barrier(20)
 
     def read() -> None:
-        with store_module._read_only_db(folder / store_module.DB_NAME) as conn:
+        with connections.read_only_db(folder / DB_NAME) as conn:
             started.append(id(conn))
             go.wait(timeout=10)
 
@@ -520,28 +520,28 @@ def test_idle_readers_are_bounded_per_store_and_in_stores(tmp_path):
     for thread in threads:
         thread.join(timeout=30)
     assert len(set(started)) == 20
-    assert len(readers.idle[folder / store_module.DB_NAME][1]) == store_module._ReadOnlyConnections.IDLE_PER_STORE
+    assert len(readers.idle[folder / DB_NAME][1]) == connections.ReadOnlyConnections.IDLE_PER_STORE
 
 
 def test_a_forked_process_opens_its_own_readers(tmp_path):
     """SQLite connections must not cross a fork: the child reads through connections of its own."""
     import os
 
-    from crossmodal import store as store_module
+    from crossmodal.index import connections
 
     folder = tmp_path / "ws"
     with open_store(folder) as writer:
         writer.add([text("a", text="cat")], unit(1, 0, 0, 0)[None, :])
     assert read_record(folder, "a") is not None
-    parents = {id(conn) for _, conns in store_module._readers.idle.values() for conn in conns}
+    parents = {id(conn) for _, conns in connections.readers.idle.values() for conn in conns}
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover (runs in the child)
         found = read_record(folder, "a") is not None
-        own = {id(conn) for _, conns in store_module._readers.idle.values() for conn in conns}
+        own = {id(conn) for _, conns in connections.readers.idle.values() for conn in conns}
         ok = found and len(own) == 1 and not parents & own
         os.write(write, b"1" if ok else b"0")
         os._exit(0)
     os.waitpid(child, 0)
     assert os.read(read, 1) == b"1"
-    assert {id(conn) for _, conns in store_module._readers.idle.values() for conn in conns} == parents  # in use
+    assert {id(conn) for _, conns in connections.readers.idle.values() for conn in conns} == parents  # in use

@@ -4,8 +4,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from crossmodal.shards import DB_NAME
-from crossmodal.store import (
+from crossmodal.index import (
     SCHEMA_VERSION,
     Record,
     StoreError,
@@ -13,6 +12,7 @@ from crossmodal.store import (
     VectorStore,
     stored_settings,
 )
+from crossmodal.shards import DB_NAME
 
 DIM = 3
 
