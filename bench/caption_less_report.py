@@ -38,6 +38,16 @@ MODES = ("hybrid", "semantic")
 MIN_ANSWERABLE, MIN_ABSENT = 20, 6
 
 
+def vector_store_class() -> type:
+    """The store class of the checkout on sys.path: `crossmodal.store.VectorStore` at BEFORE, in the package
+    `crossmodal.index` since the core was split into packages (issue 22)."""
+    try:
+        from crossmodal.store import VectorStore
+    except ImportError:
+        from crossmodal.index import VectorStore  # type: ignore[no-redef]
+    return VectorStore
+
+
 def index_library(root: Path, folders: dict[str, Path], model: str) -> dict[str, str]:
     """Index the photos under `root` as the photo-folder sync does (serving/jobs/sync.py); their ids by path."""
     from PIL import Image
@@ -48,8 +58,8 @@ def index_library(root: Path, folders: dict[str, Path], model: str) -> dict[str,
     from crossmodal.modality import IMAGE, TEXT
     from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
     from crossmodal.records import METADATA_TAG, record_from_document
-    from crossmodal.store import VectorStore
 
+    VectorStore = vector_store_class()  # noqa: N806
     paths: dict[str, list[str]] = {}
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         paths.setdefault(hashlib.sha256(file.read_bytes()).hexdigest(), []).append(file.relative_to(root).as_posix())
@@ -74,12 +84,12 @@ def answers(folders: dict[str, Path], workspace: Path, model: str, texts: list[s
     """Each text's first page in each mode, as the checkout first on sys.path answers it: ids, relevances, flag."""
     from crossmodal.modality import IMAGE, TEXT
     from crossmodal.records import wire_tags_of_record
-    from crossmodal.store import VectorStore
     from serving.http.answers import AnswerBuilder, FlowResult, search_depth
     from serving.http.plans import SearchPlan
     from serving.http.queries import Query
     from serving.wire import MatchDoc
 
+    VectorStore = vector_store_class()  # noqa: N806
     builder = AnswerBuilder(folders, workspace)
     found: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with VectorStore(folders[IMAGE], IMAGE, model, vectors.shape[1]) as store:
@@ -105,24 +115,30 @@ def run_version(code: Path, work: Path, folders: dict[str, Path], model: str) ->
     workspace.mkdir(exist_ok=True)
     child = {"folders": {k: str(v) for k, v in folders.items()}, "workspace": str(workspace), "model": model}
     command = [sys.executable, __file__, "--answer", str(code), str(work), json.dumps(child)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=code)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=code)
+    if done.returncode != 0:
+        raise SystemExit(f"answering with {code} failed:\n{done.stderr}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def shares(found: list[dict], queries: list[dict], absent: list[str], ids: dict[str, str]) -> dict:
-    """The report's shares for one version and mode; answerable queries first in `found`, then the absent ones."""
+def shares(found: list[dict], texts: list[str], queries: list[dict], ids: dict[str, str]) -> dict:
+    """The report's shares for one version and mode, and each query's first file and best relevance; the answerable
+    queries come first in `found` and `texts`, then the absent ones."""
     answerable, rest = found[:len(queries)], found[len(queries):]
     right = [{ids[path] for path in query["photos"]} for query in queries]
     first = [bool(a["ids"]) and a["ids"][0] in r for a, r in zip(answerable, right)]
     top3 = [bool(r.intersection(a["ids"][:3])) for a, r in zip(answerable, right)]
     flagged_right = [a["no_good_match"] for a, f in zip(answerable, first) if f]
+    path_of = {doc_id: path for path, doc_id in reversed(list(ids.items()))}  # a photo's first path
     return {
         "answerable": len(queries), "right_first": round(float(np.mean(first)), 4),
         "right_in_top3": round(float(np.mean(top3)), 4), "right_first_count": int(sum(first)),
         "right_first_flagged": round(float(np.mean(flagged_right)), 4) if flagged_right else None,
-        "absent": len(absent), "absent_flagged": round(float(np.mean([a["no_good_match"] for a in rest])), 4),
-        "best_relevance_right_first": [round(max(a["relevance"]), 4) for a, f in zip(answerable, first) if f],
-        "best_relevance_absent": [round(max(a["relevance"]), 4) if a["relevance"] else None for a in rest],
+        "absent": len(rest), "absent_flagged": round(float(np.mean([a["no_good_match"] for a in rest])), 4),
+        "queries": [{"text": text, "answerable": i < len(queries), "right_first": i < len(queries) and first[i],
+                     "first": path_of[a["ids"][0]] if a["ids"] else None,
+                     "best_relevance": round(max(a["relevance"]), 4) if a["relevance"] else None,
+                     "no_good_match": a["no_good_match"]} for i, (text, a) in enumerate(zip(texts, found))],
     }
 
 
@@ -167,7 +183,7 @@ def report(before: str, output: Path) -> dict:
                        "folded; before: the gateway's code at BEFORE, after: this checkout's",
         "before_commit": before, "limit": LIMIT, "model": MODEL, "photos": len(set(ids.values())),
         "files": len(ids),
-        "results": {version: {mode: shares(found[mode], queries, absent, ids) for mode in MODES}
+        "results": {version: {mode: shares(found[mode], texts, queries, ids) for mode in MODES}
                     for version, found in versions.items()},
     }
     output.parent.mkdir(parents=True, exist_ok=True)
