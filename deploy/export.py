@@ -212,6 +212,19 @@ def _connections(command: list[str]) -> dict[str, list[str]]:
     return json.loads(_command_value(command, "--connection-list") or "{}")
 
 
+def escape_interpolation(service: dict) -> None:
+    """`$` -> `$$` in a service's command, entrypoint and healthcheck. Compose interpolates `$name` in every value,
+    and Jina's export writes the flow's `when` conditions as JSON (`{"modality": {"$eq": "text"}}`): unescaped,
+    docker compose and podman-compose turn `$eq` into an empty variable, and the gateway's filter fails on every
+    query ("The operator  is not supported yet")."""
+    for key in ("command", "entrypoint"):
+        if isinstance(service.get(key), list):
+            service[key] = [value.replace("$", "$$") if isinstance(value, str) else value for value in service[key]]
+    test = service.get("healthcheck", {}).get("test")
+    if isinstance(test, str):
+        service["healthcheck"]["test"] = test.replace("$", "$$")
+
+
 def finish_compose(compose: dict, options: Options) -> dict:
     """Add to Jina's compose file what it lacks: the workspace volume (gateway and indexers), healthcheck timings
     that suit model loading, restart policies, start order, and the index job (profile `index`)."""
@@ -227,6 +240,8 @@ def finish_compose(compose: dict, options: Options) -> dict:
             connections = _connections(service["command"])
             shards = sorted({address.split(":")[0] for addresses in connections.values() for address in addresses})
             service["depends_on"] = {shard: {"condition": "service_started"} for shard in shards}
+    for service in services.values():  # before the index job and the volumes, whose ${...} compose must expand
+        escape_interpolation(service)
     gateway = services["gateway"]
     gateway["volumes"] = [f"{WORKSPACE_VOLUME}:{WORKSPACE}", data_mount]
     gateway["depends_on"] = {name: {"condition": "service_healthy"} for name in services if name != "gateway"}

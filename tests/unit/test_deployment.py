@@ -170,6 +170,21 @@ def test_compose_file_validates_against_the_compose_spec(compose):
     assert list(validator(schema).iter_errors(broken))
 
 
+def test_compose_interpolation_leaves_the_when_conditions_intact(compose):
+    """Compose expands `$name` in every value and turns `$$` into `$`: the gateway's `--graph-conditions` (the
+    flows' `when`, `{"$eq": ...}`) must come out of that as the flow wrote them (it came out as `{"": ...}`)."""
+    def interpolated(value: str) -> str:
+        assert re.search(r"(?<!\$)\$(?!\$)", value.replace("$$", "")) is None, f"unescaped $ in {value!r}"
+        return value.replace("$$", "$")
+
+    for service in compose["services"].values():
+        for value in [*service.get("command", []), *service.get("entrypoint", [])]:
+            interpolated(value)
+    conditions = json.loads(interpolated(_arg(compose["services"]["gateway"]["command"], "--graph-conditions")))
+    assert conditions["text_encoder"] == {"modality": {"$eq": "text"}}
+    assert conditions["image_indexer"] == {"tags__target": {"$eq": "image"}}
+
+
 def test_compose_wiring(compose):
     services = compose["services"]
     running = {name: service for name, service in services.items() if "profiles" not in service}
