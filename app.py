@@ -135,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def query_flag_problem(args: argparse.Namespace) -> str | None:
     """What the gateway would refuse in -t query's flags, said before any flow starts (None when they are usable)."""
-    from crossmodal.photo_filter import FilterError, parse_photo_filter
+    from crossmodal.index.photo_filter import FilterError, parse_photo_filter
 
     most = FlowSettings().max_limit
     if not 1 <= args.limit <= most:
@@ -157,9 +157,9 @@ def query_flag_problem(args: argparse.Namespace) -> str | None:
 def check_indexed(workspace: Path) -> None:
     """A query needs an index: a mistyped --workspace is named, instead of an empty one created and searched."""
     from crossmodal.index import stored_settings
+    from crossmodal.index.shards import shard_folders
+    from crossmodal.index.workspace import index_folder
     from crossmodal.modality import MODALITIES
-    from crossmodal.shards import shard_folders
-    from crossmodal.workspace import index_folder
 
     if not any(stored_settings(folder) is not None for modality in MODALITIES
                for folder in shard_folders(index_folder(workspace, modality))):
@@ -279,9 +279,9 @@ def refuse_mixing(sync, workspace: Path) -> None:
     """A folder's first sync into a workspace that already holds other photos (the demo, say) would mix the two
     collections in every answer: refused, naming the two ways on."""
     from crossmodal.index import stored_ids
+    from crossmodal.index.shards import shard_folders
+    from crossmodal.index.workspace import index_folder
     from crossmodal.modality import IMAGE
-    from crossmodal.shards import shard_folders
-    from crossmodal.workspace import index_folder
 
     if sync.state.records or sync.legacy_photos():
         return
@@ -294,7 +294,7 @@ def refuse_mixing(sync, workspace: Path) -> None:
 
 
 def check_workspace_for(args: argparse.Namespace, workspace: Path) -> None:
-    from crossmodal.workspace import check_workspace
+    from crossmodal.index.workspace import check_workspace
 
     check_workspace(workspace, args.shards)  # the refusals a flow's start would give (shards, schema version)
 
@@ -360,9 +360,9 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     photo that is not stored (then a flow starts); an index built by another model than --model takes the flow's
     path, as before."""
     from crossmodal.index import stored_ids, stored_settings
+    from crossmodal.index.shards import shard_folders
+    from crossmodal.index.workspace import check_workspace, index_folder
     from crossmodal.modality import IMAGE, TEXT
-    from crossmodal.shards import shard_folders
-    from crossmodal.workspace import check_workspace, index_folder
     from serving.jobs.indexing import IndexSummary, _already_indexed
 
     if args.reindex:
@@ -444,8 +444,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     from crossmodal.backends import published_results
     from crossmodal.index import stored_ids, stored_settings
+    from crossmodal.index.workspace import index_folder
     from crossmodal.modality import IMAGE, MODALITIES
-    from crossmodal.workspace import index_folder
     from serving.jobs.client import SearchClient
     from serving.jobs.evaluation import evaluate_pairs
     from serving.runtime.flows import load_flow, running
@@ -490,7 +490,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def write_calibration(model_name: str, samples: dict, args: argparse.Namespace) -> Path | None:
     """Fit the model's relevance calibration on the evaluation's queries, into the serving workspace (where the
     query server finds it, before the calibration shipped with the model)."""
-    from crossmodal.relevance import fit_calibration, save_calibration, workspace_calibration_path
+    from crossmodal.search.relevance import fit_calibration, save_calibration, workspace_calibration_path
 
     if not samples:
         return None

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 from relevance_data import DATA, DEPTH, MODEL, QuerySet, labelled
 
-from crossmodal.perceptual_hash import hamming, image_signature
+from crossmodal.library.perceptual_hash import hamming, image_signature
 from dataset import DemoReader
 
 CALIBRATION = DATA / "caption_less_calibration.json"

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crossmodal.index import Record, VectorStore  # noqa: E402
 from crossmodal.index.filtering import allowed_nums  # noqa: E402
+from crossmodal.index.photo_filter import PhotoFilter, parse_photo_filter  # noqa: E402
 from crossmodal.modality import IMAGE  # noqa: E402
-from crossmodal.photo_filter import PhotoFilter, parse_photo_filter  # noqa: E402
 
 FILTERS = {
     "unfiltered": None,

@@ -29,7 +29,7 @@ from caption_less_data import (  # noqa: E402
 )
 from relevance_data import MODEL, SHIPPED, DemoEncoded, calibration_description, calibration_sets  # noqa: E402
 
-from crossmodal.relevance import (  # noqa: E402
+from crossmodal.search.relevance import (  # noqa: E402
     TEXT_TO_IMAGE,
     Calibration,
     fit_calibration,

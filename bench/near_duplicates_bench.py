@@ -1,7 +1,7 @@
 """Near-duplicate rule (issue 11, item 5): precision and recall of "cosine >= t", and of "cosine >= t, or perceptual
-signatures within d bits and cosine >= g" (crossmodal/duplicates.py), on generated copies of real photos, encoded by
-the offline model and signed by crossmodal/perceptual_hash.py (from each copy's file, as a folder sync signs a photo),
-tuned on one half of the source photos and reported on the other half.
+signatures within d bits and cosine >= g" (crossmodal/library/duplicates.py), on generated copies of real photos,
+encoded by the offline model and signed by crossmodal/library/perceptual_hash.py (from each copy's file, as a folder
+sync signs a photo), tuned on one half of the source photos and reported on the other half.
 
     python bench/near_duplicates_bench.py [--json results/near_duplicates.json] [--scale 100000]
 
@@ -20,7 +20,7 @@ Halves, by source photo: of the sorted names, the odd positions tune the thresho
 whose copies this model confuses at up to 0.99), the even ones are held out ("held-out"). The chosen threshold is the
 lowest of the sweep above every distinct pair of the tuning half (precision 1.0 there: folding a different photo
 hides it from search, missing a copy only shows it twice); its held-out precision and recall are the reported
-numbers, pair by pair and for the groups `crossmodal.duplicates.find_groups` forms (two photos in one group).
+numbers, pair by pair and for the groups `crossmodal.library.duplicates.find_groups` forms (two photos in one group).
 The signature rule (d, g) is the one of the grid (d 0-20, g 0.5-0.95: a gate of 0.5 at least, against unrelated
 photos of similar layout that a large library holds and 22 photos cannot show) with the most tuning recall among those
 that fold no pair of different tuning photos and no pair of different faces or non-face patches (below) beyond those
@@ -48,8 +48,8 @@ from PIL import Image, ImageEnhance
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crossmodal.duplicates import SIGNATURE_RULES, THRESHOLDS, SignatureRule, find_groups  # noqa: E402
-from crossmodal.perceptual_hash import bytes_signature, signature_bits  # noqa: E402
+from crossmodal.library.duplicates import SIGNATURE_RULES, THRESHOLDS, SignatureRule, find_groups  # noqa: E402
+from crossmodal.library.perceptual_hash import bytes_signature, signature_bits  # noqa: E402
 
 SWEEP = np.round(np.arange(0.80, 1.0, 0.0025), 4)
 FACES = 100
@@ -180,8 +180,8 @@ def pairs_of(photos: list[Photo], vectors: np.ndarray, signatures: list[str], ha
 
 
 def predicted(scores: np.ndarray, apart: np.ndarray, threshold: float, rule: SignatureRule | None) -> np.ndarray:
-    """The near-duplicate rule of crossmodal/duplicates.py on pairs: cosine >= threshold, or signatures within the
-    rule's distance and cosine >= its gate."""
+    """The near-duplicate rule of crossmodal/library/duplicates.py on pairs: cosine >= threshold, or signatures within
+    the rule's distance and cosine >= its gate."""
     hits = scores >= threshold
     if rule is not None:
         hits |= (apart >= 0) & (apart <= rule.distance) & (scores >= rule.gate)
@@ -335,8 +335,8 @@ def scale_timing(vectors: np.ndarray, threshold: float, rule: SignatureRule | No
     """What the gateway does for `GET /duplicates` on a store of ``vectors`` (with photo metadata and signatures):
     the groups from scratch (its first request, or its start), then after a sync that adds 10 photos (the pairs
     kept), then from its cache (the index unchanged). Also the signature pass alone, from scratch."""
-    from crossmodal.duplicates import gated_signature_pairs, store_groups
     from crossmodal.index import Record, VectorStore, store_generations
+    from crossmodal.library.duplicates import gated_signature_pairs, store_groups
     from crossmodal.modality import IMAGE
 
     signatures = random_signatures(len(vectors) + 10)

@@ -26,7 +26,7 @@ from processes import descendants, memory_kib
 from synthetic import collection_batches
 
 from crossmodal.index import Record, VectorStore
-from crossmodal.shards import SHARD_PREFIX, shard_of
+from crossmodal.index.shards import SHARD_PREFIX, shard_of
 from dataset import open_dataset
 from serving.jobs.indexing import index_dataset
 from serving.runtime.flows import FlowSettings, load_flow, running

@@ -81,9 +81,9 @@ def in_process_stages(workspace: Path, model: str, repeat: int, idle_s: float) -
 
     from crossmodal.backends import create_backend_from_config
     from crossmodal.index import VectorStore, stored_settings
+    from crossmodal.index.workspace import index_folder
     from crossmodal.modality import IMAGE, MODALITIES
     from crossmodal.modality import TEXT as TEXT_MODALITY
-    from crossmodal.workspace import index_folder
     from serving.http import api_models as models
     from serving.http.answers import AnswerBuilder, FlowResult
     from serving.http.plans import SearchPlan

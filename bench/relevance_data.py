@@ -14,7 +14,7 @@ manifest's captions (the reported test captions) with and without its own.
 Keyword evidence (text->image+keywords, hybrid mode): the same text queries, also searched by keyword the way the
 gateway searches them. `KeywordIndex` writes a real store of the demo (crossmodal.index.VectorStore: the photos
 with their pair ids `demo/<file name>` and the manifest's captions, records as the indexing job makes them) and
-runs crossmodal.ranking.keyword_rankings / keyword_coverage / fused_order on it. A hybrid query keeps its first
+runs crossmodal.search.ranking.keyword_rankings / keyword_coverage / fused_order on it. A hybrid query keeps its first
 DEPTH matches in the fused order (semantic ids best first, then reciprocal rank fusion with the keyword rankings),
 each with its keyword coverage. A leave-one-out query searches a store without the left-out photo and its captions
 (built for real, so the keyword ranking's bm25 statistics are those of that smaller collection too); coverage of a
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import VectorStore
+from crossmodal.index.ids import caption_doc_id, image_doc_id
+from crossmodal.index.tags import record_from_document
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.ranking import FUSION_DEPTH, KeywordRankings, fused_order, keyword_coverage, keyword_rankings
-from crossmodal.records import record_from_document
-from crossmodal.relevance import (
+from crossmodal.search.ranking import FUSION_DEPTH, KeywordRankings, fused_order, keyword_coverage, keyword_rankings
+from crossmodal.search.relevance import (
     IMAGE_TO_TEXT,
     SAMPLE_SIZE,
     TEXT_TO_IMAGE,
@@ -190,7 +190,7 @@ class KeywordIndex:
         return keyword_rankings(self.folders(without), IMAGE, text)
 
     def coverage(self, text: str, without: str | None = None) -> dict[str, float]:
-        """Keyword coverage by photo name (crossmodal.ranking.keyword_coverage, as the gateway computes it)."""
+        """Keyword coverage by photo name (crossmodal.search.ranking.keyword_coverage, as the gateway computes it)."""
         found = keyword_coverage(self.rankings(text, without), text) or {}
         return {self.photo_of_id[doc_id]: value for doc_id, value in found.items()}
 

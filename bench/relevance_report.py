@@ -8,7 +8,8 @@ HELDOUT_LIMIT (5) matches and is flagged no_good_match when the best relevance a
 gateway does:
 
 - semantic: the matches by cosine, relevance from the semantic mapping (`coverage=None`);
-- hybrid (the API's and web page's default): the matches in the fused order (crossmodal.ranking.fused_order of the
+- hybrid (the API's and web page's default): the matches in the fused order (crossmodal.search.ranking.fused_order of
+the
   semantic ids and the keyword rankings of a real store of the demo), relevance from the keyword mapping with each
   match's keyword coverage. Photo queries have no words and are ranked by meaning in every mode: text->image only.
 
@@ -38,7 +39,7 @@ from relevance_data import (  # noqa: E402
     returned_relevance,
 )
 
-from crossmodal.relevance import NO_GOOD_MATCH_BELOW, TEXT_TO_IMAGE, Calibration  # noqa: E402
+from crossmodal.search.relevance import NO_GOOD_MATCH_BELOW, TEXT_TO_IMAGE, Calibration  # noqa: E402
 
 EXAMPLES = ("a dog catching a frisbee", "a man filming with a camera")
 EXAMPLE_LIMIT = 3

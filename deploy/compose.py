@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from crossmodal.ids import image_doc_id  # noqa: E402
+from crossmodal.index.ids import image_doc_id  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROBE = {"text": "a cup of coffee"}

@@ -6,6 +6,7 @@ from docarray import DocList
 from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND
+from crossmodal.index.tags import CONTENT_SHA256_TAG, MODEL_TAG, refuse
 from crossmodal.media.decoding import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
@@ -15,7 +16,6 @@ from crossmodal.media.decoding import (
     read_image_file,
 )
 from crossmodal.modality import IMAGE
-from crossmodal.records import CONTENT_SHA256_TAG, MODEL_TAG, refuse
 from serving.runtime.executor import CrossModalExecutor, encoder_backend, requests
 from serving.wire import CrossModalDoc, is_embedded
 

@@ -8,9 +8,9 @@ import numpy as np
 from docarray import DocList
 
 from crossmodal.index import Hit, VectorStore, stored_settings
-from crossmodal.modality import MODALITIES
-from crossmodal.photo_filter import PhotoFilter
-from crossmodal.records import (
+from crossmodal.index.photo_filter import PhotoFilter
+from crossmodal.index.shards import shard_folder, shard_of
+from crossmodal.index.tags import (
     CANDIDATES_TAG,
     ERROR_TAG,
     FILTER_TAG,
@@ -19,7 +19,7 @@ from crossmodal.records import (
     refuse,
     wire_tags_of_record,
 )
-from crossmodal.shards import shard_folder, shard_of
+from crossmodal.modality import MODALITIES
 from serving.runtime.executor import CrossModalExecutor, requests
 from serving.wire import CrossModalDoc, MatchDoc
 

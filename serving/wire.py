@@ -7,7 +7,7 @@ from docarray.proto import DictOfAnyProto, DocProto, NodeProto
 from docarray.typing import ID, NdArray
 from pydantic import Field
 
-from crossmodal.records import MODEL_TAG
+from crossmodal.index.tags import MODEL_TAG
 
 
 class MatchDoc(BaseDoc):
@@ -69,7 +69,7 @@ class CrossModalDoc(BaseDoc):
 
     Image bytes travel as base64 text: Jina 3.34's gateway rebuilds the schema from JSON and turns `bytes`
     fields into `str`, which then rejects binary data. Tags carry the record tags and the pipeline tags of
-    `crossmodal.records`.
+    `crossmodal.index.tags`.
     """
 
     modality: str

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal.index import VectorStore
+from crossmodal.index.shards import shard_folder
+from crossmodal.index.tags import CONTENT_SHA256_TAG, ERROR_TAG, MODEL_TAG, record_from_document
+from crossmodal.index.workspace import index_folder
 from crossmodal.media.decoding import decode_image_bytes, image_bytes_from_base64, read_image_file
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.records import CONTENT_SHA256_TAG, ERROR_TAG, MODEL_TAG, record_from_document
-from crossmodal.shards import shard_folder
-from crossmodal.workspace import index_folder
 from serving.wire import is_embedded
 
 MODEL = "fake-pixels"

@@ -5,8 +5,8 @@ from typing import Any
 from docarray import DocList
 
 from crossmodal.backends import DEFAULT_BACKEND
+from crossmodal.index.tags import MODEL_TAG, refuse
 from crossmodal.modality import TEXT
-from crossmodal.records import MODEL_TAG, refuse
 from serving.runtime.executor import CrossModalExecutor, encoder_backend, requests
 from serving.wire import CrossModalDoc, is_embedded
 

@@ -1,1 +1,1 @@
-"""Calibrations shipped with the package, one JSON per model (`<model>.json`, read by crossmodal.relevance)."""
+"""Calibrations shipped with the package, one JSON per model (`<model>.json`, read by crossmodal.search.relevance)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmodal.media.decoding import ImageDecodeError, check_image_file
-from crossmodal.unicode_text import invalid_unicode
+from crossmodal.media.text import invalid_unicode
 
 SPLITS = ("train", "val", "test", "restval")
 NO_SPLIT = "all"  # the split of an item whose source says nothing about splits

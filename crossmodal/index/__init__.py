@@ -5,8 +5,11 @@
 - `snapshot`: the FAISS file and when it is current;  `schema`: the SQLite layout, its triggers and migration;
 - `reads`, `keyword_search`, `filtering`: reads of a folder (all shards) without loading FAISS, for the gateway,
   the jobs and the CLI;  `connections`: the pooled read-only connections they use;
-- `types`: records, hits and errors;  `sql`: small SQLite helpers.
-It imports the core's keywords, modality, photo filter and shard layout, never the models, `serving/` or Jina.
+- `types`: records, hits and errors;  `sql`: small SQLite helpers;
+- what the stores share with their writers and readers: `ids` (document ids from pair ids), `tags` (record tags),
+  `keywords` (free text to FTS5 queries), `photo_filter` (the metadata filters), `shards` and `workspace` (where
+  each index lives).
+It imports only `crossmodal.modality` of the core (and numpy, FAISS, SQLite), never the models, `serving/` or Jina.
 """
 from .filtering import filter_ids
 from .keyword_search import keyword_search

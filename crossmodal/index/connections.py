@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crossmodal.shards import DB_NAME, shard_folders
+from crossmodal.index.shards import DB_NAME, shard_folders
 
 from .sql import has_table, read_only_uri
 from .types import StoreError

@@ -11,7 +11,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from crossmodal.photo_filter import PhotoFilter, ascii_lower
+from crossmodal.index.photo_filter import PhotoFilter, ascii_lower
 
 from .connections import each_shard
 from .schema import METADATA_TABLE, PATHS_TABLE

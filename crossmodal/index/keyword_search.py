@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from crossmodal.keywords import CAPTION, build_query, term_expression
+from crossmodal.index.keywords import CAPTION, build_query, term_expression
 
 from .connections import each_shard
 from .schema import FTS_TABLE
@@ -16,12 +16,12 @@ from .types import KeywordHit
 def keyword_search(folder: str | Path, text: str, limit: int, field: str = CAPTION) -> list[KeywordHit]:
     """The best ``limit`` documents of ``folder`` (all its shards) for the words of ``text``, best first.
 
-    ``text`` is free text (crossmodal.keywords: never FTS5 syntax; stop words dropped, the other words OR-ed, so a
+    ``text`` is free text (crossmodal.index.keywords: never FTS5 syntax; stop words dropped, the other words OR-ed, so a
     document matching more of them ranks higher). Empty when nothing is left to search for, and for a store that
     has no keyword index yet (written before it existed, not re-opened for writing since). bm25 is computed within
     each shard, so scores of different shards are close to, not exactly, comparable. ``field`` says what the
-    folder's documents are (crossmodal.keywords.NAME for a photo index, whose text is file and folder names: camera
-    words and numbers are not searched there; CAPTION for a caption index).
+    folder's documents are (crossmodal.index.keywords.NAME for a photo index, whose text is file and folder names:
+    camera words and numbers are not searched there; CAPTION for a caption index).
     """
     check_limit(limit)
     query = build_query(text, field)

@@ -83,7 +83,7 @@ _PAIR_INDEX = "CREATE INDEX IF NOT EXISTS records_pair_id ON records (pair_id)"
 
 # The photo metadata index (issue 11): the filterable fields of each record whose tags hold a `metadata` object
 # (crossmodal.library.metadata, plus `paths`), keyed by records.num, maintained by triggers (see SCHEMA_VERSION).
-# `taken` is the clock time as written, without its zone (crossmodal.photo_filter says why); `photo_paths` holds
+# `taken` is the clock time as written, without its zone (crossmodal.index.photo_filter says why); `photo_paths` holds
 # every path of the photo (exact copies), so a folder filter is a range on its primary key. The camera filter is a
 # substring (instr over lower(camera), a scan of the rows the other conditions leave): no index serves it.
 METADATA_TABLE, PATHS_TABLE = "photo_metadata", "photo_paths"

@@ -19,7 +19,7 @@ ERROR_TAG = "error"  # why a stage could not process a document; the document th
 # wrong). Without it: 409, the old answer to every flow error.
 ERROR_STATUS_TAG = "error_status"
 TARGET_TAG = "target"  # the modality of the index a query searches; see flows/query.yml
-FILTER_TAG = "filter"  # a photo query's metadata filter, JSON (crossmodal.photo_filter.PhotoFilter.to_json)
+FILTER_TAG = "filter"  # a photo query's metadata filter, JSON (crossmodal.index.photo_filter.PhotoFilter.to_json)
 CANDIDATES_TAG = "candidates"  # "candidates:<shard>" on a query: how many records of that shard the filter allows
 # A photo's metadata (crossmodal.library.metadata plus "paths"): JSON text on the wire (tags are strings), a JSON
 # object in the stored record's tags (the store indexes it for filters), shown apart from the tags (`metadata`).

@@ -19,9 +19,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from crossmodal.index.photo_filter import PhotoFilter
+from crossmodal.index.shards import DB_NAME
 from crossmodal.modality import MODALITIES
-from crossmodal.photo_filter import PhotoFilter
-from crossmodal.shards import DB_NAME
 
 from .filtering import allowed_nums, bitmap_selector
 from .schema import SCHEMA, SCHEMA_VERSION, check_schema_version, migrate_keyword_index

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from crossmodal.index import stored_settings
+from crossmodal.index.shards import check_shard_count, shard_folders
 from crossmodal.modality import MODALITIES
-from crossmodal.shards import check_shard_count, shard_folders
 
 
 def index_folder(workspace: str | Path, modality: str) -> Path:

@@ -3,8 +3,8 @@ cosine similarity of their image vectors and, for photos of a photo folder, thei
 are already one photo with several paths: the library's identity is the content hash).
 
 Two photos are near-duplicates when the cosine of their vectors reaches the model's threshold T, or when both have a
-signature (`tags["phash"]`, crossmodal/perceptual_hash.py: a 64-bit DCT hash of the upright grayscale thumbnail that a
-photo-folder sync stores) at Hamming distance <= H and their cosine still reaches a lower gate G: the pixels say
+signature (`tags["phash"]`, crossmodal/library/perceptual_hash.py: a 64-bit DCT hash of the upright grayscale thumbnail
+that a photo-folder sync stores) at Hamming distance <= H and their cosine still reaches a lower gate G: the pixels say
 "copy" and the embedding does not say "a different subject". Photos without a signature (captioned datasets, photos
 stored before signatures existed) pair by the threshold alone.
 
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from crossmodal.index import Record, read_records, read_vectors, stored_ids, stored_settings
-from crossmodal.perceptual_hash import SIGNATURE_TAG, signature_bits
+from crossmodal.library.perceptual_hash import SIGNATURE_TAG, signature_bits
 
 # Cosine at or above which two photos are near-duplicates, per model (the backend's name: an index's model name up to
 # its first ':'). Chosen by bench/near_duplicates_bench.py on generated copies of 22 real photos (results/

@@ -2,7 +2,7 @@
 --------------------------------------------------------------------------
 A photo of a plain-folder library is its *content*: `photo_pair_id(library, sha256)` is
 "folder/<library>/sha256:<hex>" and the image document id is `photo_id(library, sha256)` =
-`crossmodal.ids.image_doc_id(photo_pair_id(...))`, so caption ids follow from the same pair id
+`crossmodal.index.ids.image_doc_id(photo_pair_id(...))`, so caption ids follow from the same pair id
 (`ids.caption_doc_id`). Paths are metadata: `metadata.path` is the photo's first path in sorted order and
 `metadata.paths` all of them. Hence:
 - a move or rename keeps the id, so the vector stays and only the metadata changes (no encoder call);
@@ -19,7 +19,7 @@ recognised: the integrator removes them (or re-indexes) when a folder first beco
 """
 from __future__ import annotations
 
-from crossmodal.ids import image_doc_id
+from crossmodal.index.ids import image_doc_id
 
 
 def photo_pair_id(library: str, sha256: str) -> str:

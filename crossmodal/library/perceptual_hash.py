@@ -1,9 +1,9 @@
 """A photo's perceptual signature: a 64-bit DCT hash (pHash) of its upright grayscale thumbnail, as 16 hex digits.
 
 Resized, re-encoded, brightened or slightly cropped copies of a photo keep most of its bits; different photos differ
-in about half of them. `crossmodal.duplicates` combines the Hamming distance of two signatures with the cosine of the
-two photos' vectors (a model that embeds *what* a photo shows moves a re-encoded copy further from its original than
-the pixels do).
+in about half of them. `crossmodal.library.duplicates` combines the Hamming distance of two signatures with the cosine
+of the two photos' vectors (a model that embeds *what* a photo shows moves a re-encoded copy further from its original
+than the pixels do).
 
 The algorithm is ImageHash's `phash` (hash_size 8, highfreq_factor 4): the image in grayscale, resized to 32 x 32
 (Lanczos), a 2-D DCT-II, the 8 x 8 lowest frequencies compared with their median, bit i of the hash (most significant

@@ -6,11 +6,11 @@ are testable on real store files without a flow.
 - `semantic`: the vector ranking as the indexers returned it.
 - `keyword`: SQLite FTS5 (BM25) over captions and file/folder names. A photo is found by its names and by the
   words of its captions (a caption hit counts for its photo), as two rankings, one per field (FIELD_WEIGHTS).
-- `hybrid`: the vector ranking and the keyword rankings fused by reciprocal rank fusion (`crossmodal.fusion`).
+- `hybrid`: the vector ranking and the keyword rankings fused by reciprocal rank fusion (`crossmodal.search.fusion`).
 
 Keyword evidence where it is meant (issue 21): a file name is written by a camera or a person sorting files, a
 caption (or, later, text found in the photo) says what the photo shows. So a photo's name ranking is searched
-without camera words and numbers (crossmodal.keywords.NAME_STOP_WORDS: `PXL_0005_small.jpg` is not found by "a
+without camera words and numbers (crossmodal.index.keywords.NAME_STOP_WORDS: `PXL_0005_small.jpg` is not found by "a
 small bird"; numbers only when the query is nothing else: "2024"), and in the fusion it counts FIELD_WEIGHTS[NAME]
 (half) of a caption's ranking or of the vector ranking. Each match says which field matched which words
 (`KeywordRankings.fields_of`, the API's `why.fields`).
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.fusion import reciprocal_rank_fusion
-from crossmodal.ids import image_doc_id
 from crossmodal.index import caption_vectors_of_pairs, filter_ids, keyword_search
-from crossmodal.keywords import CAPTION, NAME, query_terms
+from crossmodal.index.ids import image_doc_id
+from crossmodal.index.keywords import CAPTION, NAME, query_terms
+from crossmodal.index.photo_filter import PhotoFilter
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.photo_filter import PhotoFilter
-from crossmodal.relevance import Calibration, ScoreDistribution
+from crossmodal.search.fusion import reciprocal_rank_fusion
+from crossmodal.search.relevance import Calibration, ScoreDistribution
 
 MODES = ("semantic", "keyword", "hybrid")
 FUSION_DEPTH = 50  # how deep each ranking goes before fusion (the server's limit is 100)

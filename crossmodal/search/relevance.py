@@ -32,10 +32,10 @@ Queries are weighted so that answerable and unanswerable queries count equally i
 a calibration set is an accident of how it was written, and equal odds is the neutral prior.
 
 Keyword evidence. A query that was also searched by keyword (hybrid and keyword modes) has a third feature per
-match, `keyword_coverage` in [0, 1]: the share of the query's searched words (crossmodal.keywords.query_terms) that
-the match holds in its names and captions together (crossmodal.ranking.keyword_coverage); 0 for a match the keyword
-search did not find. A photo whose captions and names hold every word of the query is evidence that the cosine does
-not carry (the offline model's R@1 on held-out text queries is 53 %). It gets its own mapping per direction,
+match, `keyword_coverage` in [0, 1]: the share of the query's searched words (crossmodal.index.keywords.query_terms)
+that the match holds in its names and captions together (crossmodal.search.ranking.keyword_coverage); 0 for a match the
+keyword search did not find. A photo whose captions and names hold every word of the query is evidence that the cosine
+does not carry (the offline model's R@1 on held-out text queries is 53 %). It gets its own mapping per direction,
 `<direction>+keywords` (`KEYWORD_FEATURES`: score, standardised_score, keyword_coverage), fitted on the same kind
 of data with coverage computed as the gateway computes it (bench/relevance_data.py builds a real store of the demo).
 `Calibration.relevance(..., coverage=...)` uses it when the query was searched by keyword and the calibration has
@@ -50,7 +50,7 @@ photo of a user's folder: 0.05 in hybrid, 0.59 in semantic mode). Such a target 
 `<direction>+no_text` (SEMANTIC_FEATURES), fitted on a caption-less calibration set (photos that ship in packages
 and compositions, bench/caption_less_data.py), in every mode. A keyword hit such a target does have (a word of its
 file or folder name: camera counters and words like "copy" or "small" are not searched there, see
-crossmodal.keywords.NAME_STOP_WORDS) still counts: its relevance is the keyword mapping's where that is higher. So
+crossmodal.index.keywords.NAME_STOP_WORDS) still counts: its relevance is the keyword mapping's where that is higher. So
 absent keyword evidence never counts against a match, present evidence counts for it.
 `Calibration.relevance(..., has_text=...)` says per match which it is; without `has_text` every target
 counts as having text (the behaviour before). A calibration without a `+no_text` mapping uses the semantic one for

@@ -1,6 +1,6 @@
 """Turns what the query flow found for a search into its public answer: ranked, calibrated and explained.
 
-The ranking rules live in `crossmodal.ranking`; this module feeds them the gateway's caches (the calibration of
+The ranking rules live in `crossmodal.search.ranking`; this module feeds them the gateway's caches (the calibration of
 the serving model, a sample of each index's vectors) and builds the response models. Everything here reads
 SQLite: the gateway calls it off the event loop.
 """
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.duplicates import DuplicateGroups, SimilarPairs, store_groups
 from crossmodal.index import (
     Record,
     filter_ids,
@@ -22,9 +21,11 @@ from crossmodal.index import (
     store_generations,
     vector_sample,
 )
+from crossmodal.index.photo_filter import TAKEN_CHARS
+from crossmodal.index.tags import CANDIDATES_TAG, METADATA_TAG, parse_metadata, tags_of_record
+from crossmodal.library.duplicates import DuplicateGroups, SimilarPairs, store_groups
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.photo_filter import TAKEN_CHARS
-from crossmodal.ranking import (
+from crossmodal.search.ranking import (
     FUSION_DEPTH,
     KeywordRankings,
     fused_order,
@@ -34,8 +35,7 @@ from crossmodal.ranking import (
     photos_with_text,
     relevances,
 )
-from crossmodal.records import CANDIDATES_TAG, METADATA_TAG, parse_metadata, tags_of_record
-from crossmodal.relevance import (
+from crossmodal.search.relevance import (
     NO_GOOD_MATCH_BELOW,
     SAMPLE_SIZE,
     Calibration,
@@ -181,7 +181,7 @@ class AnswerBuilder:
     def _without_text(self, target: str, ids: Sequence[str], semantic: Mapping[str, MatchDoc],
                       others: Mapping[str, Record]) -> set[str]:
         """The photo matches that can have no keyword evidence but their names (no captions): their relevance
-        comes from the calibration's mapping for such targets (crossmodal.relevance, `+no_text`)."""
+        comes from the calibration's mapping for such targets (crossmodal.search.relevance, `+no_text`)."""
         if target != IMAGE or not ids:
             return set()
         pair_of = {doc_id: semantic[doc_id].tags.get("pair_id") if doc_id in semantic else others[doc_id].pair_id
@@ -260,7 +260,7 @@ class VectorSampleCache:
 
 class DuplicateCache:
     """The near-duplicate groups of the photo index, worked out again only when the index changed (a sync seen by
-    the running server), and then only for the photos that changed (`crossmodal.duplicates.SimilarPairs`)."""
+    the running server), and then only for the photos that changed (`crossmodal.library.duplicates.SimilarPairs`)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

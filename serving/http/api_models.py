@@ -236,7 +236,7 @@ class DuplicatesResponse(BaseModel):
     """Groups of near-duplicate photos (resized, re-encoded, slightly cropped or brightened copies): every member is
     a near-duplicate of its group's representative, by a cosine of at least `threshold` or, for photos of a photo
     folder, by a perceptual signature (`tags.phash`) within a few bits and a cosine that still says "the same
-    subject" (crossmodal/duplicates.py). Exact copies are not listed: they are one photo with several
+    subject" (crossmodal/library/duplicates.py). Exact copies are not listed: they are one photo with several
     `metadata.paths`."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{

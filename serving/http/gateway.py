@@ -28,8 +28,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crossmodal.composition import compose
-from crossmodal.ids import DOC_ID_PATTERN, caption_id_prefix
 from crossmodal.index import (
     StoreError,
     read_record,
@@ -38,11 +36,13 @@ from crossmodal.index import (
     sample_records,
     store_summary,
 )
+from crossmodal.index.ids import DOC_ID_PATTERN, caption_id_prefix
+from crossmodal.index.tags import ERROR_STATUS_TAG, ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
+from crossmodal.index.workspace import index_folder
 from crossmodal.media.decoding import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageDecodeError
+from crossmodal.media.text import first_invalid_string
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
-from crossmodal.records import ERROR_STATUS_TAG, ERROR_TAG, MODEL_TAG, TARGET_TAG, tags_of_record
-from crossmodal.unicode_text import first_invalid_string
-from crossmodal.workspace import index_folder
+from crossmodal.search.composition import compose
 from serving.http import api_models as models
 from serving.http import jinabox
 from serving.http.answers import AnswerBuilder, FlowResult, candidate_counts, search_depth
@@ -517,7 +517,7 @@ def _combined(plan: SearchPlan, encoded: dict[str, FlowResult]) -> tuple[np.ndar
 
 
 def _error_status(tags: dict) -> int:
-    """The status a stage gave the query it refused (crossmodal.records.ERROR_STATUS_TAG); 409 when it gave none."""
+    """The status a stage gave the query it refused (crossmodal.index.tags.ERROR_STATUS_TAG); 409 when it gave none."""
     status = str(tags.get(ERROR_STATUS_TAG, ""))
     return int(status) if status in ("400", "409", "413", "500") else 409
 

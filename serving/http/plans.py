@@ -2,7 +2,7 @@
 
 A plain query goes through the flow once (encode and search in one request). A composed one (`plus`/`minus`)
 goes twice: its parts are embedded by their own encoders (`/encode`), combined here in the shared space
-(`crossmodal.composition`), and the combined vector is searched (`/search`); the encoders pass an embedded
+(`crossmodal.search.composition`), and the combined vector is searched (`/search`); the encoders pass an embedded
 document on untouched.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from fastapi import HTTPException
 
+from crossmodal.index.photo_filter import FILTER_FIELDS, FilterError, PhotoFilter, parse_photo_filter
+from crossmodal.index.tags import FILTER_TAG, MODEL_TAG, TARGET_TAG
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.photo_filter import FILTER_FIELDS, FilterError, PhotoFilter, parse_photo_filter
-from crossmodal.records import FILTER_TAG, MODEL_TAG, TARGET_TAG
 from serving.http.api_models import MAX_DEPTH, SearchRequest
 from serving.http.queries import Query
 from serving.wire import CrossModalDoc

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from fastapi import HTTPException
 
-from crossmodal.ids import DOC_ID_PATTERN
 from crossmodal.index import read_record, read_vectors, stored_settings
+from crossmodal.index.ids import DOC_ID_PATTERN
+from crossmodal.index.tags import MODEL_TAG, TARGET_TAG
 from crossmodal.media.decoding import ImageDecodeError, ImageTooLargeError, check_image_bytes, image_bytes_from_base64
+from crossmodal.media.text import invalid_unicode
 from crossmodal.modality import IMAGE, MODALITIES, TEXT, other_modality
-from crossmodal.records import MODEL_TAG, TARGET_TAG
-from crossmodal.unicode_text import invalid_unicode
 from serving.wire import CrossModalDoc
 
 MAX_TEXT_CHARS = 1000

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from crossmodal.datasets import ImageCaptions
 from crossmodal.evaluation.metrics import first_relevant_rank, recall_summary, rsum
-from crossmodal.ids import caption_doc_id, image_doc_id
-from crossmodal.relevance import LabelledQuery, ScoreDistribution
+from crossmodal.index.ids import caption_doc_id, image_doc_id
+from crossmodal.search.relevance import LabelledQuery, ScoreDistribution
 from serving.jobs.client import SearchClient, image_query, text_query
 
 

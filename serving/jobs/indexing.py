@@ -25,11 +25,11 @@ from docarray import DocList
 from tqdm import tqdm
 
 from crossmodal.datasets import DatasetReader, ImageCaptions, Skipped
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import stored_ids
+from crossmodal.index.ids import caption_doc_id, image_doc_id
+from crossmodal.index.tags import ERROR_TAG
+from crossmodal.index.workspace import index_folder
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.records import ERROR_TAG
-from crossmodal.workspace import index_folder
 from serving.wire import CrossModalDoc
 
 ERRORS_ONLY = {"reply": "errors"}  # pods/indexer.py: answer /index with the refused documents only

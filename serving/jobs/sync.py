@@ -16,7 +16,7 @@ begin -> index write -> commit (see crossmodal/library/state.py, "Crash safety")
   pixels do not decode (a refusal after the begin: see `_apply_batch`).
 
 Every photo document carries `tags["metadata"]`: `read_photo_metadata(...).as_dict()` plus `"paths"` (all its paths,
-sorted), `tags["phash"]`: its perceptual signature (crossmodal/perceptual_hash.py, for near-duplicates; from the
+sorted), `tags["phash"]`: its perceptual signature (crossmodal/library/perceptual_hash.py, for near-duplicates; from the
 bytes read for the hash, or the stored record's for a photo sent pre-embedded, or read once from the file when that
 record has none), and `uri` = the absolute path of its first path (what the gateway serves as `/images/{id}`).
 
@@ -40,6 +40,9 @@ from PIL import Image
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from crossmodal.index import read_records, read_vectors, stored_ids, stored_settings
+from crossmodal.index.shards import shard_folders
+from crossmodal.index.tags import CONTENT_SHA256_TAG, ERROR_TAG, METADATA_TAG, MODEL_TAG
+from crossmodal.index.workspace import index_folder
 from crossmodal.library import (
     NOT_INDEXABLE,
     LibraryState,
@@ -55,12 +58,9 @@ from crossmodal.library import (
     scan_folder,
 )
 from crossmodal.library.metadata import PhotoMetadataError, read_photo_metadata
+from crossmodal.library.perceptual_hash import SIGNATURE_TAG, bytes_signature
 from crossmodal.media.decoding import DEFAULT_MAX_BYTES, ImageDecodeError
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
-from crossmodal.records import CONTENT_SHA256_TAG, ERROR_TAG, METADATA_TAG, MODEL_TAG
-from crossmodal.shards import shard_folders
-from crossmodal.workspace import index_folder
 from serving.jobs.indexing import ERRORS_ONLY
 from serving.wire import CrossModalDoc
 

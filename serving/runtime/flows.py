@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmodal.backends import DEFAULT_BACKEND
-from crossmodal.workspace import check_workspace
+from crossmodal.index.workspace import check_workspace
 from serving.runtime import prepare_parent_process
 from serving.runtime.collector import freeze_long_lived
 from serving.runtime.output import jina_banner
@@ -63,7 +63,7 @@ class FlowSettings:
 def load_flow(kind: str, settings: FlowSettings):
     """Build the `index` or `query` flow from flows/<kind>.yml.
 
-    Raises ShardLayoutError or StoreVersionError (crossmodal.workspace.check_workspace) before anything starts
+    Raises ShardLayoutError or StoreVersionError (crossmodal.index.workspace.check_workspace) before anything starts
     when the workspace's indexes cannot be opened with these settings.
 
     The gateway class is imported here rather than named in the YAML's py_modules (broken in Jina 3.34); the

@@ -17,7 +17,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from crossmodal.ids import image_doc_id
+from crossmodal.index.ids import image_doc_id
 from tests.web_page import WAIT, keep_screenshot, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

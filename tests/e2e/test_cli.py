@@ -18,9 +18,9 @@ import httpx
 import pytest
 from processes import descendants, listening_ports
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import stored_ids
-from crossmodal.relevance import load_calibration
+from crossmodal.index.ids import caption_doc_id, image_doc_id
+from crossmodal.search.relevance import load_calibration
 from dataset import open_dataset
 from tests.servers import (
     EVALUATE_TIMEOUT,

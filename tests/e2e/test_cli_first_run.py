@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from crossmodal.index import stored_ids
+from crossmodal.index.shards import shard_folders
+from crossmodal.index.workspace import index_folder
 from crossmodal.modality import IMAGE
-from crossmodal.shards import shard_folders
-from crossmodal.workspace import index_folder
 from tests.servers import describe, free_port, run_cli
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import VectorStore, stored_ids, stored_settings
+from crossmodal.index.ids import caption_doc_id, image_doc_id
 from dataset import open_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import read_record, stored_ids
+from crossmodal.index.ids import caption_doc_id, image_doc_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -34,7 +34,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from crossmodal.ids import image_doc_id
+from crossmodal.index.ids import image_doc_id
 from tests.chromium import chromium
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

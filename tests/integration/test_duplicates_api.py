@@ -4,8 +4,8 @@ search matches, in JSON, multipart and batches; jinabox answers keep their shape
 A query server runs on a copy of the demo workspace into whose photo index the test wrote real vectors: the offline
 model's embeddings of three demo photos and their generated copies (tests/unit/data/near_duplicate_vectors.npz,
 written by bench/near_duplicates_bench.py), with folder metadata. What the server answers is checked against the
-groups `crossmodal.duplicates.store_groups` forms over the same store in the test process. The demo collection on
-its own has no near-duplicates (its two most similar photos: 0.965), which the shared server shows.
+groups `crossmodal.library.duplicates.store_groups` forms over the same store in the test process. The demo collection
+on its own has no near-duplicates (its two most similar photos: 0.965), which the shared server shows.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from crossmodal.duplicates import THRESHOLDS, DuplicateGroups, store_groups
 from crossmodal.index import Record, VectorStore, stored_settings
+from crossmodal.library.duplicates import THRESHOLDS, DuplicateGroups, store_groups
 from crossmodal.modality import IMAGE
 from serving.http.api_models import MAX_DEPTH
 from tests.servers import start_query_server

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import VectorStore, read_record, stored_ids, stored_settings
+from crossmodal.index.ids import caption_doc_id, image_doc_id
 from dataset import open_dataset
 from serving.jobs.indexing import IndexSummary, index_dataset
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from crossmodal.ids import image_doc_id
+from crossmodal.index.ids import image_doc_id
 
 CAT = "demo/chelsea_cat.png"
 COFFEE = "demo/coffee.png"

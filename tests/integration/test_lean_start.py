@@ -75,9 +75,9 @@ def test_index_with_one_photo_missing_starts_the_flow_and_stores_it(demo_workspa
     """The shortcut must not hide work: a photo deleted from the index is indexed again by a flow."""
     import sqlite3
 
+    from crossmodal.index.shards import DB_NAME
+    from crossmodal.index.workspace import index_folder
     from crossmodal.modality import IMAGE
-    from crossmodal.shards import DB_NAME
-    from crossmodal.workspace import index_folder
 
     with sqlite3.connect(index_folder(demo_workspace_copy, IMAGE) / DB_NAME) as connection:
         removed = connection.execute("SELECT id FROM records ORDER BY id LIMIT 1").fetchone()[0]

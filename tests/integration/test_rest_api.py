@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmodal.ids import image_doc_id
 from crossmodal.index import Record, VectorStore, stored_ids
+from crossmodal.index.ids import image_doc_id
 from serving.http.gateway import parse_origins
 from tests.servers import cli_env, start_query_server
 

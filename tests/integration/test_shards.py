@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from crossmodal.index import stored_ids
-from crossmodal.shards import shard_folders
+from crossmodal.index.shards import shard_folders
 from dataset import open_dataset
 from serving.jobs.indexing import index_dataset
 from tests.servers import describe, run_cli, start_index_flow, start_query_server

@@ -11,14 +11,20 @@ import json
 import numpy as np
 import pytest
 
-from crossmodal.fusion import reciprocal_rank_fusion
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import VectorStore, keyword_search
-from crossmodal.keywords import CAPTION, NAME, build_query, name_terms, query_terms
+from crossmodal.index.ids import caption_doc_id, image_doc_id
+from crossmodal.index.keywords import CAPTION, NAME, build_query, name_terms, query_terms
+from crossmodal.index.tags import record_from_document, wire_tags_of_record
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.ranking import FIELD_WEIGHTS, KeywordRankings, fused_order, keyword_rankings, photos_with_text
-from crossmodal.records import record_from_document, wire_tags_of_record
-from crossmodal.relevance import TEXT_TO_IMAGE, Calibration, keyword_direction, load_calibration, no_text_direction
+from crossmodal.search.fusion import reciprocal_rank_fusion
+from crossmodal.search.ranking import FIELD_WEIGHTS, KeywordRankings, fused_order, keyword_rankings, photos_with_text
+from crossmodal.search.relevance import (
+    TEXT_TO_IMAGE,
+    Calibration,
+    keyword_direction,
+    load_calibration,
+    no_text_direction,
+)
 from serving.http.answers import AnswerBuilder, FlowResult
 from serving.http.plans import SearchPlan
 from serving.http.queries import Query
@@ -154,7 +160,7 @@ def shipped() -> Calibration:
 
 
 def _distribution(library: dict, vector: np.ndarray):
-    from crossmodal.relevance import score_distribution
+    from crossmodal.search.relevance import score_distribution
 
     return score_distribution(vector[None, :], library["vectors"])[0]
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from crossmodal.composition import EmptyCompositionError, compose
+from crossmodal.search.composition import EmptyCompositionError, compose
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:

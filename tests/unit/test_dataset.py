@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from crossmodal.ids import caption_doc_id, image_doc_id
+from crossmodal.index.ids import caption_doc_id, image_doc_id
 from dataset import (
     DEMO_MANIFEST,
     ImageCaptions,

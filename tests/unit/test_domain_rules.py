@@ -5,11 +5,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix, image_doc_id
 from crossmodal.index import SCHEMA_VERSION, Record, StoreVersionError, VectorStore
-from crossmodal.modality import IMAGE, TEXT, other_modality
-from crossmodal.records import ERROR_TAG, MODEL_TAG, TARGET_TAG, record_from_document, tags_of_record
-from crossmodal.shards import (
+from crossmodal.index.ids import DOC_ID_PATTERN, caption_doc_id, caption_id_prefix, image_doc_id
+from crossmodal.index.shards import (
     DB_NAME,
     SHARD_LAYOUT_FILE,
     ShardLayoutError,
@@ -18,7 +16,9 @@ from crossmodal.shards import (
     shard_folders,
     shard_of,
 )
-from crossmodal.workspace import check_workspace, index_folder
+from crossmodal.index.tags import ERROR_TAG, MODEL_TAG, TARGET_TAG, record_from_document, tags_of_record
+from crossmodal.index.workspace import check_workspace, index_folder
+from crossmodal.modality import IMAGE, TEXT, other_modality
 
 
 def test_ids_are_stable_url_safe_and_tie_captions_to_their_photo():

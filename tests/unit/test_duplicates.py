@@ -1,6 +1,6 @@
-"""Near-duplicate groups (crossmodal/duplicates.py) on real vectors and signatures: the offline model's embeddings and
-the perceptual signatures (crossmodal/perceptual_hash.py) of six demo photos, their generated copies (resized, JPEG
-quality 20, cropped, brightened) and 60 % crops, written by
+"""Near-duplicate groups (crossmodal/library/duplicates.py) on real vectors and signatures: the offline model's
+embeddings and the perceptual signatures (crossmodal/library/perceptual_hash.py) of six demo photos, their generated
+copies (resized, JPEG quality 20, cropped, brightened) and 60 % crops, written by
 `python bench/near_duplicates_bench.py --vectors tests/unit/data/near_duplicate_vectors.npz`.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmodal.duplicates import (
+from crossmodal.index import Record, VectorStore
+from crossmodal.library.duplicates import (
     FALLBACK_THRESHOLD,
     SIGNATURE_RULES,
     THRESHOLDS,
@@ -27,9 +28,8 @@ from crossmodal.duplicates import (
     store_groups,
     threshold_for,
 )
-from crossmodal.index import Record, VectorStore
+from crossmodal.library.perceptual_hash import bytes_signature, hamming, signature_bits
 from crossmodal.modality import IMAGE
-from crossmodal.perceptual_hash import bytes_signature, hamming, signature_bits
 
 DATA = Path(__file__).parent / "data" / "near_duplicate_vectors.npz"
 THRESHOLD = THRESHOLDS["offline"]

@@ -1,7 +1,7 @@
 """Reciprocal rank fusion, checked against values worked out by hand."""
 import pytest
 
-from crossmodal.fusion import RRF_K, reciprocal_rank_fusion
+from crossmodal.search.fusion import RRF_K, reciprocal_rank_fusion
 
 
 def test_scores_are_the_sum_of_reciprocal_ranks():

@@ -15,7 +15,7 @@ from hybrid_eval import (
     ranked_photos,
 )
 
-from crossmodal.keywords import query_terms
+from crossmodal.index.keywords import query_terms
 from dataset import DEMO_MANIFEST, demo_target
 
 PHOTOS = json.loads(Path(DEMO_MANIFEST).read_text())["photos"]

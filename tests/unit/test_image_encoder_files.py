@@ -6,7 +6,7 @@ import pytest
 from docarray import DocList
 from PIL import Image
 
-from crossmodal.records import ERROR_TAG
+from crossmodal.index.tags import ERROR_TAG
 from serving.wire import CrossModalDoc
 
 
@@ -56,7 +56,7 @@ def test_a_photo_sent_by_path_must_still_have_the_bytes_the_sync_hashed(encoders
     """A photo-folder sync sends the hash of the bytes it read: the vector is of those bytes or of none."""
     import hashlib
 
-    from crossmodal.records import CONTENT_SHA256_TAG
+    from crossmodal.index.tags import CONTENT_SHA256_TAG
 
     digest = hashlib.sha256(photo.read_bytes()).hexdigest()
     same = encode(encoders[True], CrossModalDoc(id="same", modality="image", uri=str(photo),

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import crossmodal.media.decoding as imaging
-from crossmodal.ids import CAPTION_ID_PREFIX, IMAGE_ID_PREFIX, image_doc_id
+from crossmodal.index.ids import CAPTION_ID_PREFIX, IMAGE_ID_PREFIX, image_doc_id
 from dataset import FolderReader
 from serving.jobs.indexing import ERRORS_ONLY, index_dataset
 

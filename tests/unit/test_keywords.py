@@ -21,8 +21,8 @@ from crossmodal.index import (
     store_generations,
     vector_sample,
 )
-from crossmodal.keywords import MAX_TERMS, build_query, query_terms
-from crossmodal.shards import DB_NAME, shard_folder, shard_of
+from crossmodal.index.keywords import MAX_TERMS, build_query, query_terms
+from crossmodal.index.shards import DB_NAME, shard_folder, shard_of
 
 DIM = 4
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from crossmodal import library as lib
-from crossmodal.ids import DOC_ID_PATTERN, caption_doc_id, image_doc_id
+from crossmodal.index.ids import DOC_ID_PATTERN, caption_doc_id, image_doc_id
 from crossmodal.library import (
     LibraryState,
     LibraryStateError,

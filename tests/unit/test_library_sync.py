@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import Record, VectorStore, read_record, read_vectors, stored_ids
+from crossmodal.index.ids import caption_doc_id, image_doc_id
+from crossmodal.index.shards import shard_folder
+from crossmodal.index.workspace import index_folder
 from crossmodal.library import NOT_INDEXABLE, LibraryState, photo_id, photo_pair_id, sha256_file
+from crossmodal.library.perceptual_hash import bytes_signature
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.perceptual_hash import bytes_signature
-from crossmodal.shards import shard_folder
-from crossmodal.workspace import index_folder
 from serving.jobs.sync import FolderChanges, LibrarySync, library_state_path, watch_library
 from tests.library_flow import DIM, MODEL, FakeIndexFlow
 

@@ -31,7 +31,7 @@ from relevance_data import (
     returned_relevance,
 )
 
-from crossmodal.relevance import (
+from crossmodal.search.relevance import (
     IMAGE_TO_TEXT,
     NO_GOOD_MATCH_BELOW,
     TEXT_TO_IMAGE,

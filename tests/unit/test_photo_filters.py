@@ -19,11 +19,11 @@ import pytest
 
 import crossmodal.index.vector_store as store_module
 from crossmodal.index import Record, VectorStore
+from crossmodal.index.photo_filter import FilterError, PhotoFilter, parse_photo_filter
+from crossmodal.index.shards import DB_NAME
+from crossmodal.index.tags import record_from_document, wire_tags_of_record
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.photo_filter import FilterError, PhotoFilter, parse_photo_filter
-from crossmodal.ranking import keyword_rankings
-from crossmodal.records import record_from_document, wire_tags_of_record
-from crossmodal.shards import DB_NAME
+from crossmodal.search.ranking import keyword_rankings
 from serving.http.answers import AnswerBuilder, FlowResult, newest_first
 from serving.http.plans import SearchPlan
 from serving.http.queries import Query

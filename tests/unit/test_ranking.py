@@ -1,4 +1,4 @@
-"""How a query's answer is put together (crossmodal.ranking), on real store files: keyword rankings for photos by
+"""How a query's answer is put together (crossmodal.search.ranking), on real store files: keyword rankings for photos by
 name and by caption words, minus words, the fused order of each mode, relevance from a calibration and the nearest
 caption of a photo."""
 from pathlib import Path
@@ -6,10 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossmodal.ids import caption_doc_id, image_doc_id
 from crossmodal.index import Record, VectorStore
+from crossmodal.index.ids import caption_doc_id, image_doc_id
 from crossmodal.modality import IMAGE, TEXT
-from crossmodal.ranking import KeywordRankings, PhotoCaptions, fused_order, keyword_rankings, photo_captions, relevances
+from crossmodal.search.ranking import (
+    KeywordRankings,
+    PhotoCaptions,
+    fused_order,
+    keyword_rankings,
+    photo_captions,
+    relevances,
+)
 
 DIM = 8
 PHOTOS = {  # pair id: captions

@@ -1,4 +1,5 @@
-"""crossmodal.relevance without a model: distributions, pooling, the fit, the JSON file and where it is read from."""
+"""crossmodal.search.relevance without a model: distributions, pooling, the fit, the JSON file and where it is read
+from."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from crossmodal.relevance import (
+from crossmodal.search.relevance import (
     FORMAT_VERSION,
     IMAGE_TO_TEXT,
     KEYWORD_FEATURES,

@@ -21,7 +21,7 @@ from crossmodal.index import (
     stored_ids,
     stored_settings,
 )
-from crossmodal.shards import DB_NAME
+from crossmodal.index.shards import DB_NAME
 
 DIM = 4
 MODEL = "test-model"

@@ -12,7 +12,7 @@ from crossmodal.index import (
     VectorStore,
     stored_settings,
 )
-from crossmodal.shards import DB_NAME
+from crossmodal.index.shards import DB_NAME
 
 DIM = 3
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from crossmodal.index import Record, StoreSummary, VectorStore, records_with_pair_id, store_summary
-from crossmodal.shards import DB_NAME
+from crossmodal.index.shards import DB_NAME
 
 DIM = 3
 
@@ -73,7 +73,7 @@ def test_prefix_lookup_uses_the_id_index(folder):
 
 def test_sample_records_draws_from_every_shard_without_loading_faiss(tmp_path):
     from crossmodal.index import sample_records
-    from crossmodal.shards import shard_folder
+    from crossmodal.index.shards import shard_folder
 
     root = tmp_path / "image_index"
     for shard in range(2):
@@ -92,7 +92,7 @@ def test_sample_records_draws_from_every_shard_without_loading_faiss(tmp_path):
 
 def test_read_records_finds_ids_in_every_shard_across_sql_chunks(tmp_path):
     from crossmodal.index import read_records
-    from crossmodal.shards import shard_folder, shard_of
+    from crossmodal.index.shards import shard_folder, shard_of
 
     root = tmp_path / "text_index"
     ids = [f"txt-{i}" for i in range(1200)]  # more than one chunk of bound parameters

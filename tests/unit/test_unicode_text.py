@@ -1,7 +1,7 @@
 """Finding text that cannot be encoded as UTF-8 anywhere in a parsed JSON value."""
 import json
 
-from crossmodal.unicode_text import first_invalid_string, invalid_unicode
+from crossmodal.media.text import first_invalid_string, invalid_unicode
 
 
 def test_valid_text_of_every_script_passes():
