@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -38,14 +40,14 @@ MODES = ("hybrid", "semantic")
 MIN_ANSWERABLE, MIN_ABSENT = 20, 6
 
 
-def vector_store_class() -> type:
-    """The store class of the checkout on sys.path: `crossmodal.store.VectorStore` at BEFORE, in the package
-    `crossmodal.index` since the core was split into packages (issue 22)."""
+def layout_module(before: str, now: str) -> ModuleType:
+    """A module of the checkout on sys.path by its name at BEFORE, else by its name since the core was split into
+    packages (issue 22). The old name is tried first: the venv's editable install would find a new name in this
+    checkout even for the BEFORE one, and mix the two versions; an old name exists in no checkout after the split."""
     try:
-        from crossmodal.store import VectorStore
+        return importlib.import_module(before)
     except ImportError:
-        from crossmodal.index import VectorStore  # type: ignore[no-redef]
-    return VectorStore
+        return importlib.import_module(now)
 
 
 def index_library(root: Path, folders: dict[str, Path], model: str) -> dict[str, str]:
@@ -53,13 +55,13 @@ def index_library(root: Path, folders: dict[str, Path], model: str) -> dict[str,
     from PIL import Image
 
     from crossmodal.backends import create_backend
+    from crossmodal.index.tags import METADATA_TAG, record_from_document
     from crossmodal.library import photo_id, photo_pair_id
     from crossmodal.library.metadata import read_photo_metadata
+    from crossmodal.library.perceptual_hash import SIGNATURE_TAG, bytes_signature
     from crossmodal.modality import IMAGE, TEXT
-    from crossmodal.perceptual_hash import SIGNATURE_TAG, bytes_signature
-    from crossmodal.records import METADATA_TAG, record_from_document
 
-    VectorStore = vector_store_class()  # noqa: N806
+    VectorStore = layout_module("crossmodal.store", "crossmodal.index").VectorStore  # noqa: N806
     paths: dict[str, list[str]] = {}
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         paths.setdefault(hashlib.sha256(file.read_bytes()).hexdigest(), []).append(file.relative_to(root).as_posix())
@@ -83,13 +85,13 @@ def index_library(root: Path, folders: dict[str, Path], model: str) -> dict[str,
 def answers(folders: dict[str, Path], workspace: Path, model: str, texts: list[str], vectors: np.ndarray) -> dict:
     """Each text's first page in each mode, as the checkout first on sys.path answers it: ids, relevances, flag."""
     from crossmodal.modality import IMAGE, TEXT
-    from crossmodal.records import wire_tags_of_record
     from serving.http.answers import AnswerBuilder, FlowResult, search_depth
     from serving.http.plans import SearchPlan
     from serving.http.queries import Query
     from serving.wire import MatchDoc
 
-    VectorStore = vector_store_class()  # noqa: N806
+    VectorStore = layout_module("crossmodal.store", "crossmodal.index").VectorStore  # noqa: N806
+    wire_tags_of_record = layout_module("crossmodal.records", "crossmodal.index.tags").wire_tags_of_record
     builder = AnswerBuilder(folders, workspace)
     found: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with VectorStore(folders[IMAGE], IMAGE, model, vectors.shape[1]) as store:
@@ -212,6 +214,10 @@ def main() -> None:
         sys.path.insert(0, code)
         found = answers({k: Path(v) for k, v in child["folders"].items()}, Path(child["workspace"]), child["model"],
                         json.loads((work / "texts.json").read_text()), np.load(work / "vectors.npy"))
+        foreign = sorted(name for name, module in sys.modules.items() if name.split(".")[0] in ("crossmodal", "serving")
+                         and not str(getattr(module, "__file__", None) or code).startswith(code))
+        if foreign:  # the editable install found a module of this checkout for another one
+            raise SystemExit(f"modules not of {code}: {foreign}")
         print(json.dumps(found))
         return
     print_table(report(args.before, args.output))
