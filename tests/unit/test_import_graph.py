@@ -2,6 +2,8 @@
 
 - `crossmodal/` is the core: it imports no framework (Jina, docarray, FastAPI, pydantic, uvicorn) and nothing of the
   layers over it (`serving/`, the executors `img_emb/`, `txt_emb/`, `pods/`, `app.py`, the top-level `dataset.py`).
+- Inside the core, packages import only packages of a lower layer (`CORE_LAYERS`): media and the vocabulary at the
+  bottom, the index, the models and the readers over them, search, the photo library and downloads on top.
 - Within `crossmodal/` and within `serving/`, modules form no import circle. Imports inside functions count too:
   a lazy import that only hides a circle from Python still ties the modules together.
 The graph is read from the source with `ast` (nothing is imported), so the test is fast and sees every import.
@@ -16,6 +18,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_CORE = ("jina", "docarray", "fastapi", "starlette", "pydantic", "uvicorn",
                      "serving", "img_emb", "txt_emb", "pods", "app", "dataset")
+
+# The core's packages (and top-level modules), bottom layer first.
+CORE_LAYERS = (
+    frozenset({"modality", "media", "evaluation", "calibration"}),  # calibration: data files only
+    frozenset({"index", "backends", "datasets"}),
+    frozenset({"search", "library", "download"}),
+)
 
 
 def module_files(package: Path) -> dict[str, Path]:
@@ -102,6 +111,32 @@ def test_the_core_imports_no_framework_and_no_outer_layer() -> None:
     assert not upward, f"crossmodal/ imports what sits over it: {upward}"
 
 
+def core_part(module: str) -> str:
+    """The core package (or top-level module) a module of `crossmodal` belongs to: crossmodal.index.reads -> index."""
+    return module.split(".")[1] if "." in module else module
+
+
+def upward_imports(graph: dict[str, set[str]], layers: tuple[frozenset[str], ...]) -> list[str]:
+    """Imports from a part into a part of the same or a higher layer (or one no layer names)."""
+    layer_of = {part: number for number, parts in enumerate(layers) for part in parts}
+    found = []
+    for module, imported in sorted(graph.items()):
+        for name in sorted(imported):
+            source, target = core_part(module), core_part(name)
+            if source == target or module.count(".") == 0:  # within a part; the package's own __init__
+                continue
+            if source not in layer_of or target not in layer_of or layer_of[target] >= layer_of[source]:
+                found.append(f"{module} -> {name}")
+    return found
+
+
+def test_core_packages_import_only_lower_layers() -> None:
+    graph = import_graph(module_files(REPO_ROOT / "crossmodal"))
+    unplaced = {core_part(module) for module in graph if "." in module} - set().union(*CORE_LAYERS)
+    assert not unplaced, f"core parts that no layer names (add them to CORE_LAYERS): {sorted(unplaced)}"
+    assert upward_imports(graph, CORE_LAYERS) == []
+
+
 def test_the_checker_finds_a_circle_through_a_lazy_import(tmp_path: Path) -> None:
     """The rule can fail: two modules that import each other, one of them inside a function."""
     package = tmp_path / "pkg"
@@ -116,3 +151,16 @@ def test_the_checker_finds_a_circle_through_a_lazy_import(tmp_path: Path) -> Non
     assert circles(graph) == [["pkg.a", "pkg.b", "pkg.sub.c"]]
     (package / "b.py").write_text("import os\n")
     assert circles(import_graph(module_files(package))) == []
+
+
+def test_the_layer_rule_finds_an_upward_import() -> None:
+    graph = {"crossmodal.media.decoding": {"crossmodal.index.reads"},
+             "crossmodal.index.ids": {"crossmodal.backends.spec"}, "crossmodal.backends.spec": set(),
+             "crossmodal.index.reads": set(),
+             "crossmodal.search.ranking": {"crossmodal.index.reads", "crossmodal.search.fusion"},
+             "crossmodal.search.fusion": set()}
+    assert upward_imports(graph, CORE_LAYERS) == ["crossmodal.index.ids -> crossmodal.backends.spec",  # same layer
+                                                  "crossmodal.media.decoding -> crossmodal.index.reads"]
+    graph["crossmodal.index.reads"] = {"crossmodal.library.scan"}  # the index reaching up into the library
+    graph["crossmodal.library.scan"] = set()
+    assert "crossmodal.index.reads -> crossmodal.library.scan" in upward_imports(graph, CORE_LAYERS)
