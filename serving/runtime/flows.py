@@ -66,14 +66,16 @@ def load_flow(kind: str, settings: FlowSettings):
     Raises ShardLayoutError or StoreVersionError (crossmodal.index.workspace.check_workspace) before anything starts
     when the workspace's indexes cannot be opened with these settings.
 
-    The gateway class is imported here rather than named in the YAML's py_modules (broken in Jina 3.34); the
-    forked executor and gateway processes inherit it.
+    The query flow's gateway class is imported here rather than named in the YAML's py_modules (broken in Jina
+    3.34); the forked executor and gateway processes inherit it. The index flow runs Jina's own gRPC gateway, so it
+    never imports the web gateway (FastAPI, the answer building, the page).
     """
     check_workspace(settings.workspace, settings.shards)
     prepare_parent_process()  # inherited by every process the flow forks
     from jina import Flow
 
-    import serving.http.gateway  # noqa: F401  (registers CrossModalGateway, inherited by the forked gateway)
+    if kind == "query":
+        import serving.http.gateway  # noqa: F401  (registers CrossModalGateway, inherited by the forked gateway)
 
     settings.export()
     return Flow.load_config(str(FLOWS_DIR / f"{kind}.yml"))
