@@ -6,7 +6,7 @@ from docarray import DocList
 from PIL import Image
 
 from crossmodal.backends import DEFAULT_BACKEND
-from crossmodal.index.tags import CONTENT_SHA256_TAG, MODEL_TAG, refuse
+from crossmodal.index.tags import CONTENT_SHA256_TAG
 from crossmodal.media.decoding import (
     DEFAULT_MAX_PIXELS,
     ImageDecodeError,
@@ -16,8 +16,8 @@ from crossmodal.media.decoding import (
     read_image_file,
 )
 from crossmodal.modality import IMAGE
-from serving.runtime.executor import CrossModalExecutor, encoder_backend, requests
-from serving.wire import CrossModalDoc, is_embedded
+from serving.runtime.executor import CrossModalExecutor, InputRefused, embed_documents, encoder_backend, requests
+from serving.wire import CrossModalDoc
 
 
 class ImageEncoder(CrossModalExecutor):
@@ -47,27 +47,19 @@ class ImageEncoder(CrossModalExecutor):
 
     @requests(on=["/index", "/search", "/encode"])
     def encode(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
-        decoded = []
-        for doc in docs:
-            if is_embedded(doc):
-                continue
-            if doc.modality != IMAGE:
-                refuse(doc.tags, f"image encoder received a {doc.modality!r} document", 500)
-                continue
-            try:
-                image = decode_image_bytes(self._image_bytes(doc), max_pixels=self.max_pixels,
-                                           min_side=self.backend.image_side)
-                decoded.append((doc, image))
-            except ImageDecodeError as error:
-                refuse(doc.tags, f"image unreadable: {error}", 413 if isinstance(error, ImageTooLargeError) else 400)
-        for start in range(0, len(decoded), self.batch_size):
-            batch = decoded[start : start + self.batch_size]
-            vectors = self.backend.encode_images([image for _, image in batch])
-            for (doc, _), vector in zip(batch, vectors):
-                doc.embedding = vector
-                doc.image_b64 = None
-                doc.tags[MODEL_TAG] = self.backend.name
+        embedded = embed_documents(docs, IMAGE, self._decoded, self.backend.encode_images, self.batch_size,
+                                   self.backend.name)
+        for doc in embedded:
+            doc.image_b64 = None  # the vector is what travels on
         return docs
+
+    def _decoded(self, doc: CrossModalDoc) -> Image.Image:
+        try:
+            return decode_image_bytes(self._image_bytes(doc), max_pixels=self.max_pixels,
+                                      min_side=self.backend.image_side)
+        except ImageDecodeError as error:
+            raise InputRefused(f"image unreadable: {error}",
+                               413 if isinstance(error, ImageTooLargeError) else 400) from None
 
     def _image_bytes(self, doc: CrossModalDoc) -> bytes:
         if doc.image_b64:

@@ -5,10 +5,9 @@ from typing import Any
 from docarray import DocList
 
 from crossmodal.backends import DEFAULT_BACKEND
-from crossmodal.index.tags import MODEL_TAG, refuse
 from crossmodal.modality import TEXT
-from serving.runtime.executor import CrossModalExecutor, encoder_backend, requests
-from serving.wire import CrossModalDoc, is_embedded
+from serving.runtime.executor import CrossModalExecutor, InputRefused, embed_documents, encoder_backend, requests
+from serving.wire import CrossModalDoc
 
 MAX_TEXTS_PER_CALL = 512
 
@@ -42,28 +41,20 @@ class TextEncoder(CrossModalExecutor):
         return self._embed(docs)
 
     def _embed(self, docs: DocList[CrossModalDoc]) -> DocList[CrossModalDoc]:
-        valid = []
-        for doc in docs:
-            if is_embedded(doc):
-                continue
-            if doc.modality != TEXT:
-                refuse(doc.tags, f"text encoder received a {doc.modality!r} document", 500)
-            elif not (doc.text or "").strip():
-                refuse(doc.tags, "empty text", 400)
-            else:
-                valid.append(doc)
         # The backend batches by itself (the offline model's ONNX tower by similar lengths, which pads least): it
         # gets a whole request's captions, up to `chunk` at a time so that memory stays bounded.
         chunk = max(self.batch_size, MAX_TEXTS_PER_CALL)
-        for start in range(0, len(valid), chunk):
-            batch = valid[start : start + chunk]
-            vectors = self.backend.encode_texts([doc.text for doc in batch])
-            for doc, vector in zip(batch, vectors):
-                doc.embedding = vector
-                doc.tags[MODEL_TAG] = self.backend.name
+        embed_documents(docs, TEXT, _caption, self.backend.encode_texts, chunk, self.backend.name)
         return docs
 
     @requests(on="/delete")
     def pass_deletions(self, docs: DocList[CrossModalDoc], **kwargs: Any) -> DocList[CrossModalDoc]:
         """Deletions (a library sync's removed photos) go on to the indexer untouched: nothing to encode."""
         return docs
+
+
+def _caption(doc: CrossModalDoc) -> str:
+    text = doc.text or ""
+    if not text.strip():
+        raise InputRefused("empty text")
+    return text

@@ -6,15 +6,29 @@ executor alone gets the same process setup as a flow's forked executors.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 from jina import Executor, requests
 
+from crossmodal.index.tags import MODEL_TAG, refuse
 from serving.runtime import prepare_child_process
 from serving.runtime.collector import freeze_long_lived
 from serving.runtime.processes import allow_torch, name_this_process
+from serving.wire import CrossModalDoc, is_embedded
 
 prepare_child_process()  # before this process builds its gRPC server
+
+Input = TypeVar("Input")
+
+
+class InputRefused(ValueError):
+    """A document an encoder cannot embed: the reason, and the HTTP status a query refused so gets."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 def encoder_threads(cpu_share: float = 0.5, replicas: int = 1) -> int:
@@ -84,4 +98,33 @@ class CrossModalExecutor(Executor):
         freeze_long_lived()
 
 
-__all__ = ["CrossModalExecutor", "encoder_backend", "encoder_threads", "requests"]
+def embed_documents(docs: Iterable[CrossModalDoc], modality: str, prepare: Callable[[CrossModalDoc], Input],
+                    encode: Callable[[list[Input]], Sequence[np.ndarray]], batch_size: int,
+                    model_name: str) -> list[CrossModalDoc]:
+    """The loop both encoders share; returns the documents it embedded.
+
+    A document that arrives embedded already (a composed query the gateway combined from parts) passes through; one
+    of the other modality is refused (500: the flow's routing is wrong), one whose input `prepare` refuses
+    (`InputRefused`) is marked with the reason and its status; the others are encoded `batch_size` at a time, each
+    vector tagged with the model that made it.
+    """
+    ready: list[tuple[CrossModalDoc, Input]] = []
+    for doc in docs:
+        if is_embedded(doc):
+            continue
+        if doc.modality != modality:
+            refuse(doc.tags, f"{modality} encoder received a {doc.modality!r} document", 500)
+            continue
+        try:
+            ready.append((doc, prepare(doc)))
+        except InputRefused as error:
+            refuse(doc.tags, str(error), error.status)
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start : start + batch_size]
+        for (doc, _), vector in zip(batch, encode([item for _, item in batch])):
+            doc.embedding = vector
+            doc.tags[MODEL_TAG] = model_name
+    return [doc for doc, _ in ready]
+
+
+__all__ = ["CrossModalExecutor", "InputRefused", "embed_documents", "encoder_backend", "encoder_threads", "requests"]
