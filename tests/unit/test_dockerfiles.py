@@ -9,6 +9,7 @@ generates is loaded with Jina to prove it is valid.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -60,6 +61,11 @@ def stages(path: Path) -> list[list[tuple[str, str]]]:
         if result:
             result[-1].append(instruction)
     return result
+
+
+def this_command(words: list[str]) -> list[str]:
+    """The words of a RUN line's first command, up to the shell operator that chains the next one."""
+    return list(itertools.takewhile(lambda word: word not in ("&&", ";", "||", "|"), words))
 
 
 def build_args() -> dict[str, str]:
@@ -138,13 +144,14 @@ def test_weights_are_fetched_at_build_time_by_the_spec_driven_command():
             [DEFAULT_BACKEND] if name == DEFAULT_BACKEND else []), name
     fetch = [args for name, args in instructions(DOCKERFILE) if name == "RUN" and "crossmodal.download" in args][0]
     argv = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: arguments[m.group(1)], fetch))
+    argv = this_command(argv)
     parsed = build_parser().parse_args(argv[argv.index("crossmodal.download") + 1:])
     assert (parsed.command, parsed.model, str(parsed.output)) == ("weights", DEFAULT_BACKEND, "/models/model.json")
     # WEIGHTS_FLAGS carries each model's fetch flags, as its spec declares them
     for name, spec in backend_specs().items():
         flags = [flag for option in spec.fetch_options for flag in (option.flag, str(option.default))]
         values = {**arguments, "MODEL": name, "WEIGHTS_FLAGS": shlex.join(flags)}
-        argv = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m, values=values: values[m.group(1)], fetch))
+        argv = this_command(shlex.split(re.sub(r"\$\{(\w+)\}", lambda m, values=values: values[m.group(1)], fetch)))
         parsed = build_parser().parse_args(argv[argv.index("crossmodal.download") + 1:])
         assert parsed.model == name
         assert all(getattr(parsed, option.dest) == str(option.default) for option in spec.fetch_options)
