@@ -4,10 +4,11 @@
 #   make deploy-up       # compose up, index the demo into the shared volume if it is empty, wait for a search
 #   make deploy-down     # stop it, keep the volume
 #   make deploy-test     # the end-to-end container test (tests/deploy/), builds the images first (cached layers)
+#   make kube-play       # podman kube play of the exported encoder and indexer Deployments, each answers jina ping
 # PYTHON_IMAGE and TORCH_INDEX are passed as build arguments only when given, so the Dockerfiles' defaults (the
 # official slim image, the CPU torch index) hold otherwise; `TORCH_INDEX=` (empty) means pip's default index.
 
-.PHONY: images base-image deploy-up deploy-down deploy-test compose-tool
+.PHONY: images base-image deploy-up deploy-down deploy-test compose-tool kube-play
 
 # docker when its daemon answers, else podman when installed (a docker CLI without a daemon does not count).
 ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; elif command -v podman >/dev/null; then echo podman; else echo docker; fi)
@@ -48,4 +49,8 @@ deploy-down: compose-tool setup
 
 deploy-test: images compose-tool setup
 	DEPLOY_ENGINE=$(ENGINE) DEPLOY_COMPOSE="$(COMPOSE)" DEPLOY_PORT=$(PORT) $(BIN)/python -m pytest -q -p no:cacheprovider \
-		-o testpaths=tests/deploy tests/deploy
+		-o testpaths=tests/deploy --durations=0 tests/deploy
+
+# Needs the images and an indexed crossmodal-workspace volume (make deploy-up); podman only (docs/deployment.md).
+kube-play: setup
+	$(BIN)/python deploy/kube_play.py --engine $(ENGINE)
