@@ -14,7 +14,7 @@ import numpy as np
 from crossmodal.index.photo_filter import PhotoFilter, ascii_lower
 
 from .connections import each_shard
-from .schema import METADATA_TABLE, PATHS_TABLE
+from .schema import METADATA_TABLE, PATHS_TABLE, PLACES_TABLE
 from .sql import chunks, has_table, marks
 
 
@@ -38,12 +38,16 @@ def filter_conditions(photo_filter: PhotoFilter) -> tuple[list[str], list[Any]]:
     if photo_filter.camera is not None:
         conditions.append("instr(lower(m.camera), ?) > 0")
         params.append(ascii_lower(photo_filter.camera))
+    places = photo_filter.place_expression()
+    if places is not None:
+        conditions.append(f"m.num IN (SELECT rowid FROM {PLACES_TABLE} WHERE {PLACES_TABLE} MATCH ?)")
+        params.append(places)
     return conditions, params
 
 
 def allowed_nums(conn: sqlite3.Connection, photo_filter: PhotoFilter) -> np.ndarray:
     """The record numbers of one store that ``photo_filter`` allows, sorted (int64)."""
-    if not has_table(conn, METADATA_TABLE):
+    if not _indexed(conn, photo_filter):
         return np.zeros(0, dtype=np.int64)  # a store not migrated yet: no photo has indexed metadata
     conditions, params = filter_conditions(photo_filter)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -61,11 +65,18 @@ def filter_ids(folder: str | Path, ids: Sequence[str], photo_filter: PhotoFilter
     conditions, params = filter_conditions(photo_filter)
     allowed: set[str] = set()
     for conn in each_shard(folder, METADATA_TABLE):
+        if not _indexed(conn, photo_filter):
+            continue
         for chunk in chunks(wanted):
             sql = (f"SELECT r.id FROM records AS r JOIN {METADATA_TABLE} AS m ON m.num = r.num "
                    f"WHERE r.id IN ({marks(chunk)})" + "".join(f" AND {c}" for c in conditions))
             allowed.update(row[0] for row in conn.execute(sql, [*chunk, *params]))
     return allowed
+
+
+def _indexed(conn: sqlite3.Connection, photo_filter: PhotoFilter) -> bool:
+    """Whether the store has the tables the filter reads (a store not migrated yet lacks the newer ones)."""
+    return has_table(conn, METADATA_TABLE) and (photo_filter.place is None or has_table(conn, PLACES_TABLE))
 
 
 def bitmap_selector(allowed: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:

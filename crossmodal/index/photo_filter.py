@@ -18,18 +18,27 @@ The rules:
 - `has_location`: true keeps photos with a latitude and a longitude, false those without.
 - `camera`: case-insensitive substring of the `camera` text ("canon" finds "Canon EOS R5"); case is folded for
   ASCII letters, as SQLite's lower() does in the store (EXIF camera names are ASCII).
+- `place`: the photo's place (`crossmodal.library.places`) is named by the text: its words, in order, inside the
+  city, the region or the country name, case- and accent-insensitively, as the store's FTS5 index of places
+  (unicode61, diacritics removed) matches them: "Lisbon" finds city or region Lisbon, "portugal" the country,
+  "sao paulo" "São Paulo". Commas separate names that must all match: "Paris, France". Not a substring: "Lis" is
+  not "Lisbon". A place needs a letter or digit; "" is refused (an empty box is no field, not an empty place).
 Photos without metadata (the demo set, Flickr) pass no filter; an empty filter (no field given) keeps everything.
 """
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-FILTER_FIELDS = ("folder", "taken_after", "taken_before", "has_location", "camera")
+FILTER_FIELDS = ("folder", "taken_after", "taken_before", "has_location", "camera", "place")
+PLACE_NAME_KEYS = ("city", "region", "country")
 MAX_CAMERA_CHARS = 200
+MAX_PLACE_CHARS = 200
+_WORD = re.compile(r"[^\W_]+")  # a token as FTS5's unicode61 sees one: a run of letters and digits
 MAX_FOLDER_CHARS = 1000
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?$")
 _ZONE = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
@@ -54,6 +63,7 @@ class PhotoFilter:
     taken_before: str | None = None
     has_location: bool | None = None
     camera: str | None = None
+    place: str | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in FILTER_FIELDS)
@@ -102,7 +112,17 @@ class PhotoFilter:
             located = _is_number(metadata.get("lat")) and _is_number(metadata.get("lon"))
             if located != self.has_location:
                 return False
-        return self.camera_matches(metadata.get("camera"))
+        if not self.camera_matches(metadata.get("camera")):
+            return False
+        return self.place is None or _place_matches(self.place, metadata.get("place"))
+
+    def place_expression(self) -> str | None:
+        """The FTS5 MATCH expression of `place` over the store's place index: one quoted phrase per comma-separated
+        name, AND-ed (quoted, so no word is ever read as FTS5 syntax)."""
+        if self.place is None:
+            return None
+        phrases = ['"' + " ".join(words) + '"' for words in place_names(self.place)]
+        return " AND ".join(phrases)
 
 
 def parse_photo_filter(values: dict[str, Any]) -> PhotoFilter | None:
@@ -134,8 +154,51 @@ def parse_photo_filter(values: dict[str, Any]) -> PhotoFilter | None:
         if len(camera) > MAX_CAMERA_CHARS:
             raise FilterError("camera", f"is longer than {MAX_CAMERA_CHARS} characters")
         camera = camera or None
-    photo_filter = PhotoFilter(folder, after, before, has_location, camera)
+    photo_filter = PhotoFilter(folder, after, before, has_location, camera, _place(values.get("place")))
     return None if photo_filter.is_empty() else photo_filter
+
+
+def _place(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FilterError("place", 'must be a string: a city, region or country such as "Lisbon" or "Portugal"')
+    if len(value) > MAX_PLACE_CHARS:
+        raise FilterError("place", f"is longer than {MAX_PLACE_CHARS} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise FilterError("place", f"is not valid Unicode text (a lone surrogate at position {error.start})") from None
+    text = " ".join(value.split())
+    if not text:
+        raise FilterError("place", 'is empty: give a city, region or country such as "Lisbon", or leave it out')
+    if not place_names(text):
+        raise FilterError("place", f"{value!r} has no letter or digit: give a city, region or country name")
+    return text
+
+
+def place_names(text: str) -> list[tuple[str, ...]]:
+    """The names a place filter asks for (comma-separated), each as its folded words; names without words dropped."""
+    return [words for words in (fold_words(part) for part in text.split(",")) if words]
+
+
+def fold_words(text: str) -> tuple[str, ...]:
+    """The words of `text` lower-cased and without diacritics ("Kyōto" -> ("kyoto",)), as unicode61 tokenizes with
+    remove_diacritics 2: the reference the store's place index is compared against."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return tuple(word.lower() for word in _WORD.findall(stripped))
+
+
+def _place_matches(place_filter: str, place: Any) -> bool:
+    if not isinstance(place, dict):
+        return False
+    names = [fold_words(name) for name in (place.get(key) for key in PLACE_NAME_KEYS) if isinstance(name, str)]
+    return all(any(_contains(name, words) for name in names) for words in place_names(place_filter))
+
+
+def _contains(name: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    return any(name[start:start + len(words)] == words for start in range(len(name) - len(words) + 1))
 
 
 def _bound(value: Any, field: str, end: bool) -> str | None:

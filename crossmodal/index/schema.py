@@ -39,12 +39,13 @@ SCHEMA = (
 # A caption (text) is searched by its text; a photo (image) by its file and folder names: its pair id
 # (`<dataset>/<path in the dataset>`) without the dataset, so "demo" or "folder" does not match every photo, and,
 # for a photo of a photo folder (whose pair id is its content hash), every path it has and its camera, from the
-# `metadata` object of its tags.
+# `metadata` object of its tags, and its place's names (city, region, country: issue 24), so "Lisbon" finds it.
 # unicode61 splits words at every character that is not a letter or digit (`_ - . /` included), so
 # `beach_sunset.jpg` is found by "sunset"; porter matches "beaches" to "beach".
 FTS_TABLE = "records_fts"
 _FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 _FTS_TRIGGERS = ("records_fts_insert", "records_fts_delete", "records_fts_update")
+PLACE_KEYS = ("city", "region", "country")
 
 
 def _fts_body(row: str) -> str:
@@ -54,13 +55,16 @@ def _fts_body(row: str) -> str:
                        f"THEN substr({row}.pair_id, length({prefix}) + 1) ELSE {row}.pair_id END")
     paths = f"json_each({row}.tags, '$.metadata.paths')"
     metadata = (f"coalesce((SELECT ' ' || group_concat(p.value, ' ') FROM {paths} AS p WHERE p.type = 'text'), '') "
-                f"|| coalesce(' ' || json_extract({row}.tags, '$.metadata.camera'), '')")
+                f"|| coalesce(' ' || json_extract({row}.tags, '$.metadata.camera'), '')"
+                + "".join(f" || coalesce(' ' || json_extract({row}.tags, '$.metadata.place.{key}'), '')"
+                          for key in PLACE_KEYS))
     photo = f"{without_dataset} || CASE WHEN json_valid({row}.tags) THEN {metadata} ELSE '' END"
     return f"CASE WHEN {row}.modality = 'image' THEN {photo} ELSE {row}.text END"
 
 
-# A keyword index whose triggers predate the photo metadata in its text lacks this in their SQL: it is rebuilt.
-_FTS_BODY_MARK = "$.metadata.paths"
+# A keyword index whose triggers predate the photo metadata (paths, camera, place names) in its text lacks this in
+# their SQL: it is rebuilt from `records`.
+_FTS_BODY_MARK = "$.metadata.place.country"
 
 
 _FTS_SCHEMA = (
@@ -136,10 +140,43 @@ _METADATA_SCHEMA = (
 )
 
 
+# The place index (issue 24): the place names of each photo whose metadata has a `place` object, for the `place`
+# filter (crossmodal.index.photo_filter: words inside a name, case- and accent-insensitive), row i is records.num i.
+# Kept by its own triggers, under the same reasoning as the metadata index (see SCHEMA_VERSION).
+PLACES_TABLE = "photo_places"
+_PLACES_TRIGGERS = ("photo_places_insert", "photo_places_delete", "photo_places_update")
+
+
+def _place_rows(row: str) -> str:
+    """SQL that indexes the place names of the records row `row` (`new`, or `records` for the back-fill)."""
+    names = ", ".join(f"json_extract({row}.tags, '$.metadata.place.{key}')" for key in PLACE_KEYS)
+    source = " FROM records" if row == "records" else ""
+    placed = f"CASE WHEN json_valid({row}.tags) THEN json_type({row}.tags, '$.metadata.place') END = 'object'"
+    columns = ", ".join(PLACE_KEYS)
+    return f"INSERT INTO {PLACES_TABLE} (rowid, {columns}) SELECT {row}.num, {names}{source} WHERE {placed}"
+
+
+_PLACES_SCHEMA = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {PLACES_TABLE} USING fts5({', '.join(PLACE_KEYS)}, "
+    "tokenize = 'unicode61 remove_diacritics 2')",
+    f"""CREATE TRIGGER IF NOT EXISTS photo_places_insert AFTER INSERT ON records BEGIN
+        {_place_rows("new")};
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS photo_places_delete AFTER DELETE ON records BEGIN
+        DELETE FROM {PLACES_TABLE} WHERE rowid = old.num;
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS photo_places_update AFTER UPDATE OF num, tags ON records BEGIN
+        DELETE FROM {PLACES_TABLE} WHERE rowid = old.num;
+        {_place_rows("new")};
+    END""",
+    _place_rows("records"),  # the back-fill
+)
+
 
 def migrate_keyword_index(conn: sqlite3.Connection) -> None:
-    """Create the keyword index and fill it from `records` when the store lacks it or any of its triggers (a store
-    written before it existed); inside the caller's write transaction, so a crash leaves all of it or none."""
+    """Create the keyword index, the metadata index and the place index, and fill each from `records` when the store
+    lacks it or any of its triggers (a store written before it existed); inside the caller's write transaction, so
+    a crash leaves all of it or none."""
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
     insert_sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
                               (_FTS_TRIGGERS[0],)).fetchone()
@@ -152,6 +189,12 @@ def migrate_keyword_index(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
     conn.execute(_PAIR_INDEX)
     _migrate_metadata_index(conn, names)
+    if PLACES_TABLE not in names or not names.issuperset(_PLACES_TRIGGERS):
+        for trigger in _PLACES_TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute(f"DROP TABLE IF EXISTS {PLACES_TABLE}")
+        for statement in _PLACES_SCHEMA:
+            conn.execute(statement)
 
 
 def _migrate_metadata_index(conn: sqlite3.Connection, names: set[str]) -> None:

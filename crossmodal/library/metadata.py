@@ -17,6 +17,9 @@ Field rules (the `metadata` object of issue 11):
   with its first word: "NIKON CORPORATION" + "NIKON D750" is "NIKON D750"); None when both are absent.
 - `lat`/`lon`: decimal degrees from the GPS IFD with their N/S/E/W references; None when absent, of the wrong type,
   out of range, without a reference, or exactly 0/0 (what devices without a fix write).
+- `place`: {"city", "region", "country", "country_code"} named offline from `lat`/`lon`
+  (`crossmodal.library.places`: city and region None when only the country can be told); None without coordinates
+  or when no place can be told (mid-ocean).
 
 The file is opened with `crossmodal.library.open_library_file` (no symlink followed, regular files only), and
 HEIC/HEIF is read when `crossmodal.media.formats.register_heif()` found a decoder.
@@ -35,6 +38,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from crossmodal.library.files import open_library_file
+from crossmodal.library.places import place_of
 from crossmodal.media.formats import orientation, photo_formats, safe_exif
 
 # EXIF tags (IFD0, the Exif sub-IFD, the GPS sub-IFD).
@@ -66,6 +70,7 @@ class PhotoMetadata:
     camera: str | None
     lat: float | None
     lon: float | None
+    place: dict[str, str | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON object of the API's `metadata` (plain str/int/float/None values)."""
@@ -108,11 +113,17 @@ def read_photo_metadata(path: Path, root: Path, stat: os.stat_result | None = No
         camera=_camera(exif.get(_MAKE), exif.get(_MODEL)),
         lat=lat_lon[0] if lat_lon else None,
         lon=lat_lon[1] if lat_lon else None,
+        place=_place(lat_lon),
     )
 
 
 
 
+
+
+def _place(lat_lon: tuple[float, float] | None) -> dict[str, str | None] | None:
+    place = place_of(*lat_lon) if lat_lon else None
+    return place.as_dict() if place is not None else None
 
 
 def _safe_ifd(exif: Image.Exif, tag: int) -> Mapping[int, Any]:

@@ -100,6 +100,8 @@ def test_jpeg_with_camera_exif_gives_every_field(tmp_path: Path) -> None:
         "camera": "Canon EOS 5D Mark IV",
         "lat": pytest.approx(48 + 51 / 60 + 29.6 / 3600, abs=1e-6),
         "lon": pytest.approx(-(2 + 17 / 60 + 40.2 / 3600), abs=1e-6),
+        # at sea: 25.4 km off Saint-Cast-le-Guildo (over the 25 km cap), with Jersey within 100 km: no place told
+        "place": None,
     }
 
 
