@@ -99,6 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     query_filters.add_argument("--has-location", action=argparse.BooleanOptionalAction, default=None,
                                help="only photos with (--has-location) or without (--no-has-location) GPS")
     query_filters.add_argument("--camera", help="camera name contains this (case-insensitive)")
+    query_filters.add_argument("--place", help="taken at this city, region or country (\"Lisbon\", \"Paris, France\")")
     query_filters.add_argument("--sort", choices=("relevance", "taken"), default="relevance",
                                help="taken: the relevant photos, newest first")
     query_filters.add_argument("--offset", type=int, default=0, help="skip this many results (pages)")
@@ -135,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def query_flag_problem(args: argparse.Namespace) -> str | None:
     """What the gateway would refuse in -t query's flags, said before any flow starts (None when they are usable)."""
-    from crossmodal.index.photo_filter import FilterError, parse_photo_filter
+    from crossmodal.index.photo_filter import FILTER_FIELDS, FilterError, parse_photo_filter
 
     most = FlowSettings().max_limit
     if not 1 <= args.limit <= most:
@@ -143,9 +144,7 @@ def query_flag_problem(args: argparse.Namespace) -> str | None:
     if args.offset < 0:
         return f"--offset must be 0 or more, got {args.offset}"
     try:
-        parse_photo_filter({"folder": args.folder, "taken_after": args.taken_after,
-                            "taken_before": args.taken_before, "has_location": args.has_location,
-                            "camera": args.camera})
+        parse_photo_filter({name: getattr(args, name) for name in FILTER_FIELDS})
     except FilterError as error:
         return f"--{error.field.replace('_', '-')}{str(error)[len(error.field) + 2:]}"
     for path in [*args.image, *args.not_image]:
@@ -384,14 +383,16 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
 
 def query_options(args: argparse.Namespace) -> dict:
     """The filter, sort and page flags of -t query as `POST /search` fields (the gateway validates them)."""
-    return {"folder": args.folder, "taken_after": args.taken_after, "taken_before": args.taken_before,
-            "has_location": args.has_location, "camera": args.camera, "sort": args.sort, "offset": args.offset,
+    from crossmodal.index.photo_filter import FILTER_FIELDS
+
+    return {**{name: getattr(args, name) for name in FILTER_FIELDS}, "sort": args.sort, "offset": args.offset,
             "collapse_duplicates": not args.all_duplicates, "modality": args.modality}
 
 
 def run_query(args: argparse.Namespace) -> None:
     from jina.helper import random_port
 
+    from crossmodal.index.photo_filter import FILTER_FIELDS
     from serving.jobs.client import SearchClient, composed_query
     from serving.runtime.flows import load_flow, running
 
@@ -402,8 +403,7 @@ def run_query(args: argparse.Namespace) -> None:
         client = SearchClient(f"http://127.0.0.1:{settings.port}")
         answer = client.search(body)
     matches = answer["matches"]
-    filtered = any(body.get(name) is not None for name in ("folder", "taken_after", "taken_before", "has_location",
-                                                            "camera"))
+    filtered = any(body.get(name) is not None for name in FILTER_FIELDS)
     if not matches:
         print("no results pass the filters" if filtered or args.offset else
               "no results: is the workspace indexed? (python app.py -t index)")
@@ -416,6 +416,9 @@ def run_query(args: argparse.Namespace) -> None:
         label = match["text"] if match["modality"] == "text" else (
             metadata.get("path") or match["tags"].get("pair_id", match["id"]))
         taken = f"  taken {metadata['taken']}" if metadata.get("taken") else ""
+        place = metadata.get("place") or {}
+        where = ", ".join(name for name in (place.get("city"), place.get("country")) if name)
+        taken += f"  in {where}" if where else ""
         relevance = "" if match.get("relevance") is None else f"  relevance {match['relevance']:.2f}"
         folded = match.get("duplicates") or 0
         similar = f"  (+{folded} near-duplicate{'s' if folded > 1 else ''})" if folded else ""

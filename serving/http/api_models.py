@@ -43,6 +43,9 @@ _FILTER_DOCS = {
                     "its day)",
     "has_location": "true: photos with GPS coordinates; false: photos without",
     "camera": "photos whose camera (\"Make Model\") contains this text, case-insensitively",
+    "place": "photos taken at this place: its words, in order, inside the city, region or country name of the "
+             "photo's GPS place, case- and accent-insensitively (\"Lisbon\", \"portugal\", \"sao paulo\"); commas "
+             "separate names that must all match (\"Paris, France\"). At most 200 characters, with a letter or digit",
     "sort": "`relevance` (default): best first. `taken`: the relevant matches (relevance >= 0.5 when the model is "
             "calibrated, else the first 100 by relevance), newest first; photos without a date last",
     "offset": f"skip this many matches (pages: the previous answer's `next_offset`); offset + limit is at most "
@@ -73,6 +76,7 @@ class PhotoResultOptions(BaseModel):
     taken_before: Optional[str] = Field(None, description=_FILTER_DOCS["taken_before"])
     has_location: Optional[bool] = Field(None, description=_FILTER_DOCS["has_location"])
     camera: Optional[str] = Field(None, description=_FILTER_DOCS["camera"])
+    place: Optional[str] = Field(None, description=_FILTER_DOCS["place"])
     sort: SortOrder = Field("relevance", description=_FILTER_DOCS["sort"])
     offset: int = Field(0, ge=0, description=_FILTER_DOCS["offset"])
     collapse_duplicates: bool = Field(True, description=_FILTER_DOCS["collapse_duplicates"])
@@ -82,7 +86,7 @@ class SearchRequest(PhotoResultOptions):
     """One of `text`, `image` (base64 or a data URI) or `image_id` (a photo already indexed), and optionally
     `plus` and `minus` parts that steer it (at least one of the main query and `plus` is needed).
 
-    Filters (`folder`, `taken_after`, `taken_before`, `has_location`, `camera`) apply to photo results and run
+    Filters (`folder`, `taken_after`, `taken_before`, `has_location`, `camera`, `place`) apply to photo results and run
     inside the index: a filtered search returns `limit` matches whenever that many pass. Photos without metadata
     (the demo set, Flickr) pass no filter. Pages: `offset` and `limit`, the answer's `total` and `next_offset`."""
 
@@ -93,6 +97,7 @@ class SearchRequest(PhotoResultOptions):
         {"text": "an animal", "plus": [{"image_id": "img-0a1b2c3d4e5f6789", "weight": 0.5}],
          "minus": [{"text": "a cat"}], "limit": 5},
         {"text": "chelsea", "mode": "keyword"},
+        {"text": "a tram", "place": "Lisbon"},
         {"text": "the beach", "folder": "2024/summer", "taken_after": "2024-07-01", "taken_before": "2024-08-31",
          "has_location": True, "sort": "taken", "offset": 20, "limit": 20},
     ]})
@@ -143,6 +148,16 @@ class ScoreDistribution(BaseModel):
     count: int = Field(description="vectors in the sample")
 
 
+class PhotoPlace(BaseModel):
+    """Where a photo was taken, named offline from its GPS coordinates (GeoNames data, CC BY 4.0)."""
+
+    model_config = ConfigDict(extra="ignore")
+    city: Optional[str] = Field(None, description="the place within 25 km (null when only the country is known)")
+    region: Optional[str] = Field(None, description="its region (GeoNames admin-1: state, prefecture, région)")
+    country: Optional[str] = None
+    country_code: Optional[str] = Field(None, description="ISO 3166-1 alpha-2")
+
+
 class PhotoMetadata(BaseModel):
     """A photo's file and EXIF metadata (photos of a plain-folder library; null for the demo set and Flickr)."""
 
@@ -158,6 +173,8 @@ class PhotoMetadata(BaseModel):
     camera: Optional[str] = Field(None, description="\"Make Model\"")
     lat: Optional[float] = None
     lon: Optional[float] = None
+    place: Optional[PhotoPlace] = Field(None, description="the place of `lat`/`lon`; null without GPS or when none "
+                                                          "can be told (mid-ocean)")
     paths: list[str] = Field([], description="every path of this content (exact copies), sorted")
 
 

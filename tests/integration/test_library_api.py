@@ -51,7 +51,7 @@ def test_pages_concatenate_with_total_and_next_offset(client, mode):
 
 @pytest.mark.parametrize("mode", ["semantic", "hybrid", "keyword"])
 @pytest.mark.parametrize("filters", [{"folder": "2024"}, {"taken_after": "2000-01-01"}, {"has_location": False},
-                                     {"camera": "a"}])
+                                     {"camera": "a"}, {"place": "Lisbon"}])
 def test_no_demo_photo_passes_a_filter_in_any_mode(client, mode, filters):
     answer = search(client, text="a cat", limit=10, mode=mode, **filters)
     assert answer["matches"] == [] and answer["total"] == 0 and answer["next_offset"] is None
@@ -105,6 +105,11 @@ def test_filters_sort_and_pages_in_multipart_and_batches(client, demo_workspace)
     ({"folder": "../etc"}, 400, "folder"),
     ({"has_location": "maybe"}, 422, "has_location"),
     ({"camera": 7}, 422, "camera"),
+    ({"place": 5}, 422, "place"),
+    ({"place": ""}, 400, "place"),
+    ({"place": "x" * 10_000}, 400, "place"),
+    ({"place": "?!"}, 400, "place"),
+    ({"modality": "text", "place": "Lisbon"}, 400, "place"),
     ({"offset": -1}, 422, "offset"),
     ({"offset": 995, "limit": 10}, 400, "offset"),
     ({"sort": "date"}, 422, "sort"),
@@ -118,3 +123,10 @@ def test_unusable_filters_sort_and_pages_are_refused_with_the_field_named(client
 def test_a_batch_names_the_query_whose_filter_is_refused(client):
     response = client.post("/search/batch", json={"queries": [{"text": "a"}, {"text": "b", "taken_after": "soon"}]})
     assert "queries[1].taken_after" in refused(response, 400, "taken_after")
+
+
+def test_a_place_that_is_not_valid_unicode_is_refused_with_the_field_named(client):
+    body = b'{"text": "a cat", "place": "Lisbo\\ud800n"}'  # valid JSON: a lone surrogate as JSON escapes it
+    message = refused(client.post("/search", content=body, headers={"content-type": "application/json"}), 400,
+                      "place")
+    assert "not valid Unicode" in message

@@ -49,11 +49,11 @@ def test_query_filter_sort_and_page_flags_become_search_fields():
 
     args = parse_args(["-t", "query", "--text", "the beach", "--folder", "2024/summer", "--taken-after", "2024-07-01",
                        "--taken-before", "2024-08-31T20:00", "--no-has-location", "--camera", "canon",
-                       "--sort", "taken", "--offset", "20", "--limit", "5", "--all-duplicates"])
+                       "--place", "Lisbon", "--sort", "taken", "--offset", "20", "--limit", "5", "--all-duplicates"])
     body = composed_query(args.text, args.image, limit=args.limit, mode=args.mode, options=query_options(args))
     assert body == {"text": "the beach", "limit": 5, "mode": "hybrid", "folder": "2024/summer",
                     "taken_after": "2024-07-01", "taken_before": "2024-08-31T20:00", "has_location": False,
-                    "camera": "canon", "sort": "taken", "offset": 20, "collapse_duplicates": False}
+                    "camera": "canon", "place": "Lisbon", "sort": "taken", "offset": 20, "collapse_duplicates": False}
     SearchRequest.model_validate(body)
     plain = parse_args(["-t", "query", "--text", "the beach"])
     assert composed_query(plain.text, [], options=query_options(plain)) == {"text": "the beach", "limit": 10,
@@ -93,3 +93,13 @@ def test_a_library_refuses_flags_that_do_not_apply_and_a_captioned_folder_cannot
     (photos / "captions.json").write_text('{"a.jpg": ["a black square"]}')
     assert main(["-t", "watch", "-d", "folder", "--data-dir", str(photos), "--workspace", workspace]) == 2
     assert "-t watch syncs a photo folder without captions file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("place", "message"), [
+    ("", "--place: is empty"), ("x" * 10_000, "--place: is longer than 200 characters"),
+    ("\udcff", "--place: is not valid Unicode text"), ("?!", "--place: '?!' has no letter or digit"),
+])
+def test_a_bad_place_is_refused_before_any_flow_starts(place, message):
+    from app import query_flag_problem
+
+    assert query_flag_problem(parse_args(["-t", "query", "--text", "x", "--place", place])).startswith(message)

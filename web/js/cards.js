@@ -118,7 +118,8 @@ export function photoCard(match, rank, weak) {
   return item;
 }
 
-// A library photo's date and path: "14 Jul 2023 · 2023/summer/coffee.jpg"; camera, place and copies in its title.
+// A library photo's date, place and path: "14 Jul 2023 · Lisbon, Portugal · 2023/summer/tram.jpg"; camera,
+// coordinates and copies in its title.
 function photoInfo(metadata, keywords) {
   const line = document.createElement('p');
   line.className = 'photo-info';
@@ -130,6 +131,14 @@ function photoInfo(metadata, keywords) {
     time.title = 'taken ' + metadata.taken.replace('T', ' ') +
                  (metadata.taken_source === 'mtime' ? ' (the file\u2019s date: the photo has no camera date)' : '');
     line.append(time);
+  }
+  const where = placeName(metadata.place);
+  if (where) {
+    const place = document.createElement('span');
+    place.className = 'place';
+    highlight(place, where, keywords);
+    if (line.childNodes.length) line.append(' \u00b7 ');
+    line.append(place);
   }
   if (metadata.path) {
     const path = document.createElement('span');
@@ -143,11 +152,18 @@ function photoInfo(metadata, keywords) {
   const details = [];
   if (metadata.camera) details.push('camera: ' + metadata.camera);
   if (typeof metadata.lat === 'number' && typeof metadata.lon === 'number') {
-    details.push('place: ' + metadata.lat.toFixed(4) + ', ' + metadata.lon.toFixed(4));
+    details.push('GPS: ' + metadata.lat.toFixed(4) + ', ' + metadata.lon.toFixed(4) +
+                 (metadata.place && metadata.place.region ? ' (' + metadata.place.region + ')' : ''));
   }
   if (copies > 0) details.push('also at: ' + metadata.paths.filter((path) => path !== metadata.path).join(', '));
   if (details.length) line.title = details.join('\n');
   return line;
+}
+
+// "Lisbon, Portugal", or the country alone (a photo far from any town); '' without a place.
+function placeName(place) {
+  if (!place) return '';
+  return [place.city, place.country].filter(Boolean).join(', ');
 }
 
 // "3 similar": near-duplicates of this photo folded into it by the search (they are listed under Duplicates).

@@ -16,6 +16,7 @@ export const FILTERS = [
   { input: 'takenBefore', param: 'to', field: 'taken_before', label: 'To' },
   { input: 'folder', param: 'folder', field: 'folder', label: 'Folder' },
   { input: 'camera', param: 'camera', field: 'camera', label: 'Camera' },
-  { input: 'located', param: 'located', field: 'has_location', label: 'Place' },
+  { input: 'place', param: 'place', field: 'place', label: 'Place' },
+  { input: 'located', param: 'located', field: 'has_location', label: 'GPS' },
 ];
 export const DUPLICATE_GROUPS = 20;  // groups per page of the duplicates view

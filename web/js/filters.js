@@ -25,6 +25,7 @@ export function filterFields() {
   if (values.to) fields.taken_before = values.to;
   if (values.folder) fields.folder = values.folder.replace(/^\/+|\/+$/g, '');
   if (values.camera) fields.camera = values.camera;
+  if (values.place) fields.place = values.place;
   if (values.located) fields.has_location = values.located === 'yes';
   if (ui.sort.value !== DEFAULT_SORT) fields.sort = ui.sort.value;
   return fields;
@@ -54,7 +55,7 @@ export function showFilters() {
   ui.filtersNote.classList.toggle('not-applied', !applies);
   ui.filtersNote.textContent = applies
     ? 'Filters and order apply to photo results: the day each photo was taken (from the camera, else the file), ' +
-      'its folder, camera and GPS location.'
+      'its folder, camera, place (city, region or country, named from its GPS location) and whether it has one.'
     : 'Filters and order apply to photo results; this search shows captions.';
 }
 
@@ -68,11 +69,21 @@ export function markInvalid(field) {
   else ui.sort.removeAttribute('aria-invalid');
 }
 
-// The folders seen in results (and their parents), offered while typing a folder.
+// The folders seen in results (and their parents), offered while typing a folder; the places seen, while typing a
+// place.
 const folders = new Set();
+const places = new Set();
 export function learnFolders(matches) {
   let added = false;
+  let placed = false;
   for (const match of matches) {
+    const place = match.metadata && match.metadata.place;
+    for (const name of place ? [place.city, place.region, place.country] : []) {
+      if (name && !places.has(name)) {
+        places.add(name);
+        placed = true;
+      }
+    }
     const folder = match.metadata && match.metadata.folder;
     if (!folder) continue;
     const parts = folder.split('/');
@@ -87,6 +98,7 @@ export function learnFolders(matches) {
   if (added) {
     ui.folderList.replaceChildren(...[...folders].sort().map((folder) => new Option(folder, folder)));
   }
+  if (placed) ui.placeList.replaceChildren(...[...places].sort().map((name) => new Option(name, name)));
 }
 
 // Does the collection hold photos with metadata (api.js's probeLibrary)? Asked once, at the start.
@@ -101,7 +113,7 @@ export async function detectLibrary() {
   showFilters();
 }
 
-// The bar's events: a change searches again through `apply` (a typed folder or camera on Enter or on leaving the
+// The bar's events: a change searches again through `apply` (a typed folder, camera or place on Enter or on leaving the
 // box); "Clear filters" empties them all.
 export function bindFilters(apply) {
   for (const filter of FILTERS) {
