@@ -230,7 +230,7 @@ def test_filters_narrow_the_results_show_date_and_path_and_the_address_restores_
     assert [card["id"] for card in settled(desktop, 2)] == [card["id"] for card in narrowed]
     assert desktop.find_element(By.ID, "folder").get_attribute("value") == "2023"
     assert desktop.find_element(By.ID, "taken-before").get_attribute("value") == "2023-07-31"
-    # a place filter: the photos with GPS coordinates
+    # the GPS filter: the photos with GPS coordinates
     record_searches(desktop)
     desktop.find_element(By.ID, "filters-clear").click()
     shown_search(desktop, 1)
