@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .connections import each_shard, query_one_store, query_read_only, read_only_db, store_dbs
-from .schema import check_schema_version
+from .schema import METADATA_TABLE, check_schema_version
 from .sql import check_limit, chunks, marks
 from .types import COLUMNS, CaptionVector, Record, StoredSettings, StoreSummary, to_record, to_vector
 
@@ -49,6 +49,15 @@ def stored_ids(folder: str | Path) -> set[str]:
     """Every id stored in ``folder`` (empty when it holds no store), so indexing can resume where it stopped."""
     return {row[0] for row in query_read_only(folder, "SELECT id FROM records") or ()}
 
+
+
+def located_without_place(folder: str | Path) -> set[str]:
+    """Ids of the photos whose metadata has coordinates but no `place` key (stored before places were named, issue
+    24), so that a sync names their places; a photo whose place is null (mid-ocean) has the key. Reads only the rows
+    that the metadata index marks as located."""
+    sql = (f"SELECT r.id FROM {METADATA_TABLE} AS m JOIN records AS r ON r.num = m.num WHERE m.has_location = 1 "
+           "AND json_type(r.tags, '$.metadata.place') IS NULL")
+    return {row[0] for conn in each_shard(folder, METADATA_TABLE) for row in conn.execute(sql)}
 
 
 def store_summary(folder: str | Path) -> StoreSummary | None:

@@ -20,6 +20,9 @@ sorted), `tags["phash"]`: its perceptual signature (crossmodal/library/perceptua
 bytes read for the hash, or the stored record's for a photo sent pre-embedded, or read once from the file when that
 record has none), and `uri` = the absolute path of its first path (what the gateway serves as `/images/{id}`).
 
+Photos stored before places were named (issue 24: metadata with coordinates and no `place` key) are added to the
+plan as unchanged photos sent pre-embedded, so their metadata is read again with its place; nothing is encoded.
+
 When the plan holds no photo work the sync needs no flow (`LibrarySync.needs_flow`): `-t index` then says the library
 is up to date without starting one. `watch_library` keeps one flow and syncs on file-system events (watchdog,
 debounced) and on a periodic full scan, which also catches what events miss (network drives, a watcher limit).
@@ -40,6 +43,7 @@ from PIL import Image
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from crossmodal.index import read_records, read_vectors, stored_ids, stored_settings
+from crossmodal.index.reads import located_without_place
 from crossmodal.index.shards import shard_folders
 from crossmodal.index.tags import CONTENT_SHA256_TAG, ERROR_TAG, METADATA_TAG, MODEL_TAG
 from crossmodal.index.workspace import index_folder
@@ -150,7 +154,21 @@ class LibrarySync:
         scan = scan_folder(self.root)
         plan = plan_sync(scan, self.state, allow_empty=allow_empty)
         self._scan_seconds = scan.seconds
+        self._name_places(plan)
         return plan
+
+    def _name_places(self, plan: SyncPlan) -> None:
+        """Add this library's unchanged photos stored before places were named to `plan` (see the module docstring):
+        one query on the metadata index per sync, a photo's header read once."""
+        unnamed = located_without_place(self._image_index) - plan.photos.keys()
+        paths: dict[str, list[str]] = {}
+        contents: dict[str, str] = {}
+        for path, record in self.state.records.items():
+            if record.photo_id in unnamed:
+                paths.setdefault(record.photo_id, []).append(path)
+                contents[record.photo_id] = record.sha256
+        for photo_id, photo_paths in paths.items():
+            plan.photos[photo_id] = PhotoChange(photo_id, contents[photo_id], tuple(sorted(photo_paths)), embed=False)
 
     def legacy_photos(self) -> list[tuple[str, str]]:
         """(id, pair id) of photos of this folder indexed with path-derived ids (`folder/<name>/<path>`, before it

@@ -92,6 +92,7 @@ def test_a_bad_place_is_refused_with_the_field_named(trips, value, status):
     assert answer.status_code == status and "place" in answer.json()["error"]["message"], answer.text
 
 
+@pytest.mark.slow
 def test_the_cli_filters_by_place_and_names_the_place_of_each_result(trips):
     result = run_cli("-t", "query", "--text", "a photo", "--place", "Portugal", "--workspace", trips["workspace"])
     assert result.returncode == 0, describe(result)

@@ -337,3 +337,31 @@ def test_watch_syncs_on_events_and_stops(folder: Path, tmp_path: Path) -> None:
     assert not thread.is_alive() and not errors
     flow.close()
     assert indexed(workspace) == on_disk(folder)
+
+
+def test_photos_stored_before_places_get_theirs_from_the_next_sync_without_encoding(tmp_path: Path) -> None:
+    import sqlite3
+
+    from crossmodal.index.connections import store_dbs
+    from tests.unit.test_places import gps_jpeg
+
+    root, workspace = tmp_path / LIBRARY, tmp_path / "workspace"
+    gps_jpeg(root / "lisbon.jpg", 38.7223, -9.1393)
+    gps_jpeg(root / "atlantic.jpg", 30.0, -40.0, size=(40, 24))  # mid-ocean: its place is null, not missing
+    gps_jpeg(root / "home.jpg", None, None, size=(48, 24))
+    run_sync(workspace, root)
+    lisbon, atlantic = pid(root, "lisbon.jpg"), pid(root, "atlantic.jpg")
+    image_index = index_folder(workspace, IMAGE)
+    assert read_record(image_index, lisbon).metadata["place"]["city"] == "Lisbon"
+    assert read_record(image_index, atlantic).metadata["place"] is None
+    assert not run_sync(workspace, root)[2]  # up to date: no flow
+    for db in store_dbs(image_index):  # as the version before places stored them: no `place` key
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE records SET tags = json_set(tags, '$.metadata', "
+                         "json_remove(json_extract(tags, '$.metadata'), '$.place'))")
+    assert "place" not in read_record(image_index, lisbon).metadata
+    summary, flow, needed = run_sync(workspace, root)
+    assert needed and summary.encoded == 0 and summary.reused == 2  # home.jpg has no coordinates: not sent
+    assert read_record(image_index, lisbon).metadata["place"]["country"] == "Portugal"
+    assert read_record(image_index, atlantic).metadata["place"] is None
+    assert not run_sync(workspace, root)[2]
