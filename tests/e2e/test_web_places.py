@@ -125,3 +125,13 @@ def test_the_place_box_filters_the_page_and_the_card_shows_the_place(desktop, tr
     search = shown_search(desktop, 3)
     assert search["body"]["has_location"] is False and "place" not in search["body"]
     assert [card["path"] for card in settled(desktop, 1)] == ["home/moon.jpg"]
+
+
+def test_a_search_by_a_place_name_marks_it_on_the_cards(desktop, trips):
+    open_page(desktop, trips["url"] + "/?q=Portugal&mode=keyword&modality=image")
+    shown = settled(desktop, 3)
+    assert sorted(card["path"] for card in shown) == ["lisbon/castle.jpg", "lisbon/tram.jpg", "porto/river.jpg"]
+    marks = desktop.execute_script(
+        "return [...document.querySelectorAll('#result-list .photo-info .place mark')].map((m) => m.textContent)")
+    assert marks == ["Portugal"] * 3
+    assert desktop.find_elements(By.CSS_SELECTOR, "#result-list .why-words") == []  # no "Words:" line repeating it

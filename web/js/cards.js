@@ -113,7 +113,7 @@ export function photoCard(match, rank, weak) {
   }
   if (metadata) body.append(photoInfo(metadata, keywords));
   if (match.duplicates > 0) body.append(similarBadge(match.duplicates));
-  body.append(...whyLines(match, [caption, name, metadata && metadata.path]), steerButtons({ kind: 'image_id', value: match.id }, 'photo ' + name));
+  body.append(...whyLines(match, [caption, name, metadata && metadata.path, metadata && placeName(metadata.place)]), steerButtons({ kind: 'image_id', value: match.id }, 'photo ' + name));
   item.append(body);
   return item;
 }

@@ -58,7 +58,7 @@ export function whyLines(match, shownTexts) {
       mark.textContent = word;
       line.append(...(i ? [' ', mark] : [mark]));
     });
-    line.title = 'words of the query found in this result\u2019s captions, file or folder name';
+    line.title = 'words of the query found in this result\u2019s captions, file or folder name or place';
     lines.push(line);
   }
   return lines;
