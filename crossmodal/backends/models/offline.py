@@ -289,6 +289,9 @@ class OfflineConSEBackend(ModelBackend):
     The image tower needs MiniLM's embeddings of the class prompts, which are cached on disk: an image-only backend
     loads MiniLM only to fill a missing cache, and drops it afterwards (the encoder images fill it at build time).
     `runtime` (torch, onnx, onnx-int8): where the two networks run; see crossmodal.backends.models.onnx_runtime.
+    `image_runtime` / `text_runtime`: one tower's runtime instead (None: `runtime`), because int8 suits the two
+    towers differently: EfficientNet-Lite0's int8 export passes its check, MiniLM's is refused (docs/models.md#int8).
+    The class prompts are text-tower vectors, so they are encoded in the text tower's runtime.
     """
 
     name = "offline"
@@ -297,9 +300,12 @@ class OfflineConSEBackend(ModelBackend):
 
     def __init__(self, towers: Iterable[str] = (IMAGE, TEXT), top_k: int = 10, batch_size: int = 32,
                  threads: int | None = None, cache_dir: str | Path | None = None,
-                 runtime: str | None = None) -> None:
+                 runtime: str | None = None, image_runtime: str | None = None,
+                 text_runtime: str | None = None) -> None:
         self.towers = check_towers(towers)
         self.runtime = check_runtime(runtime)
+        self.image_runtime = check_runtime(image_runtime or self.runtime)
+        self.text_runtime = check_runtime(text_runtime or self.runtime)
         self.threads = int(threads) if threads else None
         self.top_k = top_k
         self.batch_size = batch_size
@@ -315,7 +321,8 @@ class OfflineConSEBackend(ModelBackend):
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.require_tower(IMAGE)
         if self._classifier is None:
-            self._classifier = EfficientNetLite0Classifier(self.batch_size, self.runtime, self.threads, self.cache_dir)
+            self._classifier = EfficientNetLite0Classifier(self.batch_size, self.image_runtime, self.threads,
+                                                           self.cache_dir)
         probs = self._classifier.class_probabilities(images)
         if len(probs) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -334,12 +341,19 @@ class OfflineConSEBackend(ModelBackend):
                 _save_atomically(cache_file, self._class_embeddings)
         return self._class_embeddings
 
+    def tower_runtimes(self) -> dict[str, str]:
+        """Where each loaded tower really runs: its runtime, or "torch" where its ONNX export was refused (the check
+        failed, with a warning), so that a caller (the int8 bench, a test) sees a fallback instead of assuming it."""
+        loaded = {IMAGE: (self._classifier, self.image_runtime), TEXT: (self._text, self.text_runtime)}
+        return {tower: "torch" if encoder.onnx is None else chosen
+                for tower, (encoder, chosen) in loaded.items() if encoder is not None}
+
     def _text_encoder(self) -> MiniLMTextEncoder:
         """MiniLM: kept when the text tower is loaded, else a temporary one (only to fill the prompt cache)."""
         if TEXT not in self.towers:
-            return MiniLMTextEncoder(runtime=self.runtime, threads=self.threads, cache_dir=self.cache_dir)
+            return MiniLMTextEncoder(runtime=self.text_runtime, threads=self.threads, cache_dir=self.cache_dir)
         if self._text is None:
-            self._text = MiniLMTextEncoder(runtime=self.runtime, threads=self.threads, cache_dir=self.cache_dir)
+            self._text = MiniLMTextEncoder(runtime=self.text_runtime, threads=self.threads, cache_dir=self.cache_dir)
         return self._text
 
 
