@@ -38,13 +38,14 @@ fails or does not match torch.
   MiniLM and EfficientNet-Lite0 reach 1 - cosine <= 1e-11 against torch on the check inputs, under every numeric
   setup tried (OpenBLAS core types, graph optimisations off, 1 and 2 threads), so MIN_COSINE = 0.9999 has a margin
   of 1e7; int8: EfficientNet-Lite0 0.99975 (passes MIN_COSINE_INT8 = 0.99), MiniLM 0.907 (refused, as intended).
-- int8 (`runtime="onnx-int8"`, opt-in): onnxruntime's dynamic quantisation of the exported graph's MatMul/Gemm
-  weights (activations stay float); it is checked against torch with MIN_COSINE_INT8, not 0.9999. Measured on the
-  offline model (bench/encoder_bench.py --int8): MiniLM int8 reaches cosine 0.94 only, fails its check and runs in
-  torch (with the warning); EfficientNet-Lite0 (its convolutions are not quantised, only the classifier's Gemm)
-  gains nothing (105 against 102 images/s) for a min cosine of 0.9986 and a demo text -> image ranking that is no
-  longer identical (top-1 unchanged). Its recall on an evaluation is not measured: do not use it for the offline
-  model; it is there for CLIP-sized transformers, where MatMul weights dominate.
+- int8 (`runtime="onnx-int8"`, opt-in; the offline model takes it per tower: `image_runtime`, `text_runtime`):
+  onnxruntime's dynamic quantisation of the exported graph's MatMul/Gemm weights (activations quantised on the
+  fly, per call: no calibration set); it is checked against torch with MIN_COSINE_INT8, not 0.9999. Measured on
+  the offline model (bench/int8_bench.py, docs/models.md#int8): MiniLM's int8 fails its check and runs in torch
+  (with the warning); EfficientNet-Lite0's passes, but only its classifier's Gemm is quantised (convolutions are
+  neither MatMul nor Gemm), so it is not faster, and it moves one demo caption out of the top 5 (R@5 -1.75
+  points): fp32 stays the default. A static quantisation of the convolutions (bench only) is ~2x faster and fails
+  the same check.
 """
 from __future__ import annotations
 
