@@ -151,7 +151,7 @@ for package in ("crossmodal", "serving", "pods"):
             importlib.import_module(module.name)
         except Exception as error:
             failed[module.name] = repr(error)
-for name in ("pi_heif", "watchdog.observers"):  # imported only where a HEIC photo or a folder's watch needs them
+for name in ("pi_heif", "watchdog.observers", "reverse_geocode"):  # imported where a photo needs them
     try:
         importlib.import_module(name)
     except Exception as error:
