@@ -148,9 +148,8 @@ RUNTIME = Option("runtime", "--runtime",
 # One runtime per tower (the offline model): a tower's runtime is its own option when given, else --runtime, else
 # DEFAULT_RUNTIME. So `--image-runtime onnx-int8` runs the image tower in int8 while the text tower stays fp32
 # (MiniLM's int8 export is refused by its check; EfficientNet-Lite0's passes). No defaults here, as for RUNTIME.
-# The value is checked (check_runtime) when the model is created, not by argparse: the CLI's generic option tests
-# give every str option of a model an arbitrary value.
+# argparse checks the value (`runtime`), so a typo is refused before any flow starts.
 IMAGE_RUNTIME = Option("image_runtime", "--image-runtime",
-                       f"where the image encoder runs: {' | '.join(RUNTIMES)} (default: --runtime)")
+                       f"where the image encoder runs: {' | '.join(RUNTIMES)} (default: --runtime)", type=runtime)
 TEXT_RUNTIME = Option("text_runtime", "--text-runtime",
-                      f"where the text encoder runs: {' | '.join(RUNTIMES)} (default: --runtime)")
+                      f"where the text encoder runs: {' | '.join(RUNTIMES)} (default: --runtime)", type=runtime)

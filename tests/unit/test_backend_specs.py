@@ -19,6 +19,7 @@ from crossmodal.backends import (
     shared_options,
     spec_of_model_name,
 )
+from crossmodal.backends.spec import runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Modules that must take every model name from the specs.
@@ -55,7 +56,7 @@ def test_flags_and_model_options_are_inverse_for_every_model():
     for name, spec in backend_specs().items():
         argv = ["-t", "index", "--model", name]
         for option in spec.options:
-            value = "2" if option.type is int else "torch" if option.name == "runtime" else "x"  # a valid runtime
+            value = "2" if option.type is int else "torch" if option.type is runtime else "x"  # a valid runtime
             argv += option.flags(True) if option.is_switch else [option.flag, value]
         options = app.model_options(app.parse_args(argv))
         assert set(options) == {option.name for option in spec.options}, name
@@ -192,3 +193,13 @@ def test_a_model_in_one_new_module_reaches_every_entry_point(toy_model, tmp_path
     assert app.main(["-t", "download", "--model", "toy", "--models-dir", str(tmp_path / "m")]) == 0
     assert f"run with: --model toy --toy-weights {tmp_path / 'm' / 'toy.bin'}" in capsys.readouterr().out
     assert (tmp_path / "m" / "toy.bin").read_text() == "first"
+
+
+@pytest.mark.parametrize("flag", ["--runtime", "--image-runtime", "--text-runtime"])
+def test_a_mistyped_runtime_is_refused_before_any_flow_starts(flag, capsys):
+    import app
+
+    with pytest.raises(SystemExit) as stopped:
+        app.parse_args(["-t", "index", flag, "int4"])
+    assert stopped.value.code == 2
+    assert f"argument {flag}: invalid runtime value: 'int4'" in capsys.readouterr().err
