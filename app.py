@@ -211,12 +211,8 @@ def check_model(args: argparse.Namespace) -> None:
     """
     if not backend_spec(args.model).check_before_start:
         return
-    code = ("import sys\nfrom crossmodal.backends import BackendUnavailableError, create_backend_from_config\n"
-            "try:\n    create_backend_from_config(sys.argv[1], sys.argv[2])\n"
-            "except (BackendUnavailableError, ValueError) as error:\n    print(error, file=sys.stderr)\n"
-            "    sys.exit(3)\n")
-    result = subprocess.run([sys.executable, "-c", code, args.model, json.dumps(model_options(args))],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "crossmodal.backends.check", args.model,
+                             json.dumps(model_options(args))], capture_output=True, text=True)
     if result.returncode:
         lines = result.stderr.strip().splitlines()
         raise ValueError(lines[-1] if lines else f"the {args.model} model could not be loaded")
@@ -237,7 +233,7 @@ def run_index(args: argparse.Namespace, workspace: Path, split: str | None) -> N
 
     started = time.perf_counter()
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=workspace, split=split)
-    if getattr(reader, "is_library", False):
+    if reader.is_library:
         run_library_index(args, reader, workspace)
         return
     done = nothing_to_index(args, reader, workspace)
@@ -335,7 +331,7 @@ def run_watch(args: argparse.Namespace) -> None:
     from serving.runtime.flows import load_flow, running
 
     reader = open_dataset(args.dataset, data_dir=args.data_dir, workspace=args.workspace, split=args.split)
-    if not getattr(reader, "is_library", False):
+    if not reader.is_library:
         raise ValueError(f"-t watch syncs a photo folder without captions file; {args.data_dir} has "
                          f"{getattr(reader, 'captions_file', None)} (index it with -t index)")
     with open_library(args, reader, args.workspace) as sync:

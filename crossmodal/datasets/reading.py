@@ -83,6 +83,12 @@ class DatasetReader:
 
     name: str = ""
 
+    @property
+    def is_library(self) -> bool:
+        """Whether the source is a plain photo folder that `-t index` syncs as a library (`FolderReader` without a
+        captions file) rather than a set of image/caption pairs that it indexes as read."""
+        return False
+
     def __init__(self, split: str | None = None) -> None:
         if split is not None and split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
