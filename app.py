@@ -358,7 +358,7 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     from crossmodal.index.shards import shard_folders
     from crossmodal.index.workspace import check_workspace, index_folder
     from crossmodal.modality import IMAGE, TEXT
-    from serving.jobs.indexing import IndexSummary, _already_indexed
+    from serving.jobs.indexing import IndexSummary, already_indexed
 
     if args.reindex:
         return None
@@ -370,7 +370,7 @@ def nothing_to_index(args: argparse.Namespace, reader, workspace: Path):
     known = set().union(*(stored_ids(folder) for folder in folders))
     summary = IndexSummary()
     for pair in (itertools.islice(reader, args.num_docs) if args.num_docs else reader):
-        if not _already_indexed(pair, known):
+        if not already_indexed(pair, known):
             return None  # a photo the reader found readable and that is not stored: the flow must run
         summary.already_indexed += 1
     summary.skipped = reader.skipped + summary.skipped

@@ -86,7 +86,7 @@ def index_dataset(flow, reader: DatasetReader, workspace: Path, batch_size: int,
     with tqdm(total=num_docs, unit="img", desc="indexing") as progress:
         try:
             for batch in _batches(pairs, batch_size):
-                todo = [pair for pair in batch if not _already_indexed(pair, known)]
+                todo = [pair for pair in batch if not already_indexed(pair, known)]
                 summary.already_indexed += len(batch) - len(todo)
                 photos = [(pair, photo_document(pair)) for pair in todo]
                 if photos or waiting:
@@ -128,7 +128,8 @@ def _post(flow, photos: list[tuple[ImageCaptions, CrossModalDoc]], waiting: list
     return [pair for pair, doc in photos if doc.id not in failed]
 
 
-def _already_indexed(pair: ImageCaptions, known: set[str]) -> bool:
+def already_indexed(pair: ImageCaptions, known: set[str]) -> bool:
+    """Whether the photo and every caption of `pair` are among the `known` ids (the CLI's up-to-date check too)."""
     ids = [image_doc_id(pair.pair_id)] + [caption_doc_id(pair.pair_id, n) for n in range(len(pair.captions))]
     return all(doc_id in known for doc_id in ids)
 
