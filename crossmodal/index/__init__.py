@@ -15,6 +15,7 @@ from .filtering import filter_ids
 from .keyword_search import keyword_search
 from .reads import (
     caption_vectors_of_pairs,
+    pairs_with_captions,
     read_record,
     read_records,
     read_vectors,
@@ -45,7 +46,7 @@ __all__ = [
     "EXACT_FILTER_MAX", "EXACT_FILTER_SHARE", "FTS_TABLE", "INDEX_TYPES", "METADATA_TABLE", "PATHS_TABLE",
     "SCHEMA_VERSION", "SNAPSHOT_NAME", "CaptionVector", "Hit", "KeywordHit", "ModelMismatchError", "Record",
     "StoreError", "StoreSummary", "StoreVersionError", "StoredSettings", "VectorStore", "caption_vectors_of_pairs",
-    "check_schema_version", "faiss_threads_for", "filter_ids", "keyword_search", "read_record", "read_records",
-    "read_vectors", "records_with_pair_id", "sample_records", "store_generations", "store_summary", "stored_ids",
-    "stored_settings", "vector_sample",
+    "check_schema_version", "faiss_threads_for", "filter_ids", "keyword_search", "pairs_with_captions",
+    "read_record", "read_records", "read_vectors", "records_with_pair_id", "sample_records", "store_generations",
+    "store_summary", "stored_ids", "stored_settings", "vector_sample",
 ]

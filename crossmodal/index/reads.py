@@ -168,6 +168,17 @@ def caption_vectors_of_pairs(folder: str | Path, pair_ids: Sequence[str]) -> dic
     return found
 
 
+def pairs_with_captions(folder: str | Path, pair_ids: Sequence[str]) -> set[str]:
+    """Which of ``pair_ids`` have at least one caption in ``folder`` (the caption index): the pair ids alone, read
+    through the pair id index, without the captions' texts and vectors (`caption_vectors_of_pairs` reads those)."""
+    wanted = list(dict.fromkeys(pair_ids))
+    found: set[str] = set()
+    for conn in each_shard(folder):
+        for chunk in chunks([pair_id for pair_id in wanted if pair_id not in found]):
+            sql = f"SELECT DISTINCT pair_id FROM records WHERE modality = 'text' AND pair_id IN ({marks(chunk)})"
+            found.update(row[0] for row in conn.execute(sql, chunk))
+    return found
+
 
 def _shares(limit: int, sizes: list[int]) -> list[int]:
     """Split ``limit`` over parts of ``sizes`` in proportion (largest remainder; ties to the earlier part), each

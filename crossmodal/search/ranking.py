@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal.index import caption_vectors_of_pairs, filter_ids, keyword_search
+from crossmodal.index import caption_vectors_of_pairs, filter_ids, keyword_search, pairs_with_captions
 from crossmodal.index.ids import image_doc_id
 from crossmodal.index.keywords import CAPTION, NAME, query_terms
 from crossmodal.index.photo_filter import PhotoFilter
@@ -167,7 +167,7 @@ def relevances(calibration: Calibration | None, direction: str, scores: Mapping[
 def photos_with_text(text_folder: Path, pair_ids: Sequence[str]) -> set[str]:
     """The pair ids, of `pair_ids`, of photos that have text a keyword can match besides their names: captions
     (and, once it is indexed, text found in the photo). The others' relevance cannot use keyword evidence."""
-    return set(caption_vectors_of_pairs(text_folder, list(dict.fromkeys(pair_ids))))
+    return pairs_with_captions(text_folder, pair_ids)
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,20 @@ def test_read_records_finds_ids_in_every_shard_across_sql_chunks(tmp_path):
     found = read_records(root, wanted)
     assert set(found) == set(ids[::7]) and all(found[doc_id].text == doc_id.upper() for doc_id in found)
     assert read_records(tmp_path / "nothing", ids[:3]) == {}
+
+
+def test_pairs_with_captions_are_the_pairs_caption_vectors_of_pairs_finds_in_every_shard(tmp_path):
+    from crossmodal.index import caption_vectors_of_pairs, pairs_with_captions
+    from crossmodal.index.shards import shard_folder
+
+    root = tmp_path / "text_index"
+    pairs = [f"folder/lib/sha256:{n}" for n in range(600)]  # more than one chunk of bound parameters
+    for shard in range(2):
+        owned = pairs[shard::2][::3]  # a third of each shard's pairs have captions, two each
+        with VectorStore(shard_folder(root, 2, shard), "text", "m", DIM) as store:
+            store.add([caption(f"txt-{pair}-{n}", pair, f"caption {n}") for pair in owned for n in range(2)],
+                      vectors(2 * len(owned)))
+    wanted = [*pairs, "folder/lib/sha256:missing"]
+    assert pairs_with_captions(root, wanted) == set(caption_vectors_of_pairs(root, wanted))
+    assert len(pairs_with_captions(root, wanted)) == 200
+    assert pairs_with_captions(tmp_path / "nothing", pairs[:3]) == set()
